@@ -1,0 +1,119 @@
+"""Retrieval quality on BEIR SciFact (test) and NFCorpus (dev) with all-MiniLM-L6-v2.
+
+Compares, over the same cached embeddings, in one run:
+  * BM25 alone: langchain_community's BM25Retriever (whitespace split) and the package's own;
+  * dense alone (exact cosine);
+  * today's LangChain answer: EnsembleRetriever([BM25Retriever, FAISS.as_retriever()]);
+  * FusionRetriever wrapping that same community FAISS + BM25Retriever;
+  * FusionRetriever at defaults, and every method / normalization.
+
+Usage:
+    python benchmarks/quality.py --data ../shared/data [--datasets scifact nfcorpus] [--out results.json]
+
+Embeddings are computed once with the local model and cached (``--cache``, default
+~/.cache/langchain-fusion); retrieval always goes through the real retrievers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DEFAULT_CACHE, CachedEmbeddings, data_dir, embed_cached, markdown_table, save_json  # noqa: E402
+
+from langchain_fusion import BM25Retriever, FusionRetriever, HybridIndex, LocalEmbeddings  # noqa: E402
+from langchain_fusion.evaluation import evaluate, load_beir  # noqa: E402
+
+SPLITS = {"scifact": "test", "nfcorpus": "dev"}
+METRICS = ("ndcg@10", "recall@100")
+
+
+def build_systems(name: str, docs: list[Any], emb: CachedEmbeddings, only: set[str] | None) -> dict[str, Any]:
+    from langchain_classic.retrievers import EnsembleRetriever
+    from langchain_community.retrievers import BM25Retriever as CommunityBM25
+    from langchain_community.vectorstores import FAISS
+
+    systems: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    index = HybridIndex(emb)
+    index.add_documents(docs)
+    print(f"  HybridIndex built in {time.perf_counter() - t0:.1f} s")
+    community_bm25 = CommunityBM25.from_documents(docs, k=100)
+    faiss_store = FAISS.from_documents(docs, emb)
+    own_bm25 = BM25Retriever.from_documents(docs, k=100)
+
+    def add(label: str, make: Any) -> None:
+        if only is None or label in only:
+            systems[label] = make()
+
+    add("BM25 (community BM25Retriever)", lambda: community_bm25)
+    add("BM25 (langchain-fusion)", lambda: own_bm25)
+    add("dense (MiniLM, exact cosine)", lambda: index.as_retriever(search_kwargs={"k": 100}))
+    add(
+        "EnsembleRetriever (community BM25 + FAISS)",
+        lambda: EnsembleRetriever(
+            retrievers=[community_bm25, faiss_store.as_retriever(search_kwargs={"k": 100})],
+            weights=[0.5, 0.5],
+        ),
+    )
+    add(
+        "FusionRetriever over community FAISS + BM25Retriever",
+        lambda: FusionRetriever(vectorstore=faiss_store, keyword_retriever=community_bm25, k=100),
+    )
+    add("FusionRetriever (defaults)", lambda: FusionRetriever.from_index(index, k=100))
+    for method in ("minmax", "zscore", "dbsf", "rrf"):
+        add(f"FusionRetriever method={method}", lambda m=method: FusionRetriever.from_index(index, k=100, method=m))
+        add(
+            f"FusionRetriever method={method}, no complete scoring",
+            lambda m=method: FusionRetriever.from_index(index, k=100, method=m, complete_scoring=False),
+        )
+    return systems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", help="path to shared/data (has beir/)")
+    parser.add_argument("--datasets", nargs="+", default=list(SPLITS), choices=list(SPLITS))
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--systems", nargs="*", help="only these system labels")
+    parser.add_argument("--out", type=Path, help="write results as JSON")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore", FutureWarning)
+    root = data_dir(args.data)
+    model = LocalEmbeddings(batch_size=32)
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for name in args.datasets:
+        split = SPLITS[name]
+        ds = load_beir(root / "beir" / name, split)
+        print(f"\n## {name} ({split}): {len(ds.corpus)} documents, {len(ds.queries)} queries")
+        texts = [d.page_content for d in ds.corpus]
+        qtexts = list(ds.queries.values())
+        table = dict(zip(texts, embed_cached(texts, model, args.cache, f"{name}-corpus")))
+        table.update(zip(qtexts, embed_cached(qtexts, model, args.cache, f"{name}-{split}-queries")))
+        emb = CachedEmbeddings(model, table)
+        systems = build_systems(name, ds.corpus, emb, set(args.systems) if args.systems else None)
+        rows = []
+        results[name] = {}
+        for label, retriever in systems.items():
+            report = evaluate(retriever, ds.queries, ds.qrels, metrics=METRICS, k=100, show_progress=False)
+            ms = 1000 * report.seconds / max(report.n_queries, 1)
+            results[name][label] = {**report.metrics, "ms_per_query": ms}
+            rows.append([label, report.metrics["ndcg@10"], report.metrics["recall@100"], ms])
+            print(f"  {label}: nDCG@10 {report.metrics['ndcg@10']:.4f}", flush=True)
+        print()
+        print(markdown_table(["system", "nDCG@10", "recall@100", "ms/query"], rows))
+    if args.out:
+        save_json(args.out, results)
+        print(f"\nwrote {args.out}")
+    _ = np  # numpy is used by common
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,647 @@
+"""A fast, drop-in replacement for ``langchain_community``'s ``BM25Retriever``.
+
+Same constructors (``from_texts`` / ``from_documents``) and the same ``k`` field, but:
+
+* better ranking: a real tokenizer (lowercase, stopwords, Snowball stemming) instead of
+  ``str.split`` -- BEIR SciFact nDCG@10 0.69 instead of 0.52;
+* fast: a sparse numpy index answers a query over 100k documents in about a millisecond, where
+  rank-bm25 scores every document in Python;
+* scores (:meth:`BM25Retriever.search_with_scores`), complete scoring of arbitrary documents for
+  score fusion (:meth:`BM25Retriever.score_documents`), metadata filters, incremental
+  :meth:`~BM25Retriever.add_documents` / :meth:`~BM25Retriever.delete` with exact statistics,
+  and pickle-free :meth:`~BM25Retriever.save` / :meth:`~BM25Retriever.load`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from numpy.typing import NDArray
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+
+from langchain_fusion.filters import Filter, filter_mask
+from langchain_fusion.lexical import BM25Index, Tokenizer
+
+__all__ = ["BM25Retriever"]
+
+_FORMAT = "langchain-fusion/bm25-retriever"
+_VERSION = 1
+_DOCS_FILE = "documents.json"
+_INDEX_DIR = "index"
+_MASK_CACHE_SIZE = 16
+_BM25_PARAM_KEYS = ("k1", "b", "method", "delta")
+# Set by this module's constructors around model construction: the documents are already copies
+# with ids, aligned with these index slots. (Pydantic drops validation context for models with a
+# custom __init__, as LangChain's are, hence a context variable.)
+_PREPARED: ContextVar[NDArray[np.int64] | None] = ContextVar("bm25_prepared_slots", default=None)
+
+
+def content_id(document: Document) -> str:
+    """Return a stable id derived from a document's content and metadata (a UUID string).
+
+    Example:
+        >>> content_id(Document("hello")) == content_id(Document("hello"))
+        True
+        >>> content_id(Document("hello")) == content_id(Document("hello", metadata={"p": 1}))
+        False
+
+    """
+    payload = json.dumps(
+        [document.page_content, document.metadata], sort_keys=True, default=repr
+    ).encode("utf-8")
+    digest = hashlib.sha256(payload).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=5))
+
+
+def _copy_document(document: Document, doc_id: str) -> Document:
+    return Document(page_content=document.page_content, metadata=dict(document.metadata), id=doc_id)
+
+
+class BM25Retriever(BaseRetriever):
+    """BM25 keyword retriever over an in-memory :class:`~langchain_fusion.lexical.BM25Index`.
+
+    Build it with :meth:`from_texts` / :meth:`from_documents` (or ``BM25Retriever(docs=[...])``
+    with default BM25 settings). Stored documents are copies; every document has an id (its own
+    ``Document.id``, else a stable hash of content and metadata); returned documents are fresh
+    copies, their metadata untouched.
+
+    A query without any indexed term returns no documents (``langchain_community``'s version
+    returns ``k`` arbitrary ones).
+
+    Example:
+        >>> retriever = BM25Retriever.from_texts(
+        ...     ["Cats are small felines.", "Dogs bark at cats.", "Parrots can talk."],
+        ...     metadatas=[{"kind": "cat"}, {"kind": "dog"}, {"kind": "bird"}],
+        ...     k=2,
+        ... )
+        >>> [d.page_content for d in retriever.invoke("cat")]
+        ['Cats are small felines.', 'Dogs bark at cats.']
+        >>> [d.metadata["kind"] for d in retriever.invoke("cat", filter={"kind": "dog"})]
+        ['dog']
+        >>> [(d.page_content, round(s, 3)) for d, s in retriever.search_with_scores("parrot")]
+        [('Parrots can talk.', 0.442)]
+
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    docs: list[Document] = Field(default_factory=list, repr=False)
+    """The live documents (copies, each with an id), in insertion order."""
+    k: int = Field(default=4, ge=1)
+    """Number of documents to return."""
+    filter: Any = None
+    """Default metadata filter (dict or callable, see :mod:`langchain_fusion.filters`)."""
+    index: BM25Index | None = Field(default=None, repr=False)
+    """The BM25 index; built from ``docs`` with default settings when not given."""
+
+    _lock: threading.RLock = PrivateAttr(default_factory=threading.RLock)
+    _slots: NDArray[np.int64] = PrivateAttr(default_factory=lambda: np.zeros(0, np.int64))
+    _positions: NDArray[np.int64] = PrivateAttr(default_factory=lambda: np.zeros(0, np.int64))
+    _id_to_pos: dict[str, int] = PrivateAttr(default_factory=dict)
+    _content_to_pos: dict[str, int] | None = PrivateAttr(default=None)
+    _mask_cache: OrderedDict[str, NDArray[np.bool_]] = PrivateAttr(default_factory=OrderedDict)
+
+    @model_validator(mode="after")
+    def _build(self) -> BM25Retriever:
+        prepared = _PREPARED.get()
+        if prepared is not None:  # from our own constructors: docs are copies with ids
+            self._slots = prepared
+            self._rebuild_positions()
+            self._id_to_pos = {d.id: i for i, d in enumerate(self.docs) if d.id is not None}
+            return self
+        docs = list(self.docs)
+        ids = self._assign_ids(docs, None, taken=set())
+        self.docs = [_copy_document(d, i) for d, i in zip(docs, ids, strict=True)]
+        if self.index is None:
+            self.index = BM25Index()
+            self.index.add([d.page_content for d in self.docs])
+        elif self.index.n_slots != len(self.docs) or self.index.n_live != len(self.docs):
+            raise ValueError(
+                f"index must hold exactly the documents, slot i = docs[i], without removed "
+                f"slots: got {len(self.docs)} documents and an index with n_live="
+                f"{self.index.n_live}, n_slots={self.index.n_slots}"
+            )
+        self._slots = np.arange(len(self.docs), dtype=np.int64)
+        self._positions = self._slots.copy()
+        self._id_to_pos = {d.id: i for i, d in enumerate(self.docs) if d.id is not None}
+        return self
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Iterable[str],
+        metadatas: Iterable[dict[str, Any]] | None = None,
+        ids: Iterable[str] | None = None,
+        *,
+        k: int = 4,
+        tokenizer: Tokenizer | None = None,
+        k1: float = 1.5,
+        b: float = 0.75,
+        method: str = "lucene",
+        show_progress: bool = False,
+        bm25_params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> BM25Retriever:
+        """Build a retriever from texts.
+
+        Args:
+            texts: The texts.
+            metadatas: One metadata dict per text.
+            ids: One id per text; default: a stable hash of content and metadata.
+            k: Number of documents to return.
+            tokenizer: The tokenizer (default: lowercase, English stopwords, Snowball stemming).
+            k1: BM25 term-frequency saturation.
+            b: BM25 length normalization.
+            method: BM25 variant (``"lucene"``, ``"robertson"``, ``"atire"``, ``"bm25l"``,
+                ``"bm25+"``).
+            show_progress: Show a progress bar while indexing.
+            bm25_params: For compatibility with ``langchain_community``: ``k1``, ``b``,
+                ``method``, ``delta``; they override the arguments above.
+            **kwargs: Other fields: ``filter``, ``tags``, ``metadata``...
+
+        Raises:
+            ValueError: Lengths of ``texts``, ``metadatas`` and ``ids`` differ, ids repeat, or
+                a parameter is out of range.
+            TypeError: ``preprocess_func`` was passed (use ``tokenizer``), or a text is not a
+                str.
+
+        Example:
+            >>> r = BM25Retriever.from_texts(["a red fox", "a blue whale"], ids=["f", "w"], k=1)
+            >>> r.invoke("whales")[0].id
+            'w'
+
+        """
+        if isinstance(texts, str):
+            raise TypeError("texts must be a list of str, got a single str")
+        texts = list(texts)
+        metas = [{} for _ in texts] if metadatas is None else [dict(m) for m in metadatas]
+        id_list: list[str | None] | None = None if ids is None else list(ids)
+        return cls._create(
+            texts,
+            metas,
+            id_list,
+            k=k,
+            tokenizer=tokenizer,
+            params={"k1": k1, "b": b, "method": method},
+            show_progress=show_progress,
+            bm25_params=bm25_params,
+            fields=kwargs,
+        )
+
+    @classmethod
+    def _create(
+        cls,
+        texts: list[str],
+        metas: list[dict[str, Any]],
+        ids: list[str | None] | None,
+        *,
+        k: int,
+        tokenizer: Tokenizer | None,
+        params: dict[str, Any],
+        show_progress: bool,
+        bm25_params: dict[str, Any] | None,
+        fields: dict[str, Any],
+    ) -> BM25Retriever:
+        if "preprocess_func" in fields:
+            raise TypeError(
+                "preprocess_func is not supported: pass tokenizer=Tokenizer(...) (lowercase, "
+                "stopwords, stemmer, token_pattern) instead"
+            )
+        if len(metas) != len(texts):
+            raise ValueError(
+                f"metadatas must have one dict per text: got {len(metas)} for {len(texts)} texts"
+            )
+        if ids is not None and len(ids) != len(texts):
+            raise ValueError(f"ids must have one id per text: got {len(ids)} for {len(texts)}")
+        if bm25_params:
+            unknown = sorted(set(bm25_params) - set(_BM25_PARAM_KEYS))
+            if unknown:
+                raise ValueError(
+                    f"bm25_params has unsupported keys {unknown}; allowed: {list(_BM25_PARAM_KEYS)}"
+                )
+            params = {**params, **bm25_params}
+        index = BM25Index(tokenizer, **params)
+        docs = [Document(page_content=t, metadata=m) for t, m in zip(texts, metas, strict=True)]
+        final_ids = cls._assign_ids(docs, ids, taken=set())
+        for doc, doc_id in zip(docs, final_ids, strict=True):
+            doc.id = doc_id
+        slots = index.add(texts, show_progress=show_progress)
+        return cls._prepared(slots, docs=docs, index=index, k=k, **fields)
+
+    @classmethod
+    def from_documents(
+        cls,
+        documents: Iterable[Document],
+        *,
+        k: int = 4,
+        tokenizer: Tokenizer | None = None,
+        k1: float = 1.5,
+        b: float = 0.75,
+        method: str = "lucene",
+        show_progress: bool = False,
+        bm25_params: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> BM25Retriever:
+        """Build a retriever from documents (their ids are kept; see :meth:`from_texts`).
+
+        Example:
+            >>> docs = [Document("mitochondria make energy", id="m"), Document("ribosomes")]
+            >>> r = BM25Retriever.from_documents(docs)
+            >>> r.invoke("energy")[0].id, len(r.docs[1].id)
+            ('m', 36)
+
+        """
+        docs = list(documents)
+        for i, doc in enumerate(docs):
+            if not isinstance(doc, Document):
+                raise TypeError(f"documents[{i}] must be a Document, got {type(doc).__name__}")
+        return cls._create(
+            [d.page_content for d in docs],
+            [dict(d.metadata) for d in docs],
+            [d.id for d in docs],
+            k=k,
+            tokenizer=tokenizer,
+            params={"k1": k1, "b": b, "method": method},
+            show_progress=show_progress,
+            bm25_params=bm25_params,
+            fields=kwargs,
+        )
+
+    @staticmethod
+    def _assign_ids(
+        docs: Sequence[Document], ids: Sequence[str | None] | None, *, taken: set[str]
+    ) -> list[str]:
+        """Explicit ids (must be unique), else content hashes made unique with a suffix."""
+        out: list[str] = []
+        seen: set[str] = set()
+        for i, doc in enumerate(docs):
+            explicit = ids[i] if ids is not None else doc.id
+            if explicit is not None:
+                explicit = str(explicit)
+                if explicit in seen:
+                    raise ValueError(f"ids must be unique, got {explicit!r} twice")
+                seen.add(explicit)
+                out.append(explicit)
+            else:
+                out.append("")
+        used = taken | seen
+        for i, doc in enumerate(docs):
+            if out[i]:
+                continue
+            base = content_id(doc)
+            candidate, n = base, 1
+            while candidate in used:
+                n += 1
+                candidate = f"{base}-{n}"
+            used.add(candidate)
+            out[i] = candidate
+        return out
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def documents(self) -> list[Document]:
+        """The live documents (same as ``docs``)."""
+        return self.docs
+
+    @property
+    def bm25_index(self) -> BM25Index:
+        """The BM25 index (never ``None`` after construction)."""
+        assert self.index is not None
+        return self.index
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    # ------------------------------------------------------------------ searching
+
+    def _mask(self, filter: Filter | None) -> NDArray[np.bool_] | None:
+        """Boolean mask over index slots for a filter (cached for dict filters)."""
+        if filter is None:
+            return None
+        key: str | None = None
+        if isinstance(filter, dict):
+            try:
+                key = json.dumps(filter, sort_keys=True)
+            except (TypeError, ValueError):
+                key = None
+        if key is not None and key in self._mask_cache:
+            self._mask_cache.move_to_end(key)
+            return self._mask_cache[key]
+        matches = filter_mask([d.metadata for d in self.docs], filter)
+        mask = np.zeros(self.bm25_index.n_slots, dtype=np.bool_)
+        mask[self._slots[matches]] = True
+        if key is not None:
+            self._mask_cache[key] = mask
+            if len(self._mask_cache) > _MASK_CACHE_SIZE:
+                self._mask_cache.popitem(last=False)
+        return mask
+
+    def search_with_scores(
+        self,
+        query: str,
+        k: int | None = None,
+        filter: Filter | None = None,
+    ) -> list[tuple[Document, float]]:
+        """Return the best documents with their BM25 scores, best first.
+
+        Args:
+            query: The query.
+            k: Number of results (default: the ``k`` field).
+            filter: Metadata filter (default: the ``filter`` field); only matching documents
+                are returned.
+
+        Returns:
+            ``(document, score)`` pairs, only documents with a positive score, at most ``k``.
+
+        Example:
+            >>> r = BM25Retriever.from_texts(["apple pie", "apple juice", "pear"])
+            >>> [(d.page_content, round(s, 3)) for d, s in r.search_with_scores("apple", k=1)]
+            [('apple pie', 0.172)]
+
+        """
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a str, got {type(query).__name__}")
+        k = self.k if k is None else k
+        with self._lock:
+            mask = self._mask(self.filter if filter is None else filter)
+            slots, scores = self.bm25_index.search(query, k, mask=mask)
+            positions = self._positions[slots]
+            return [
+                (_copy_document(self.docs[p], self.docs[p].id or ""), float(s))
+                for p, s in zip(positions.tolist(), scores.tolist(), strict=True)
+            ]
+
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        k: int | None = None,
+        filter: Filter | None = None,
+    ) -> list[Document]:
+        return [doc for doc, _ in self.search_with_scores(query, k=k, filter=filter)]
+
+    def score_documents(self, query: str, documents: Sequence[Document]) -> NDArray[np.float64]:
+        """Score given documents against a query (complete scoring for score fusion).
+
+        A document is matched by ``Document.id``, else by exact ``page_content``.
+
+        Args:
+            query: The query.
+            documents: Any documents.
+
+        Returns:
+            Their BM25 scores (0.0 when no query term occurs), NaN for a document that is not
+            in the retriever.
+
+        Example:
+            >>> r = BM25Retriever.from_texts(["apple pie", "pear tart"], ids=["a", "p"])
+            >>> r.score_documents("apple", [Document("pear tart"), Document("?", id="a"),
+            ...                             Document("kiwi")]).round(3).tolist()
+            [0.0, 0.277, nan]
+
+        """
+        out = np.full(len(documents), np.nan, dtype=np.float64)
+        with self._lock:
+            found: list[int] = []
+            slots: list[int] = []
+            for i, doc in enumerate(documents):
+                pos = self._id_to_pos.get(doc.id) if doc.id is not None else None
+                if pos is None:
+                    pos = self._content_index().get(doc.page_content)
+                if pos is not None:
+                    found.append(i)
+                    slots.append(int(self._slots[pos]))
+            if found:
+                out[found] = self.bm25_index.score(query, np.array(slots, dtype=np.int64))
+        return out
+
+    def _content_index(self) -> dict[str, int]:
+        if self._content_to_pos is None:
+            table: dict[str, int] = {}
+            for pos, doc in enumerate(self.docs):
+                table.setdefault(doc.page_content, pos)
+            self._content_to_pos = table
+        return self._content_to_pos
+
+    # ------------------------------------------------------------------ updating
+
+    def add_documents(
+        self,
+        documents: Sequence[Document],
+        *,
+        ids: Sequence[str] | None = None,
+        show_progress: bool = False,
+    ) -> list[str]:
+        """Add documents; an id that is already present replaces that document (upsert).
+
+        Args:
+            documents: The documents.
+            ids: Their ids (default: ``Document.id``, else a stable content hash).
+            show_progress: Show a progress bar while indexing.
+
+        Returns:
+            The ids of the added documents.
+
+        Example:
+            >>> r = BM25Retriever.from_texts(["old text"], ids=["x"])
+            >>> r.add_documents([Document("new text", id="x"), Document("more")])[0]
+            'x'
+            >>> [d.page_content for d in r.docs]
+            ['new text', 'more']
+
+        """
+        docs = list(documents)
+        for i, doc in enumerate(docs):
+            if not isinstance(doc, Document):
+                raise TypeError(f"documents[{i}] must be a Document, got {type(doc).__name__}")
+        if ids is not None and len(ids) != len(docs):
+            raise ValueError(f"ids must have one id per document: got {len(ids)} for {len(docs)}")
+        with self._lock:
+            explicit = list(ids) if ids is not None else [d.id for d in docs]
+            replaced = [str(i) for i in explicit if i is not None and str(i) in self._id_to_pos]
+            old_positions = [self._id_to_pos[i] for i in replaced]
+            taken = set(self._id_to_pos).difference(replaced)
+            new_ids = self._assign_ids(docs, explicit, taken=taken)
+            copies = [_copy_document(d, i) for d, i in zip(docs, new_ids, strict=True)]
+            # Index first: if tokenizing fails, nothing has changed.
+            slots = self.bm25_index.add(
+                [d.page_content for d in copies], show_progress=show_progress
+            )
+            base = len(self.docs)
+            self.docs.extend(copies)
+            self._slots = np.concatenate([self._slots, slots])
+            if old_positions:
+                self._remove_positions(old_positions)
+            else:
+                self._rebuild_positions()
+                self._id_to_pos.update((doc_id, base + j) for j, doc_id in enumerate(new_ids))
+            self._changed()
+            return new_ids
+
+    def delete(self, ids: Sequence[str]) -> None:
+        """Delete documents by id; BM25 statistics update exactly.
+
+        Raises:
+            KeyError: An id is unknown; nothing is deleted then.
+
+        Example:
+            >>> r = BM25Retriever.from_texts(["one fish", "two fish"], ids=["1", "2"])
+            >>> r.delete(["1"])
+            >>> [d.id for d in r.invoke("fish")]
+            ['2']
+
+        """
+        if isinstance(ids, str):
+            raise TypeError("ids must be a list of str, got a single str")
+        with self._lock:
+            self._delete_unlocked([str(i) for i in ids])
+            self._changed()
+
+    def _delete_unlocked(self, ids: list[str]) -> None:
+        missing = [i for i in ids if i not in self._id_to_pos]
+        if missing:
+            raise KeyError(f"unknown document ids: {missing[:5]}")
+        self._remove_positions([self._id_to_pos[i] for i in ids])
+
+    def _remove_positions(self, positions_list: list[int]) -> None:
+        positions = np.unique(np.array(positions_list, dtype=np.int64))
+        index = self.bm25_index
+        index.remove(self._slots[positions])
+        keep = np.ones(len(self.docs), dtype=np.bool_)
+        keep[positions] = False
+        self.docs = [d for d, kept in zip(self.docs, keep.tolist(), strict=True) if kept]
+        self._slots = self._slots[keep]
+        if index.n_slots > 1024 and index.n_live < index.n_slots // 2:
+            mapping = index.compact()
+            self._slots = mapping[self._slots]
+        self._rebuild_positions()
+        self._id_to_pos = {d.id: p for p, d in enumerate(self.docs) if d.id is not None}
+
+    def _rebuild_positions(self) -> None:
+        positions = np.full(self.bm25_index.n_slots, -1, dtype=np.int64)
+        positions[self._slots] = np.arange(len(self._slots), dtype=np.int64)
+        self._positions = positions
+
+    def _changed(self) -> None:
+        self._content_to_pos = None
+        self._mask_cache.clear()
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | Path) -> None:
+        """Save into a directory: the index (``index/``) and ``documents.json``. No pickle.
+
+        Raises:
+            ValueError: The ``filter`` field is a callable (cannot be saved).
+            TypeError: A document's metadata is not JSON-serialisable.
+
+        Example:
+            >>> import tempfile
+            >>> r = BM25Retriever.from_texts(["hello world"], metadatas=[{"lang": "en"}], k=2)
+            >>> with tempfile.TemporaryDirectory() as tmp:
+            ...     r.save(tmp)
+            ...     loaded = BM25Retriever.load(tmp)
+            >>> loaded.k, loaded.invoke("hello")[0].metadata
+            (2, {'lang': 'en'})
+
+        """
+        if self.filter is not None and not isinstance(self.filter, dict):
+            raise ValueError("filter is a callable and cannot be saved; use a dict filter or None")
+        directory = Path(path)
+        with self._lock:
+            records = []
+            for doc in self.docs:
+                try:
+                    json.dumps(doc.metadata)
+                except (TypeError, ValueError) as exc:
+                    raise TypeError(
+                        f"metadata of document {doc.id!r} is not JSON-serialisable: {exc}"
+                    ) from None
+                records.append(
+                    {"id": doc.id, "page_content": doc.page_content, "metadata": doc.metadata}
+                )
+            payload = {
+                "format": _FORMAT,
+                "version": _VERSION,
+                "k": self.k,
+                "filter": self.filter,
+                "slots": self._slots.tolist(),
+                "documents": records,
+            }
+            directory.mkdir(parents=True, exist_ok=True)
+            self.bm25_index.save(directory / _INDEX_DIR)
+            tmp = directory / f".{_DOCS_FILE}.tmp"
+            tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+            tmp.replace(directory / _DOCS_FILE)
+
+    @classmethod
+    def load(cls, path: str | Path, *, mmap: bool = True) -> BM25Retriever:
+        """Load a retriever written by :meth:`save`.
+
+        Args:
+            path: The directory.
+            mmap: Memory-map the index postings (see :meth:`BM25Index.load`).
+
+        Raises:
+            FileNotFoundError: Nothing saved there.
+            ValueError: Incompatible or inconsistent files.
+
+        Example:
+            >>> import tempfile
+            >>> r = BM25Retriever.from_texts(["alpha", "beta"], ids=["a", "b"])
+            >>> r.delete(["a"])
+            >>> with tempfile.TemporaryDirectory() as tmp:
+            ...     r.save(tmp)
+            ...     [d.id for d in BM25Retriever.load(tmp).invoke("beta")]
+            ['b']
+
+        """
+        directory = Path(path)
+        docs_path = directory / _DOCS_FILE
+        if not docs_path.is_file():
+            raise FileNotFoundError(
+                f"no BM25Retriever in {str(directory)!r} (missing {_DOCS_FILE})"
+            )
+        payload = json.loads(docs_path.read_text(encoding="utf-8"))
+        if payload.get("format") != _FORMAT or payload.get("version") != _VERSION:
+            raise ValueError(f"{str(docs_path)!r} is not a {_FORMAT} version {_VERSION} file")
+        index = BM25Index.load(directory / _INDEX_DIR, mmap=mmap)
+        docs = [
+            Document(page_content=r["page_content"], metadata=r["metadata"], id=r["id"])
+            for r in payload["documents"]
+        ]
+        slots = np.asarray(payload["slots"], dtype=np.int64)
+        if len(slots) != len(docs) or index.n_live != len(docs):
+            raise ValueError(
+                f"inconsistent save in {str(directory)!r}: {len(docs)} documents, "
+                f"{len(slots)} slots, index with {index.n_live} live documents"
+            )
+        if len(slots) and not index.live_mask[slots].all():
+            raise ValueError(f"inconsistent save in {str(directory)!r}: a slot is not live")
+        return cls._prepared(
+            slots, docs=docs, index=index, k=payload["k"], filter=payload["filter"]
+        )
+
+    @classmethod
+    def _prepared(cls, slots: NDArray[np.int64], **fields: Any) -> BM25Retriever:
+        token = _PREPARED.set(slots)
+        try:
+            return cls(**fields)
+        finally:
+            _PREPARED.reset(token)

@@ -1,0 +1,60 @@
+"""Evaluation: BEIR collections, IR metrics (pytrec_eval conventions) and retriever evaluation.
+
+Example:
+    >>> from langchain_fusion.evaluation import compute_metrics, mean
+    >>> mean(compute_metrics({"q1": ["d2", "d1"]}, {"q1": {"d1": 1}}, ["mrr@10", "hits@1"]))
+    {'mrr@10': 0.5, 'hits@1': 0.0}
+
+"""
+
+from __future__ import annotations
+
+from langchain_fusion.evaluation.beir import (
+    BeirDataset,
+    available_splits,
+    load_beir,
+    load_corpus,
+    load_qrels,
+    load_queries,
+)
+from langchain_fusion.evaluation.evaluate import (
+    EvaluationReport,
+    compare,
+    evaluate,
+    evaluate_run,
+)
+from langchain_fusion.evaluation.metrics import (
+    Metric,
+    Qrels,
+    compute_metrics,
+    hit_rate_at_k,
+    mean,
+    mrr_at_k,
+    ndcg_at_k,
+    parse_metric,
+    precision_at_k,
+    recall_at_k,
+)
+
+__all__ = [
+    "BeirDataset",
+    "EvaluationReport",
+    "Metric",
+    "Qrels",
+    "available_splits",
+    "compare",
+    "compute_metrics",
+    "evaluate",
+    "evaluate_run",
+    "hit_rate_at_k",
+    "load_beir",
+    "load_corpus",
+    "load_qrels",
+    "load_queries",
+    "mean",
+    "mrr_at_k",
+    "ndcg_at_k",
+    "parse_metric",
+    "precision_at_k",
+    "recall_at_k",
+]

@@ -1,0 +1,260 @@
+"""Metadata filters shared by every store in the package.
+
+A filter is either a callable ``metadata -> bool`` or a dict in the syntax LangChain users know from
+FAISS, Chroma and Qdrant:
+
+* ``{"source": "a.pdf"}`` -- equality; a list value means "in": ``{"page": [1, 2]}``.
+* Operators on a field: ``{"page": {"$gte": 2, "$lt": 5}}`` with ``$eq $ne $in $nin $gt $gte $lt
+  $lte $exists``. Several operators on one field combine with AND.
+* Logic: ``{"$and": [f1, f2]}``, ``{"$or": [f1, f2]}``, ``{"$not": f}`` (``$not`` also accepts a
+  list, meaning "none of these").
+* All top-level keys combine with AND.
+
+Semantics, chosen to never crash on messy metadata:
+
+* A missing field never matches ``$eq``, ``$in`` or a comparison; it *does* match ``$ne`` and
+  ``$nin`` (it is not equal to the value), and ``$exists: False``.
+* Comparing incomparable values (``"a" > 1``, ``None < 3``) is "no match", not an error.
+* Equality is Python equality, so ``1 == 1.0 == True``; strings never equal numbers.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeAlias
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["Filter", "MetadataPredicate", "compile_filter", "filter_mask", "FILTER_OPERATORS"]
+
+Filter: TypeAlias = Mapping[str, Any] | Callable[[Mapping[str, Any]], bool]
+"""A metadata filter: a dict in the Mongo-like syntax above, or a predicate on the metadata."""
+
+MetadataPredicate: TypeAlias = Callable[[Mapping[str, Any]], bool]
+"""A compiled filter: ``metadata -> bool``."""
+
+_FIELD_OPERATORS = ("$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte", "$exists")
+_LOGIC_OPERATORS = ("$and", "$or", "$not")
+FILTER_OPERATORS: tuple[str, ...] = _FIELD_OPERATORS + _LOGIC_OPERATORS
+"""Every operator the dict syntax accepts."""
+
+_MISSING: Any = object()
+
+_ORDERINGS: dict[str, Callable[[Any, Any], Any]] = {
+    "$gt": operator.gt,
+    "$gte": operator.ge,
+    "$lt": operator.lt,
+    "$lte": operator.le,
+}
+
+
+def _unknown_operator(op: str, where: str) -> ValueError:
+    allowed = ", ".join(FILTER_OPERATORS)
+    return ValueError(f"filter has unknown operator {op!r} {where}; allowed operators: {allowed}")
+
+
+def _equals(value: Any, target: Any) -> bool:
+    if value is _MISSING:
+        return False
+    # Strings and numbers never compare equal; numpy scalars behave like Python scalars.
+    try:
+        return bool(value == target)
+    except Exception:
+        return False
+
+
+def _is_in(value: Any, targets: Sequence[Any]) -> bool:
+    if value is _MISSING:
+        return False
+    if isinstance(value, (list, tuple, set, frozenset)):
+        # A list-valued field matches when any of its items is in the targets (Chroma/Qdrant style).
+        return any(_equals(item, t) for item in value for t in targets)
+    return any(_equals(value, t) for t in targets)
+
+
+def _compare(op: Callable[[Any, Any], Any], value: Any, target: Any) -> bool:
+    if value is _MISSING or value is None or target is None:
+        return False
+    try:
+        return bool(op(value, target))
+    except Exception:  # incomparable types (str > int, arrays, ...) -> no match
+        return False
+
+
+def _as_list(value: Any, *, op: str, key: str) -> list[Any]:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return list(value)
+    raise TypeError(
+        f"filter operator {op!r} on field {key!r} needs a list, got {type(value).__name__}: "
+        f"{value!r}"
+    )
+
+
+def _compile_field(key: str, spec: Any) -> MetadataPredicate:
+    """Compile the condition for one metadata field."""
+    if (
+        isinstance(spec, Mapping)
+        and spec
+        and all(isinstance(k, str) and k.startswith("$") for k in spec)
+    ):
+        preds: list[Callable[[Any], bool]] = []
+        for op, arg in spec.items():
+            preds.append(_compile_operator(key, op, arg))
+
+        def field_pred(metadata: Mapping[str, Any]) -> bool:
+            value = metadata.get(key, _MISSING)
+            return all(p(value) for p in preds)
+
+        return field_pred
+    if isinstance(spec, Mapping) and any(isinstance(k, str) and k.startswith("$") for k in spec):
+        bad = [k for k in spec if not (isinstance(k, str) and k.startswith("$"))]
+        raise ValueError(
+            f"filter field {key!r} mixes operators and plain keys {bad!r}; use either "
+            f"{{'$op': value}} or a plain value for equality"
+        )
+    if isinstance(spec, (list, tuple, set, frozenset)):
+        targets = list(spec)
+
+        def in_pred(metadata: Mapping[str, Any]) -> bool:
+            return _is_in(metadata.get(key, _MISSING), targets)
+
+        return in_pred
+
+    def eq_pred(metadata: Mapping[str, Any]) -> bool:
+        return _equals(metadata.get(key, _MISSING), spec)
+
+    return eq_pred
+
+
+def _compile_operator(key: str, op: str, arg: Any) -> Callable[[Any], bool]:
+    if op == "$eq":
+        return lambda v: _equals(v, arg)
+    if op == "$ne":
+        return lambda v: not _equals(v, arg)
+    if op == "$in":
+        targets = _as_list(arg, op=op, key=key)
+        return lambda v: _is_in(v, targets)
+    if op == "$nin":
+        excluded = _as_list(arg, op=op, key=key)
+        return lambda v: not _is_in(v, excluded)
+    if op in _ORDERINGS:
+        fn = _ORDERINGS[op]
+        return lambda v: _compare(fn, v, arg)
+    if op == "$exists":
+        if not isinstance(arg, bool):
+            raise TypeError(
+                f"filter operator '$exists' on field {key!r} needs True or False, got {arg!r}"
+            )
+        return lambda v: (v is not _MISSING) is arg
+    raise _unknown_operator(op, f"on field {key!r}")
+
+
+def _compile_logic(op: str, arg: Any) -> MetadataPredicate:
+    if op == "$not":
+        if isinstance(arg, Mapping):
+            inner = _compile_mapping(arg)
+            return lambda m: not inner(m)
+        subs = [_compile_mapping(_check_mapping(f, op)) for f in _as_list(arg, op=op, key=op)]
+        return lambda m: not any(s(m) for s in subs)
+    subs = [_compile_mapping(_check_mapping(f, op)) for f in _as_list(arg, op=op, key=op)]
+    if op == "$and":
+        return lambda m: all(s(m) for s in subs)
+    return lambda m: any(s(m) for s in subs)
+
+
+def _check_mapping(value: Any, op: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"filter operator {op!r} needs a list of dicts, got an item of type "
+            f"{type(value).__name__}: {value!r}"
+        )
+    return value
+
+
+def _compile_mapping(spec: Mapping[str, Any]) -> MetadataPredicate:
+    preds: list[MetadataPredicate] = []
+    for key, value in spec.items():
+        if not isinstance(key, str):
+            raise TypeError(f"filter keys must be str, got {type(key).__name__}: {key!r}")
+        if key.startswith("$"):
+            if key not in _LOGIC_OPERATORS:
+                raise _unknown_operator(key, "at the top level of a filter")
+            preds.append(_compile_logic(key, value))
+        else:
+            preds.append(_compile_field(key, value))
+    if len(preds) == 1:
+        return preds[0]
+    return lambda m: all(p(m) for p in preds)
+
+
+def compile_filter(filter: Filter | None) -> MetadataPredicate | None:
+    """Compile a metadata filter into a predicate ``metadata -> bool``.
+
+    The dict is validated once, here: an unknown operator raises immediately, not on the first
+    document.
+
+    Args:
+        filter: A dict in the syntax described in this module, a callable ``metadata -> bool``
+            (returned unchanged), or ``None`` (no filtering: returns ``None``). An empty dict
+            matches everything.
+
+    Returns:
+        The predicate, or ``None`` when ``filter`` is ``None``.
+
+    Raises:
+        ValueError: An unknown operator, or a field spec that mixes operators and plain keys.
+        TypeError: ``filter`` is neither a mapping, a callable nor ``None``, or an operator
+            received an argument of the wrong type (``$in`` needs a list, ``$exists`` a bool).
+
+    Example:
+        >>> match = compile_filter({"source": "a.pdf", "page": {"$gte": 2}})
+        >>> match({"source": "a.pdf", "page": 3}), match({"source": "a.pdf", "page": 1})
+        (True, False)
+        >>> compile_filter({"$or": [{"lang": "en"}, {"lang": {"$exists": False}}]})({})
+        True
+        >>> compile_filter(None) is None
+        True
+
+    """
+    if filter is None:
+        return None
+    if isinstance(filter, Mapping):
+        return _compile_mapping(filter)
+    if callable(filter):
+        return filter
+    raise TypeError(
+        f"filter must be a dict, a callable metadata -> bool or None, got "
+        f"{type(filter).__name__}: {filter!r}"
+    )
+
+
+def filter_mask(
+    metadatas: Sequence[Mapping[str, Any]],
+    filter: Filter | None,
+) -> NDArray[np.bool_]:
+    """Evaluate a filter on many metadata dicts at once.
+
+    Args:
+        metadatas: One metadata mapping per document.
+        filter: See :func:`compile_filter`. ``None`` keeps everything.
+
+    Returns:
+        A boolean array with one entry per metadata dict, True where the filter matches.
+
+    Example:
+        >>> filter_mask([{"page": 1}, {"page": 5}, {}], {"page": {"$in": [1, 2]}}).tolist()
+        [True, False, False]
+        >>> filter_mask([{"page": 1}, {}], None).tolist()
+        [True, True]
+
+    """
+    predicate = compile_filter(filter)
+    n = len(metadatas)
+    if predicate is None:
+        return np.ones(n, dtype=np.bool_)
+    out = np.empty(n, dtype=np.bool_)
+    for i, metadata in enumerate(metadatas):
+        out[i] = bool(predicate(metadata))
+    return out

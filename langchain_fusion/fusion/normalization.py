@@ -1,0 +1,61 @@
+"""Dispatch to a score normalization by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from langchain_fusion.fusion._common import FloatArray, as_scores
+from langchain_fusion.fusion.dbsf import dbsf
+from langchain_fusion.fusion.minmax import minmax
+from langchain_fusion.fusion.zscore import zscore
+
+
+def _identity(scores: ArrayLike) -> FloatArray:
+    array, _ = as_scores(scores)
+    return np.array(array, dtype=np.float64, copy=True)
+
+
+_METHODS: dict[str, Callable[[ArrayLike], FloatArray]] = {
+    "minmax": minmax,
+    "zscore": zscore,
+    "dbsf": dbsf,
+    "none": _identity,
+}
+
+NORMALIZATIONS: tuple[str, ...] = tuple(_METHODS)
+"""The names accepted by :func:`normalize`: ``("minmax", "zscore", "dbsf", "none")``."""
+
+
+def normalize(scores: ArrayLike, method: str) -> FloatArray:
+    """Normalize one retriever's scores with the named method.
+
+    Args:
+        scores: 1-D scores, higher is better; NaN for "no score" (kept NaN).
+        method: One of :data:`NORMALIZATIONS`: ``"minmax"`` (:func:`minmax`), ``"zscore"``
+            (:func:`zscore`), ``"dbsf"`` (:func:`dbsf`) or ``"none"`` (a float64 copy).
+
+    Returns:
+        A new float64 array of the same length.
+
+    Raises:
+        ValueError: If ``method`` is unknown, or ``scores`` is not 1-D or holds +/-inf.
+
+    Example:
+        >>> normalize([10.0, 20.0, 15.0], "minmax")
+        array([0. , 1. , 0.5])
+        >>> normalize([10.0, 20.0], "none")
+        array([10., 20.])
+        >>> normalize([1.0], "l2")
+        Traceback (most recent call last):
+        ...
+        ValueError: method must be one of 'minmax', 'zscore', 'dbsf', 'none', got 'l2'
+
+    """
+    function = _METHODS.get(method) if isinstance(method, str) else None
+    if function is None:
+        allowed = ", ".join(repr(name) for name in NORMALIZATIONS)
+        raise ValueError(f"method must be one of {allowed}, got {method!r}")
+    return function(scores)

@@ -1,0 +1,509 @@
+"""Load PDF, text, Markdown and reStructuredText files (and folders of them) as Documents."""
+
+from __future__ import annotations
+
+import codecs
+import fnmatch
+import hashlib
+import io
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+from langchain_core.documents import Document
+
+__all__ = [
+    "SUPPORTED_EXTENSIONS",
+    "LoadResult",
+    "PathInput",
+    "SkippedFile",
+    "load_documents",
+]
+
+PathInput = Union[str, "os.PathLike[str]"]
+
+#: File extension (lower case) -> ``metadata["file_type"]``.
+SUPPORTED_EXTENSIONS: dict[str, str] = {
+    ".pdf": "pdf",
+    ".txt": "text",
+    ".text": "text",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".rst": "rst",
+}
+
+# Formats people often drop into a document folder, with what to do about them.
+_KNOWN_UNSUPPORTED = {
+    ".doc": "save it as PDF first",
+    ".docx": "save it as PDF first",
+    ".odt": "save it as PDF first",
+    ".rtf": "save it as PDF or text first",
+    ".pages": "export it as PDF first",
+    ".ppt": "save it as PDF first",
+    ".pptx": "save it as PDF first",
+    ".odp": "save it as PDF first",
+    ".xls": "export it as CSV/text first",
+    ".xlsx": "export it as CSV/text first",
+    ".ods": "export it as CSV/text first",
+    ".epub": "convert it to PDF or text first",
+    ".html": "convert it to Markdown or text first",
+    ".htm": "convert it to Markdown or text first",
+}
+
+_SNIFF_BYTES = 8192
+_MAX_SUMMARY_NAMES = 5
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file that was found but not loaded, and why.
+
+    Attributes:
+        path: The file (absolute, resolved).
+        reason: A human-readable reason, e.g. ``"encrypted PDF (needs a password)"``.
+
+    Example:
+        >>> from pathlib import Path
+        >>> skipped = SkippedFile(Path("/docs/scan.pdf"), "encrypted PDF (needs a password)")
+        >>> str(skipped)
+        'scan.pdf (encrypted PDF (needs a password))'
+
+    """
+
+    path: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path.name} ({self.reason})"
+
+
+@dataclass
+class LoadResult:
+    """What :func:`load_documents` found.
+
+    Attributes:
+        documents: One ``Document`` per PDF page that has text and one per text file, in file
+            order (files sorted within each folder, pages in order).
+        skipped: Files found but not loaded, with the reason.
+        files: The files that produced at least one document, in load order.
+        notes: Things worth knowing that did not stop a file from loading, e.g. a text file
+            decoded as cp1252 because it was not valid UTF-8, or PDF pages without a text layer.
+
+    Example:
+        >>> from langchain_core.documents import Document
+        >>> from pathlib import Path
+        >>> r = LoadResult([Document("hi")], [SkippedFile(Path("a.bin"), "binary file")],
+        ...                [Path("a.txt")])
+        >>> r.summary()
+        '1 file, 1 document; skipped 1: a.bin (binary file)'
+
+    """
+
+    documents: list[Document]
+    skipped: list[SkippedFile]
+    files: list[Path]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def sources(self) -> list[str]:
+        """The ``metadata["source"]`` value of each loaded file, in load order.
+
+        Example:
+            >>> LoadResult([], [], [Path("/tmp/a.txt")]).sources
+            ['/tmp/a.txt']
+
+        """
+        return [str(path) for path in self.files]
+
+    def summary(self) -> str:
+        """One readable line: files, documents and skipped files with their reasons.
+
+        Example:
+            >>> LoadResult([], [], []).summary()
+            '0 files, 0 documents'
+
+        """
+        head = f"{_plural(len(self.files), 'file')}, {_plural(len(self.documents), 'document')}"
+        return head + _skipped_tail(self.skipped)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _skipped_tail(skipped: Sequence[SkippedFile]) -> str:
+    if not skipped:
+        return ""
+    shown = ", ".join(str(s) for s in skipped[:_MAX_SUMMARY_NAMES])
+    more = len(skipped) - _MAX_SUMMARY_NAMES
+    if more > 0:
+        shown += f" and {more} more"
+    return f"; skipped {len(skipped)}: {shown}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Finding files
+# --------------------------------------------------------------------------------------------------
+
+
+def _as_path_list(paths: PathInput | Sequence[PathInput]) -> list[Path]:
+    if isinstance(paths, (str, os.PathLike)):
+        items: list[object] = [paths]
+    elif isinstance(paths, Sequence):
+        items = list(paths)
+    else:
+        msg = (
+            f"paths must be a str, a Path or a sequence of them, got {type(paths).__name__} "
+            f"{paths!r}"
+        )
+        raise TypeError(msg)
+    if not items:
+        msg = "paths must name at least one file or folder, got an empty sequence"
+        raise ValueError(msg)
+    result = []
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)):
+            msg = f"paths must contain str or Path items, got {type(item).__name__} {item!r}"
+            raise TypeError(msg)
+        result.append(Path(item).expanduser())
+    return result
+
+
+def _glob_matches(relative: Path, pattern: str) -> bool:
+    if "/" in pattern:
+        return fnmatch.fnmatch(relative.as_posix(), pattern)
+    return fnmatch.fnmatch(relative.name, pattern)
+
+
+def _walk_folder(folder: Path, *, recursive: bool, glob: str | None) -> list[Path]:
+    """Files inside ``folder`` (hidden files and folders excluded), sorted by relative path."""
+    found: list[Path] = []
+    for root, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [] if not recursive else [d for d in dirnames if not d.startswith(".")]
+        root_path = Path(root)
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            file = root_path / name
+            relative = file.relative_to(folder)
+            if glob is not None and not _glob_matches(relative, glob):
+                continue
+            found.append(relative)
+    found.sort(key=lambda p: p.parts)
+    return [folder / p for p in found]
+
+
+def _collect_files(
+    paths: list[Path], *, recursive: bool, glob: str | None
+) -> tuple[list[tuple[Path, bool]], list[Path]]:
+    """``[(file, given_explicitly)]`` deduplicated in order, and the folders that were scanned."""
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        names = ", ".join(repr(str(p)) for p in missing)
+        msg = f"no such file or folder: {names}"
+        raise FileNotFoundError(msg)
+    files: list[tuple[Path, bool]] = []
+    folders: list[Path] = []
+    seen: set[Path] = set()
+    for given in paths:
+        resolved = given.resolve()
+        if resolved.is_dir():
+            folders.append(resolved)
+            candidates = [
+                (f, False) for f in _walk_folder(resolved, recursive=recursive, glob=glob)
+            ]
+        else:
+            candidates = [(resolved, True)]
+        for file, explicit in candidates:
+            key = file.resolve()
+            if key not in seen:
+                seen.add(key)
+                files.append((key, explicit))
+    return files, folders
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading one file
+# --------------------------------------------------------------------------------------------------
+
+
+class _SkipFileError(Exception):
+    """Raised inside a reader to skip the current file with a reason."""
+
+
+def _looks_binary(data: bytes) -> bool:
+    head = data[:_SNIFF_BYTES]
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    return b"\x00" in head
+
+
+def _decode_text(data: bytes) -> tuple[str, str]:
+    """Decode text bytes: UTF-8 (with or without BOM), UTF-16 with BOM, else cp1252 / latin-1."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace"), "utf-8-sig"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return data.decode("utf-16", errors="replace"), "utf-16"
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "latin-1"
+
+
+def _normalize_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _base_metadata(path: Path, data: bytes, file_type: str) -> dict[str, object]:
+    return {
+        "source": str(path),
+        "file_name": path.name,
+        "page": None,
+        "file_sha256": hashlib.sha256(data).hexdigest(),
+        "file_type": file_type,
+    }
+
+
+def _file_key(path: Path) -> str:
+    return hashlib.sha1(str(path).encode("utf-8")).hexdigest()[:12]
+
+
+def _read_text(path: Path, data: bytes, file_type: str, notes: list[str]) -> list[Document]:
+    if _looks_binary(data):
+        raise _SkipFileError("binary file")
+    text, encoding = _decode_text(data)
+    text = _normalize_newlines(text)
+    if not text.strip():
+        raise _SkipFileError("no text (whitespace only)")
+    if encoding in ("cp1252", "latin-1"):
+        notes.append(f"{path.name}: not valid UTF-8, decoded as {encoding}")
+    metadata = _base_metadata(path, data, file_type)
+    metadata["encoding"] = encoding
+    return [Document(page_content=text, metadata=metadata, id=_file_key(path))]
+
+
+def _clean_pdf_text(text: str) -> str:
+    lines = _normalize_newlines(text).split("\n")
+    return "\n".join(line.rstrip() for line in lines).strip("\n")
+
+
+def _read_pdf(path: Path, data: bytes, notes: list[str]) -> list[Document]:
+    from pypdf import PdfReader
+    from pypdf.errors import DependencyError
+
+    if not data.lstrip()[:5].startswith(b"%PDF"):
+        raise _SkipFileError("not a PDF (no %PDF header)")
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise _SkipFileError("encrypted PDF (needs a password)")
+        pages = list(reader.pages)
+    except _SkipFileError:
+        raise
+    except DependencyError as exc:
+        msg = f"encrypted PDF: reading it needs the 'cryptography' package ({exc})"
+        raise _SkipFileError(msg) from exc
+    except Exception as exc:  # pypdf raises many exception types for damaged files
+        msg = f"unreadable: damaged PDF ({type(exc).__name__}: {exc})"
+        raise _SkipFileError(msg) from exc
+    if not pages:
+        raise _SkipFileError("PDF has no pages")
+
+    base = _base_metadata(path, data, "pdf")
+    key = _file_key(path)
+    documents: list[Document] = []
+    blank: list[int] = []
+    failed: list[int] = []
+    for number, page in enumerate(pages, start=1):
+        try:
+            text = _clean_pdf_text(page.extract_text() or "")
+        except Exception:  # one broken page should not lose the rest of the file
+            failed.append(number)
+            continue
+        if not text.strip():
+            blank.append(number)
+            continue
+        metadata = dict(base, page=number)
+        documents.append(Document(page_content=text, metadata=metadata, id=f"{key}-p{number}"))
+    if not documents:
+        if failed:
+            msg = f"unreadable: text extraction failed on all {len(pages)} pages"
+            raise _SkipFileError(msg)
+        raise _SkipFileError("no text layer (image-only PDF?): run OCR first")
+    if blank:
+        notes.append(
+            f"{path.name}: {_plural(len(blank), 'page')} without text skipped "
+            f"(image-only? run OCR to include them): {_page_list(blank)}"
+        )
+    if failed:
+        notes.append(f"{path.name}: text extraction failed on pages {_page_list(failed)}")
+    return documents
+
+
+def _page_list(pages: list[int], limit: int = 10) -> str:
+    shown = ", ".join(map(str, pages[:limit]))
+    return shown + (f" and {len(pages) - limit} more" if len(pages) > limit else "")
+
+
+def _unsupported_reason(path: Path, data: bytes) -> str:
+    suffix = path.suffix.lower()
+    supported = ", ".join(SUPPORTED_EXTENSIONS)
+    if suffix in _KNOWN_UNSUPPORTED:
+        return f"unsupported extension {suffix}: {_KNOWN_UNSUPPORTED[suffix]}"
+    if _looks_binary(data):
+        return "binary file"
+    if suffix:
+        return f"unsupported extension {suffix} (supported: {supported})"
+    return f"no file extension (supported: {supported})"
+
+
+def _load_file(path: Path, explicit: bool, notes: list[str]) -> list[Document]:
+    """Documents of one file; raises ``_SkipFileError`` with the reason when it cannot be loaded."""
+    try:
+        data = path.read_bytes()
+    except PermissionError as exc:
+        raise _SkipFileError("unreadable: permission denied") from exc
+    except IsADirectoryError as exc:  # pragma: no cover - folders are walked, not read
+        raise _SkipFileError("is a folder") from exc
+    except OSError as exc:
+        msg = f"unreadable: {exc.strerror or exc}"
+        raise _SkipFileError(msg) from exc
+    if not data:
+        raise _SkipFileError("empty file")
+    file_type = SUPPORTED_EXTENSIONS.get(path.suffix.lower())
+    if file_type == "pdf":
+        return _read_pdf(path, data, notes)
+    if file_type is not None:
+        return _read_text(path, data, file_type, notes)
+    if explicit and not _looks_binary(data) and path.suffix.lower() not in _KNOWN_UNSUPPORTED:
+        # The user named this file: read it as plain text rather than refuse it.
+        return _read_text(path, data, "text", notes)
+    raise _SkipFileError(_unsupported_reason(path, data))
+
+
+def _progress(files: list[tuple[Path, bool]], show: bool) -> Iterator[tuple[Path, bool]]:
+    if not show:
+        yield from files
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(files, desc="Loading", unit="file", file=sys.stderr, leave=False)
+    try:
+        for item in bar:
+            bar.set_postfix_str(item[0].name, refresh=False)
+            yield item
+    finally:
+        bar.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Public entry point
+# --------------------------------------------------------------------------------------------------
+
+
+def load_documents(
+    paths: PathInput | Sequence[PathInput],
+    *,
+    recursive: bool = True,
+    glob: str | None = None,
+    show_progress: bool = True,
+) -> LoadResult:
+    r"""Load PDF, text, Markdown and reStructuredText files, or folders of them, as Documents.
+
+    A PDF gives one ``Document`` per page that has a text layer; a text file gives one
+    ``Document`` for the whole file. A folder means every file inside it, sorted by relative path
+    (deterministic), hidden files and folders (names starting with ``.``) excluded. Files that
+    cannot be loaded do not stop the run: they are reported in :attr:`LoadResult.skipped` with a
+    reason such as ``"encrypted PDF (needs a password)"``, ``"no text layer (image-only PDF?): run
+    OCR first"``, ``"binary file"``, ``"empty file"``, ``"unreadable: permission denied"`` or
+    ``"unsupported extension .docx: save it as PDF first"``.
+
+    Supported extensions: ``.pdf`` (pypdf), ``.txt``/``.text``, ``.md``/``.markdown`` and ``.rst``.
+    A file named explicitly (not found in a folder) with another extension is read as plain
+    text when it is not binary. Text is decoded as UTF-8 (a BOM is honoured, UTF-16 with a BOM
+    too) and falls back to cp1252, then latin-1, with a note in :attr:`LoadResult.notes`.
+    Line endings are normalized to ``"\n"``.
+
+    Metadata of each document:
+
+    - ``source``: the file path made absolute and resolved, as ``str``;
+    - ``file_name``: the file's name;
+    - ``page``: 1-based page number for PDFs, ``None`` for text files;
+    - ``file_sha256``: SHA-256 of the file's bytes (detects changed files);
+    - ``file_type``: ``"pdf"``, ``"text"``, ``"markdown"`` or ``"rst"``;
+    - ``encoding`` (text files only): the encoding used to decode it.
+
+    ``Document.id`` is ``"<sha1(source)[:12]>-p<page>"`` for PDF pages and ``"<sha1(source)[:12]>"``
+    for text files.
+
+    Args:
+        paths: A file or folder, or a sequence of them. Duplicates (the same file reached twice)
+            are loaded once.
+        recursive: Whether to descend into subfolders of a folder.
+        glob: Only take folder files matching this pattern, e.g. ``"*.pdf"``; a pattern with a
+            ``/`` is matched against the path relative to the folder. Files named explicitly are
+            always taken.
+        show_progress: Show a tqdm progress bar over files on stderr.
+
+    Returns:
+        The documents, the skipped files and the loaded files.
+
+    Raises:
+        FileNotFoundError: If a path does not exist (the message names every missing path).
+        ValueError: If ``paths`` is empty, or nothing could be loaded (an empty folder, or only
+            skipped files: the message lists what was found and why it was skipped).
+        TypeError: If ``paths`` is not a path or a sequence of paths.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "notes.md").write_text("# Setup\n\nRun `lumenctl --status`.\n")
+        >>> _ = (folder / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+        >>> result = load_documents(folder, show_progress=False)
+        >>> [d.metadata["file_name"] for d in result.documents]
+        ['notes.md']
+        >>> result.documents[0].metadata["file_type"], result.documents[0].metadata["page"]
+        ('markdown', None)
+        >>> result.summary()
+        '1 file, 1 document; skipped 1: logo.png (binary file)'
+
+    """
+    if glob is not None and (not isinstance(glob, str) or not glob):
+        msg = f"glob must be a non-empty pattern such as '*.pdf' or None, got {glob!r}"
+        raise ValueError(msg)
+    path_list = _as_path_list(paths)
+    files, folders = _collect_files(path_list, recursive=recursive, glob=glob)
+
+    documents: list[Document] = []
+    skipped: list[SkippedFile] = []
+    loaded: list[Path] = []
+    notes: list[str] = []
+    for file, explicit in _progress(files, show_progress):
+        try:
+            file_documents = _load_file(file, explicit, notes)
+        except _SkipFileError as skip:
+            skipped.append(SkippedFile(file, str(skip)))
+            continue
+        documents.extend(file_documents)
+        loaded.append(file)
+
+    if not documents:
+        given = ", ".join(repr(str(p)) for p in path_list)
+        if not files:
+            where = "folder" if len(folders) == 1 and len(path_list) == 1 else "paths"
+            pattern = f" matching {glob!r}" if glob else ""
+            msg = f"no files{pattern} found in {where} {given}"
+        else:
+            msg = (
+                f"nothing could be loaded from {given}: found {_plural(len(files), 'file')}"
+                f"{_skipped_tail(skipped)}"
+            )
+        raise ValueError(msg)
+    return LoadResult(documents=documents, skipped=skipped, files=loaded, notes=notes)

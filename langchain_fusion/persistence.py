@@ -1,0 +1,500 @@
+"""Crash-safe, pickle-free index directories: a manifest with checksums and an atomic swap.
+
+A saved index is one directory holding ``manifest.json`` and data files (JSON, ``.npy`` written
+with ``allow_pickle=False``, FAISS's own index format). The manifest records the format name and
+version, the package version, the creation time, the index parameters and the size and SHA-256 of
+every file. Loading checks all of it *before* any data file is parsed, so a foreign, newer,
+truncated or tampered directory is refused with a message naming the problem, and nothing in the
+directory is ever executed or unpickled.
+
+Saving (:func:`atomic_save`) never modifies the previous directory in place:
+
+1. everything is written into a fresh sibling ``<path>.tmp-<random>``, files and directories are
+   fsynced, and the manifest is written last;
+2. the new directory replaces ``<path>``. On Linux this is one atomic ``renameat2`` exchange, so
+   at every instant ``<path>`` is either the complete old or the complete new index. Elsewhere
+   (or on filesystems without ``RENAME_EXCHANGE``) it is two renames, ``<path>`` ->
+   ``<path>.old-<random>`` then ``.tmp-*`` -> ``<path>``: a crash *between* those two renames
+   leaves no ``<path>`` but a complete ``<path>.old-*``, and :func:`resolve_index_dir` (called by
+   ``load``) renames it back;
+3. the old copy is deleted.
+
+Any error before the swap (disk full, read-only directory, a metadata value JSON cannot encode)
+removes the temporary directory and leaves the previous index untouched and loadable. A process
+killed while *writing* may leave a ``<path>.tmp-*`` directory behind (never mistaken for an
+index: it has no manifest until it is complete); it is safe to delete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import datetime as _dt
+import errno
+import glob
+import hashlib
+import json
+import mmap
+import os
+import secrets
+import shutil
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MANIFEST_FILE",
+    "CorruptIndexError",
+    "Verify",
+    "atomic_save",
+    "file_sha256",
+    "read_manifest",
+    "resolve_index_dir",
+]
+
+FORMAT_NAME = "langchain-fusion-index"
+"""The ``format`` field of every manifest this package writes."""
+FORMAT_VERSION = 1
+"""The manifest format version this package writes and reads."""
+MANIFEST_FILE = "manifest.json"
+"""Name of the manifest inside an index directory."""
+
+Verify = Literal["full", "size"]
+"""How :func:`read_manifest` checks the data files: SHA-256 of every byte, or sizes only."""
+
+_HASH_BLOCK = 8 << 20  # 8 MiB
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+_path_locks: dict[str, threading.Lock] = {}
+_path_locks_guard = threading.Lock()
+
+
+class CorruptIndexError(ValueError):
+    """An index directory whose files do not match its manifest (truncated, modified, missing).
+
+    Example:
+        >>> isinstance(CorruptIndexError("texts.jsonl is truncated"), ValueError)
+        True
+
+    """
+
+
+# ---------------------------------------------------------------------------------- checksums
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, read through ``mmap`` in 8 MiB blocks (no full copy in memory).
+
+    ``hashlib`` releases the GIL while hashing, so several files hash in parallel threads.
+
+    Example:
+        >>> import tempfile, os
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     p = os.path.join(tmp, "f")
+        ...     _ = open(p, "wb").write(b"abc")
+        ...     file_sha256(p)[:16]
+        'ba7816bf8f01cfea'
+
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size:
+            with (
+                mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped,
+                memoryview(mapped) as view,
+            ):
+                for start in range(0, size, _HASH_BLOCK):
+                    digest.update(view[start : start + _HASH_BLOCK])
+    return digest.hexdigest()
+
+
+def _data_files(directory: Path) -> list[str]:
+    """Relative POSIX paths of every file under ``directory`` except the manifest."""
+    out = []
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            rel = Path(root, name).relative_to(directory).as_posix()
+            if rel != MANIFEST_FILE:
+                out.append(rel)
+    return sorted(out)
+
+
+def _parallel_sha256(directory: Path, rels: list[str]) -> dict[str, str]:
+    if not rels:
+        return {}
+    by_size = sorted(rels, key=lambda r: -(directory / r).stat().st_size)
+    workers = max(1, min(len(rels), os.cpu_count() or 1, 8))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        digests = pool.map(lambda r: file_sha256(directory / r), by_size)
+        return dict(zip(by_size, digests, strict=True))
+
+
+# ---------------------------------------------------------------------------------- fsync
+
+
+def _fsync_path(path: Path, *, directory: bool = False) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if directory:  # Windows cannot open directories; nothing to sync there
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(directory: Path) -> None:
+    for root, dirs, files in os.walk(directory):
+        for name in files:
+            _fsync_path(Path(root, name))
+        for name in dirs:
+            _fsync_path(Path(root, name), directory=True)
+    _fsync_path(directory, directory=True)
+
+
+# ---------------------------------------------------------------------------------- swap
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    renameat2.restype = ctypes.c_int
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, f"cannot swap {str(a)!r} and {str(b)!r}: {os.strerror(err)}")
+
+
+def _sibling(target: Path, kind: str) -> Path:
+    return target.with_name(f"{target.name}.{kind}-{secrets.token_hex(4)}")
+
+
+def _swap_into_place(tmp: Path, target: Path) -> Path | None:
+    """Put ``tmp`` at ``target``; return the directory holding the previous index, if any."""
+    parent = target.parent
+    if not os.path.lexists(target):
+        os.rename(tmp, target)
+        _fsync_path(parent, directory=True)
+        return None
+    if _exchange(tmp, target):  # now ``tmp`` holds the previous index
+        _fsync_path(parent, directory=True)
+        return tmp
+    old = _sibling(target, "old")
+    os.rename(target, old)
+    # Crash window: from here until the next rename there is no ``target``, only ``old`` (the
+    # complete previous index) and ``tmp`` (the complete new one); resolve_index_dir recovers.
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    _fsync_path(parent, directory=True)
+    return old
+
+
+@contextlib.contextmanager
+def _path_lock(target: Path) -> Iterator[None]:
+    key = os.path.normcase(str(target))
+    with _path_locks_guard:
+        lock = _path_locks.setdefault(key, threading.Lock())
+    with lock:
+        yield
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return version("langchain-fusion")
+    except PackageNotFoundError:
+        return str(getattr(sys.modules.get("langchain_fusion"), "__version__", "unknown"))
+
+
+def _is_index_dir(path: Path) -> bool:
+    try:
+        manifest = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT_NAME
+
+
+def _check_target(target: Path, *, overwrite: bool) -> None:
+    if not os.path.lexists(target):
+        return
+    if not target.is_dir():
+        raise FileExistsError(
+            f"cannot save the index to {str(target)!r}: it exists and is not a directory"
+        )
+    if not overwrite:
+        raise FileExistsError(
+            f"cannot save the index to {str(target)!r}: it already exists (pass overwrite=True "
+            "to replace it)"
+        )
+    if any(target.iterdir()) and not _is_index_dir(target):
+        raise FileExistsError(
+            f"cannot save the index to {str(target)!r}: the directory is not empty and is not a "
+            "langchain-fusion index, so it will not be replaced; choose a new or empty directory"
+        )
+
+
+def _make_tmp_dir(target: Path) -> Path:
+    while True:
+        tmp = _sibling(target, "tmp")
+        try:
+            os.mkdir(tmp)  # mode 0o777 minus the umask, like any directory the user creates
+            return tmp
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise type(exc)(
+                exc.errno,
+                f"cannot save the index to {str(target)!r}: cannot create a directory in "
+                f"{str(target.parent)!r} ({exc.strerror}); the parent directory must be "
+                "writable",
+            ) from exc
+
+
+def atomic_save(
+    path: str | Path,
+    write: Callable[[Path], Mapping[str, Any]],
+    *,
+    overwrite: bool = True,
+) -> Path:
+    """Write an index directory atomically: all of the new one, or the previous one untouched.
+
+    Args:
+        path: The index directory. Its parent is created if missing. An existing directory is
+            replaced only if it is empty or a langchain-fusion index.
+        write: Called with an empty temporary directory to fill with the data files; returns
+            the JSON-serialisable description of the index stored in the manifest as
+            ``parameters`` (returned by ``write`` so that it describes exactly what was written).
+        overwrite: Replace an existing index at ``path`` (default). ``False`` raises instead.
+
+    Returns:
+        The absolute path of the saved directory.
+
+    Raises:
+        FileExistsError: ``path`` is a file, a non-empty directory that is not an index, or an
+            index while ``overwrite=False``.
+        OSError: The filesystem failed (read-only, disk full...); the previous index is intact.
+
+    Example:
+        >>> import tempfile
+        >>> def write(tmp):
+        ...     _ = (tmp / "data.json").write_text("[1, 2]")
+        ...     return {"n": 2}
+        >>> with tempfile.TemporaryDirectory() as root:
+        ...     saved = atomic_save(f"{root}/index", write)
+        ...     sorted(p.name for p in saved.iterdir())
+        ['data.json', 'manifest.json']
+
+    """
+    target = Path(os.path.abspath(path))
+    _check_target(target, overwrite=overwrite)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise type(exc)(
+            exc.errno,
+            f"cannot save the index to {str(target)!r}: cannot create its parent directory "
+            f"({exc.strerror})",
+        ) from exc
+    with _path_lock(target):
+        _check_target(target, overwrite=overwrite)
+        tmp = _make_tmp_dir(target)
+        try:
+            parameters = write(tmp)
+            rels = _data_files(tmp)
+            digests = _parallel_sha256(tmp, rels)
+            manifest = {
+                "format": FORMAT_NAME,
+                "format_version": FORMAT_VERSION,
+                "package_version": _package_version(),
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "parameters": dict(parameters),
+                "files": {
+                    rel: {"size": (tmp / rel).stat().st_size, "sha256": digests[rel]}
+                    for rel in rels
+                },
+            }
+            _fsync_tree(tmp)  # data first, then the manifest that vouches for it
+            with open(tmp / MANIFEST_FILE, "w", encoding="utf-8") as f:
+                json.dump(manifest, f, indent=2, ensure_ascii=False)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            _fsync_path(tmp, directory=True)
+            previous = _swap_into_place(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+        for stale in target.parent.glob(f"{glob.escape(target.name)}.old-*"):
+            shutil.rmtree(stale, ignore_errors=True)  # left by an earlier interrupted save
+    return target
+
+
+# ---------------------------------------------------------------------------------- loading
+
+
+def resolve_index_dir(path: str | Path) -> Path:
+    """Return ``path``, recovering it first from an interrupted save if it is missing.
+
+    If ``path`` does not exist but a complete ``<path>.old-*`` left by a save interrupted
+    between its two renames does, that directory is renamed back to ``path`` (or, when that is
+    impossible, e.g. on a read-only filesystem, used where it is) and a warning is issued.
+
+    Raises:
+        FileNotFoundError: Neither ``path`` nor a recoverable copy exists.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as root:
+        ...     resolve_index_dir(root) == Path(root)
+        True
+
+    """
+    target = Path(path)
+    if os.path.lexists(target):
+        return target
+    candidates = [
+        p
+        for p in target.parent.glob(f"{glob.escape(target.name)}.old-*")
+        if p.is_dir() and _is_index_dir(p)
+    ]
+    if not candidates:
+        raise FileNotFoundError(f"no index at {str(target)!r}: the directory does not exist")
+    best = max(candidates, key=lambda p: (p / MANIFEST_FILE).stat().st_mtime)
+    try:
+        os.rename(best, target)
+        found = target
+    except OSError:
+        found = best
+    warnings.warn(
+        f"the index at {str(target)!r} was missing after an interrupted save; recovered the "
+        f"previous version from {best.name!r}",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return found
+
+
+def _not_an_index(directory: Path, why: str) -> ValueError:
+    return ValueError(f"not a langchain-fusion index: {str(directory)!r} {why}")
+
+
+def read_manifest(path: str | Path, *, verify: Verify = "full") -> dict[str, Any]:
+    """Read and check an index directory's manifest and files, before any data file is parsed.
+
+    Args:
+        path: The index directory.
+        verify: ``"full"`` (default) checks the size and SHA-256 of every file, catching any
+            truncation, bit flip or edit; ``"size"`` checks only that every file exists with the
+            recorded size (catches truncation and partial copies, not in-place edits), which
+            skips reading the data and suits large, trusted indexes.
+
+    Returns:
+        The manifest (``format``, ``format_version``, ``package_version``, ``created``,
+        ``parameters``, ``files``).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: Not a langchain-fusion index, or a format version this package cannot read.
+        CorruptIndexError: A file is missing, or its size or checksum differs from the manifest
+            (the message names the file).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as root:
+        ...     read_manifest(root)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: not a langchain-fusion index: '...' has no manifest.json
+
+    """
+    if verify not in ("full", "size"):
+        raise ValueError(f"verify must be 'full' or 'size', got {verify!r}")
+    directory = Path(path)
+    if not directory.exists():
+        raise FileNotFoundError(f"no index at {str(directory)!r}: the directory does not exist")
+    if not directory.is_dir():
+        raise _not_an_index(directory, "is not a directory")
+    manifest_path = directory / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise _not_an_index(directory, f"has no {MANIFEST_FILE}")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _not_an_index(directory, f"has a {MANIFEST_FILE} that is not valid JSON") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise _not_an_index(
+            directory, f"has a {MANIFEST_FILE} with format {found!r}, expected {FORMAT_NAME!r}"
+        )
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        hint = (
+            "; upgrade langchain-fusion to read it"
+            if isinstance(version, int) and version > FORMAT_VERSION
+            else ""
+        )
+        raise ValueError(
+            f"{str(directory)!r} is a langchain-fusion index in format version {version!r}, "
+            f"written by langchain-fusion {manifest.get('package_version', 'unknown')}; this "
+            f"version ({_package_version()}) reads format version {FORMAT_VERSION}{hint}"
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not isinstance(manifest.get("parameters"), dict):
+        raise CorruptIndexError(
+            f"{str(manifest_path)!r} is damaged: it lacks the 'files' or 'parameters' table"
+        )
+    to_hash = []
+    for rel, entry in files.items():
+        pure = Path(rel)
+        if pure.is_absolute() or ".." in pure.parts or not isinstance(entry, dict):
+            raise CorruptIndexError(f"{str(manifest_path)!r} is damaged: bad entry {rel!r}")
+        file = directory / rel
+        if not file.is_file():
+            raise CorruptIndexError(
+                f"{rel} is missing from the index at {str(directory)!r} (the manifest lists it)"
+            )
+        size = file.stat().st_size
+        if size != entry.get("size"):
+            raise CorruptIndexError(
+                f"{rel} in the index at {str(directory)!r} has {size} bytes, the manifest "
+                f"records {entry.get('size')}: the file is truncated or was modified"
+            )
+        to_hash.append(rel)
+    if verify == "full":
+        digests = _parallel_sha256(directory, to_hash)
+        for rel in to_hash:
+            if digests[rel] != files[rel].get("sha256"):
+                raise CorruptIndexError(
+                    f"{rel} in the index at {str(directory)!r} does not match its SHA-256 in "
+                    "the manifest: the file is corrupted or was modified"
+                )
+    return manifest

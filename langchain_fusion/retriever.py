@@ -1,0 +1,807 @@
+"""`FusionRetriever`: dense + keyword retrieval fused into one ranked list."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.retrievers import BaseRetriever
+from numpy.typing import NDArray
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+
+from langchain_fusion import fusion
+from langchain_fusion.sources import (
+    Candidates,
+    HybridDenseSource,
+    HybridKeywordSource,
+    Source,
+    content_key,
+    to_source,
+)
+
+if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
+
+    from langchain_fusion.index import HybridIndex
+
+__all__ = ["CandidatePool", "FusionMethod", "FusionRetriever", "Normalization"]
+
+
+class FusionMethod(str, Enum):
+    """How ranked lists are merged.
+
+    * ``CONVEX``: normalize each retriever's scores, then ``sum_i w_i * s_i``; with two
+      retrievers, ``alpha * vector + (1 - alpha) * keyword``.
+    * ``RRF``: weighted Reciprocal Rank Fusion, ``sum_i w_i / (rrf_k + rank_i)``.
+
+    Example:
+        >>> FusionMethod("rrf") is FusionMethod.RRF
+        True
+    """
+
+    CONVEX = "convex"
+    RRF = "rrf"
+
+
+class Normalization(str, Enum):
+    """Score normalization used by the convex method.
+
+    * ``MINMAX``: ``(s - min) / (max - min)`` over the candidates.
+    * ``ZSCORE``: ``(s - mean) / std``.
+    * ``DBSF``: distribution-based score fusion (Qdrant): min-max between mean ± 3 std, clipped.
+    * ``NONE``: raw scores (only sensible when retrievers share a scale).
+
+    Example:
+        >>> Normalization("dbsf").value
+        'dbsf'
+    """
+
+    MINMAX = "minmax"
+    ZSCORE = "zscore"
+    DBSF = "dbsf"
+    NONE = "none"
+
+
+_METHOD_SHORTHANDS = {"minmax": "minmax", "zscore": "zscore", "dbsf": "dbsf"}
+
+
+@dataclass
+class CandidatePool:
+    """Everything the retrievers returned for one query, before fusion.
+
+    A pool is what tuning caches: re-fusing it with another ``alpha``, method or
+    normalization costs microseconds, no retrieval.
+
+    Attributes:
+        keys: Identity of each candidate (``Document.id``, a metadata key, or a content hash).
+        names: Retriever names, one per row.
+        raw: Raw scores, shape ``(n_retrievers, n_candidates)``; NaN = no score.
+        found_rank: Rank of each candidate in each retriever's own list (1 = best,
+            0 = not in that list).
+        has_scores: Per retriever, whether it returns scores (False = rank only).
+    """
+
+    keys: list[str]
+    names: list[str]
+    raw: NDArray[np.float64]
+    found_rank: NDArray[np.int64]
+    has_scores: NDArray[np.bool_]
+    _docs: list[Document | None] = field(default_factory=list, repr=False)
+    _loaders: list[Any] = field(default_factory=list, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def document(self, i: int) -> Document:
+        """Return candidate ``i`` as a Document (loaded on first use)."""
+        doc = self._docs[i]
+        if doc is None:
+            key = self.keys[i]
+            doc = self._loaders[i]([key[3:] if key.startswith("id:") else key])[0]
+            self._docs[i] = doc
+        return doc
+
+    def window(self, fetch_k: int) -> CandidatePool:
+        """The pool as it would have been with a smaller ``fetch_k`` (for tuning).
+
+        Candidates that no retriever ranked within ``fetch_k`` are dropped; ranks beyond
+        ``fetch_k`` count as "not found". Complete scores of the survivors are kept.
+        """
+        found = (self.found_rank > 0) & (self.found_rank <= fetch_k)
+        keep = np.flatnonzero(found.any(axis=0))
+        rank = np.where(found, self.found_rank, 0)[:, keep]
+        raw = self.raw[:, keep].copy()
+        raw[:, ~self.has_scores] = np.nan
+        return CandidatePool(
+            keys=[self.keys[i] for i in keep],
+            names=self.names,
+            raw=np.where(self.has_scores[:, None], raw, np.nan),
+            found_rank=rank.astype(np.int64),
+            has_scores=self.has_scores,
+            _docs=[self._docs[i] for i in keep],
+            _loaders=[self._loaders[i] for i in keep],
+        )
+
+
+@dataclass
+class FusedResult:
+    """Fused order and per-retriever breakdown for a pool (internal)."""
+
+    order: NDArray[np.intp]
+    fused: NDArray[np.float64]
+    normalized: NDArray[np.float64]
+    ranks: NDArray[np.int64]
+
+
+def _validate_k(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _resolve_method(method: Any, normalization: Any) -> tuple[FusionMethod, Normalization]:
+    value = method.value if isinstance(method, Enum) else method
+    if isinstance(value, str) and value.lower() in _METHOD_SHORTHANDS:
+        return FusionMethod.CONVEX, Normalization(_METHOD_SHORTHANDS[value.lower()])
+    try:
+        resolved = FusionMethod(value.lower() if isinstance(value, str) else value)
+    except ValueError:
+        allowed = ", ".join([m.value for m in FusionMethod] + list(_METHOD_SHORTHANDS))
+        raise ValueError(f"method must be one of {allowed}; got {method!r}") from None
+    norm_value = normalization.value if isinstance(normalization, Enum) else normalization
+    try:
+        norm = Normalization(norm_value.lower() if isinstance(norm_value, str) else norm_value)
+    except ValueError:
+        allowed = ", ".join(n.value for n in Normalization)
+        raise ValueError(f"normalization must be one of {allowed}; got {normalization!r}") from None
+    return resolved, norm
+
+
+class FusionRetriever(BaseRetriever):
+    """Hybrid retriever: runs dense and keyword retrieval and fuses the ranked lists.
+
+    Setup:
+        Build everything from documents (local embeddings, FAISS + the built-in BM25):
+
+        .. code-block:: bash
+
+            pip install "langchain-fusion[local]"
+
+        Or wrap what you already have: any LangChain ``VectorStore`` and any keyword
+        retriever (the built-in [`BM25Retriever`][langchain_fusion.BM25Retriever],
+        ``langchain_community``'s ``BM25Retriever``, or any ``BaseRetriever``).
+
+    Key init args — retrievers:
+        vectorstore: The dense side (``alpha`` weighs it).
+        keyword_retriever: The keyword side (``1 - alpha``).
+        retrievers: Instead of the two above: any number of retrievers, fused with ``weights``.
+        names: Names shown in score breakdowns (default ``"dense"``, ``"bm25"``...).
+
+    Key init args — fusion:
+        method: ``"convex"`` (default) or ``"rrf"``; shorthands ``"minmax"``, ``"zscore"``,
+            ``"dbsf"`` mean convex with that normalization.
+        normalization: ``"minmax"`` (default), ``"zscore"``, ``"dbsf"`` or ``"none"``.
+        alpha: ``alpha * vector + (1 - alpha) * keyword``; 0 = keyword only, 1 = vector only.
+        weights: One weight per retriever (overrides ``alpha``).
+        k: Number of documents returned (default 4).
+        fetch_k: Candidates asked from each retriever (default 100).
+        rrf_k: The ``k`` constant of RRF (default 60).
+        complete_scoring: Score a document found by one retriever with the other retrievers'
+            real scores where they can compute them (default True).
+        id_key: Metadata key identifying a document across retrievers (default: ``Document.id``,
+            else identical text).
+        max_per_source: At most this many results per value of ``metadata[source_key]``.
+
+    Instantiate:
+        .. code-block:: python
+
+            from langchain_fusion import FusionRetriever
+
+            retriever = FusionRetriever.from_texts(texts)  # local all-MiniLM-L6-v2 + BM25
+
+    Invoke (per-call overrides: ``k``, ``alpha``, ``weights``, ``method``, ``normalization``,
+    ``fetch_k``, ``rrf_k``, ``filter``, ``max_per_source``):
+        .. code-block:: python
+
+            docs = retriever.invoke("how do I reset the BMS?", k=3, alpha=0.3)
+            docs[0].metadata["fusion"]   # fused score and per-retriever breakdown
+
+    Use within a chain:
+        .. code-block:: python
+
+            chain = retriever | format_docs | prompt | llm
+
+    Example:
+        >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+        >>> retriever = FusionRetriever.from_texts(
+        ...     ["error E-217: battery too cold", "charging in winter", "warranty terms"],
+        ...     embedding=DeterministicFakeEmbedding(size=32),
+        ...     k=2,
+        ... )
+        >>> docs = retriever.invoke("E-217")
+        >>> docs[0].page_content
+        'error E-217: battery too cold'
+        >>> sorted(docs[0].metadata["fusion"]["retrievers"])
+        ['bm25', 'dense']
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    sources: list[Source] = Field(default_factory=list)
+    """The retrievers, adapted (see [`langchain_fusion.sources`][])."""
+    names: list[str] = Field(default_factory=list)
+    """One name per source, used in ``metadata["fusion"]``."""
+    weights: list[float] | None = None
+    alpha: float = 0.5
+    method: str = "convex"
+    normalization: str = "minmax"
+    k: int = 4
+    fetch_k: int = 100
+    rrf_k: float = 60.0
+    complete_scoring: bool = True
+    id_key: str | None = None
+    max_per_source: int | None = None
+    source_key: str = "source"
+    filter: Any = None
+    """Default metadata filter for every call (a dict or a callable on metadata)."""
+    index: Any = Field(default=None, exclude=True, repr=False)
+    """The [`HybridIndex`][langchain_fusion.HybridIndex] when built from documents."""
+
+    _executor: ThreadPoolExecutor | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _build_sources(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        vectorstore = data.pop("vectorstore", None)
+        keyword = data.pop("keyword_retriever", None)
+        retrievers = data.pop("retrievers", None)
+        if retrievers is not None and (vectorstore is not None or keyword is not None):
+            raise ValueError(
+                "pass either retrievers=[...] or vectorstore=/keyword_retriever=, not both"
+            )
+        if retrievers is None and (vectorstore is not None or keyword is not None):
+            if vectorstore is None or keyword is None:
+                raise ValueError(
+                    "both vectorstore and keyword_retriever are needed; to fuse other "
+                    "combinations pass retrievers=[...] with weights=[...]"
+                )
+            retrievers = [vectorstore, keyword]
+            data.setdefault("names", ["dense", "bm25"])
+        if retrievers is not None:
+            if not isinstance(retrievers, (list, tuple)) or not retrievers:
+                raise ValueError("retrievers must be a non-empty list")
+            data["sources"] = [to_source(r) for r in retrievers]
+        sources = data.get("sources") or []
+        if not data.get("names"):
+            data["names"] = _default_names(sources)
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> FusionRetriever:
+        if not self.sources:
+            raise ValueError(
+                "FusionRetriever needs retrievers: pass vectorstore= and keyword_retriever=, "
+                "retrievers=[...], or build one with FusionRetriever.from_documents(...)"
+            )
+        if len(self.names) != len(self.sources) or len(set(self.names)) != len(self.names):
+            raise ValueError(
+                f"names must be {len(self.sources)} distinct strings, one per retriever; "
+                f"got {self.names!r}"
+            )
+        _validate_k("k", self.k)
+        _validate_k("fetch_k", self.fetch_k)
+        self._settings({})  # validates alpha, weights, method, normalization
+        if self.max_per_source is not None:
+            _validate_k("max_per_source", self.max_per_source)
+        return self
+
+    # ------------------------------------------------------------------ construction helpers
+
+    @classmethod
+    def from_index(cls, index: HybridIndex, **kwargs: Any) -> FusionRetriever:
+        """Fuse the dense and BM25 sides of a [`HybridIndex`][langchain_fusion.HybridIndex].
+
+        Example:
+            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+            >>> from langchain_fusion import HybridIndex
+            >>> index = HybridIndex.from_texts(["a", "b"], DeterministicFakeEmbedding(size=8))
+            >>> FusionRetriever.from_index(index).names
+            ['dense', 'bm25']
+        """
+        kwargs.setdefault("names", ["dense", "bm25"])
+        return cls(
+            sources=[HybridDenseSource(index), HybridKeywordSource(index)], index=index, **kwargs
+        )
+
+    @classmethod
+    def from_documents(
+        cls,
+        documents: Iterable[Document],
+        embedding: Embeddings | None = None,
+        *,
+        index_kwargs: Mapping[str, Any] | None = None,
+        show_progress: bool = False,
+        **kwargs: Any,
+    ) -> FusionRetriever:
+        """Index documents (dense + BM25 in one [`HybridIndex`][langchain_fusion.HybridIndex]).
+
+        Args:
+            documents: The documents; ``Document.id`` is kept as the id when set.
+            embedding: Embedding model; default: local all-MiniLM-L6-v2 (extra ``local``).
+            index_kwargs: Options for ``HybridIndex`` (tokenizer, BM25 parameters, dense kind).
+            show_progress: Show a progress bar while embedding.
+            **kwargs: FusionRetriever options (``alpha``, ``method``, ``k``...).
+
+        Example:
+            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+            >>> r = FusionRetriever.from_documents(
+            ...     [Document("x", id="1"), Document("y", id="2")],
+            ...     DeterministicFakeEmbedding(size=8),
+            ...     k=1,
+            ... )
+            >>> len(r.invoke("x"))
+            1
+        """
+        from langchain_fusion.index import HybridIndex
+
+        docs = list(documents)
+        if not docs:
+            raise ValueError("documents is empty: give at least one document to index")
+        index = HybridIndex(embedding, **dict(index_kwargs or {}))
+        index.add_documents(docs, show_progress=show_progress)
+        return cls.from_index(index, **kwargs)
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: Iterable[str],
+        embedding: Embeddings | None = None,
+        metadatas: Sequence[dict[str, Any]] | None = None,
+        *,
+        ids: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> FusionRetriever:
+        """Like [`from_documents`][langchain_fusion.FusionRetriever.from_documents], from texts.
+
+        Example:
+            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+            >>> r = FusionRetriever.from_texts(["x", "y"], DeterministicFakeEmbedding(size=8))
+            >>> r.k
+            4
+        """
+        texts = list(texts)
+        if metadatas is not None and len(metadatas) != len(texts):
+            raise ValueError(
+                f"metadatas must have one entry per text: {len(metadatas)} for {len(texts)} texts"
+            )
+        if ids is not None and len(ids) != len(texts):
+            raise ValueError(f"ids must have one entry per text: {len(ids)} for {len(texts)}")
+        docs = [
+            Document(
+                page_content=t,
+                metadata=dict(metadatas[i]) if metadatas else {},
+                id=ids[i] if ids else None,
+            )
+            for i, t in enumerate(texts)
+        ]
+        return cls.from_documents(docs, embedding, **kwargs)
+
+    def as_tool(self, name: str = "search_documents", description: str | None = None) -> BaseTool:
+        """Turn this retriever into a LangChain tool for agents (see ``langchain_fusion.tools``).
+
+        Example:
+            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+            >>> r = FusionRetriever.from_texts(["x"], DeterministicFakeEmbedding(size=8))
+            >>> r.as_tool().name
+            'search_documents'
+        """
+        from langchain_fusion.tools import create_fusion_tool
+
+        if description is None:
+            return create_fusion_tool(self, name=name)
+        return create_fusion_tool(self, name=name, description=description)
+
+    # ------------------------------------------------------------------ settings
+
+    def _settings(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = set(overrides) - _OVERRIDES
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {sorted(unknown)}; per-call options are {sorted(_OVERRIDES)}"
+            )
+        s = {name: overrides.get(name, getattr(self, name)) for name in _OVERRIDES}
+        s["k"] = _validate_k("k", s["k"])
+        s["fetch_k"] = max(_validate_k("fetch_k", s["fetch_k"]), s["k"])
+        method, norm = _resolve_method(s["method"], s["normalization"])
+        s["method"], s["normalization"] = method, norm
+        rrf_k = s["rrf_k"]
+        if not isinstance(rrf_k, (int, float)) or not math.isfinite(rrf_k) or rrf_k < 0:
+            raise ValueError(f"rrf_k must be a finite number >= 0, got {rrf_k!r}")
+        if s["max_per_source"] is not None:
+            _validate_k("max_per_source", s["max_per_source"])
+        n = len(self.sources)
+        weights = overrides.get("weights") if "weights" in overrides else None
+        if weights is None and "alpha" not in overrides:
+            weights = self.weights
+        if weights is not None:
+            s["weights"] = fusion.validate_weights(weights, n)
+        else:
+            alpha = s["alpha"]
+            if n != 2:
+                if "alpha" in overrides:
+                    raise ValueError(
+                        f"alpha applies to exactly two retrievers (vector, keyword); this "
+                        f"retriever fuses {n}: pass weights=[...] with {n} values"
+                    )
+                s["weights"] = np.ones(n)
+            else:
+                s["weights"] = np.asarray(fusion.alpha_to_weights(alpha), dtype=np.float64)
+        return s
+
+    # ------------------------------------------------------------------ gathering candidates
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=max(2, len(self.sources)), thread_name_prefix="fusion"
+            )
+        return self._executor
+
+    def _check_query(self, query: Any) -> str:
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a string, got {type(query).__name__}")
+        if not query.strip():
+            raise ValueError("query must be a non-empty string (got only whitespace)")
+        return query
+
+    def _search_one(self, source: Source, query: str, fetch_k: int, flt: Any) -> Candidates:
+        return source.search(query, fetch_k, filter=flt if source.supports_filter else None)
+
+    def gather(self, query: str, *, fetch_k: int | None = None, filter: Any = None) -> CandidatePool:
+        """Run every retriever (concurrently) and return the candidate pool, unfused.
+
+        Example:
+            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+            >>> r = FusionRetriever.from_texts(["a b", "b c"], DeterministicFakeEmbedding(size=8))
+            >>> pool = r.gather("b")
+            >>> pool.raw.shape
+            (2, 2)
+        """
+        self._check_query(query)
+        fk = _validate_k("fetch_k", fetch_k if fetch_k is not None else self.fetch_k)
+        flt = filter if filter is not None else self.filter
+        if len(self.sources) == 1:
+            results = [self._search_one(self.sources[0], query, fk, flt)]
+        else:
+            futures = [
+                self._pool().submit(self._search_one, s, query, fk, flt) for s in self.sources
+            ]
+            results = [f.result() for f in futures]
+        return self._build_pool(results)
+
+    async def agather(
+        self, query: str, *, fetch_k: int | None = None, filter: Any = None
+    ) -> CandidatePool:
+        """Async [`gather`][langchain_fusion.FusionRetriever.gather]: retrievers run concurrently."""
+        self._check_query(query)
+        fk = _validate_k("fetch_k", fetch_k if fetch_k is not None else self.fetch_k)
+        flt = filter if filter is not None else self.filter
+        results = await asyncio.gather(
+            *[
+                s.asearch(query, fk, filter=flt if s.supports_filter else None)
+                for s in self.sources
+            ]
+        )
+        return await asyncio.to_thread(self._build_pool, list(results))
+
+    def _key(self, doc: Document) -> str | None:
+        if self.id_key is not None and self.id_key in doc.metadata:
+            return f"meta:{doc.metadata[self.id_key]}"
+        if doc.id is not None:
+            return f"id:{doc.id}"
+        return None
+
+    def _build_pool(self, results: list[Candidates]) -> CandidatePool:
+        n_src = len(results)
+        keys: list[str] = []
+        docs: list[Document | None] = []
+        loaders: list[Any] = []
+        index_of: dict[str, int] = {}
+        by_content: dict[str, int] = {}
+        rows: list[list[tuple[int, int, float]]] = []
+        any_docs = any(c.ids is None for c in results)
+        for c in results:
+            row: list[tuple[int, int, float]] = []
+            seen: set[int] = set()
+            n = len(c)
+            materialize = c.ids is not None and any_docs and c.loader is not None
+            items = c.loader(c.ids) if materialize and c.ids is not None and c.loader else None
+            for r in range(n):
+                if c.ids is not None and items is None:
+                    key = f"id:{c.ids[r]}"
+                    j = index_of.get(key)
+                    if j is None:
+                        j = len(keys)
+                        index_of[key] = j
+                        keys.append(key)
+                        docs.append(None)
+                        loaders.append(c.loader)
+                else:
+                    doc = items[r] if items is not None else c.documents[r]
+                    j = self._match(doc, index_of, by_content, keys, docs, loaders)
+                if j in seen:  # duplicate inside one list: the best-ranked copy counts
+                    continue
+                seen.add(j)
+                score = float(c.scores[r]) if c.scores is not None else math.nan
+                row.append((j, len(row) + 1, score))
+            rows.append(row)
+        n_cand = len(keys)
+        raw = np.full((n_src, n_cand), np.nan)
+        rank = np.zeros((n_src, n_cand), dtype=np.int64)
+        for i, row in enumerate(rows):
+            for j, r, s in row:
+                rank[i, j] = r
+                raw[i, j] = s
+        has_scores = np.array([c.scores is not None for c in results], dtype=bool)
+        pool = CandidatePool(
+            keys=keys, names=list(self.names), raw=raw, found_rank=rank, has_scores=has_scores,
+            _docs=docs, _loaders=loaders,
+        )
+        if self.complete_scoring:
+            self._complete(pool, results)
+        return pool
+
+    def _match(
+        self,
+        doc: Document,
+        index_of: dict[str, int],
+        by_content: dict[str, int],
+        keys: list[str],
+        docs: list[Document | None],
+        loaders: list[Any],
+    ) -> int:
+        key = self._key(doc)
+        ckey = content_key(doc.page_content)
+        j = index_of.get(key) if key is not None else None
+        if j is None and (key is None or self.id_key is None):
+            # A document without an id matches by text; an id-less copy elsewhere matches too.
+            cj = by_content.get(ckey)
+            if cj is not None and (key is None or keys[cj].startswith("sha1:")):
+                j = cj
+                if key is not None:
+                    index_of[key] = j
+        if j is None:
+            j = len(keys)
+            keys.append(key if key is not None else ckey)
+            docs.append(doc)
+            loaders.append(None)
+            if key is not None:
+                index_of[key] = j
+        elif docs[j] is None:
+            docs[j] = doc
+        by_content.setdefault(ckey, j)
+        return j
+
+    def _complete(self, pool: CandidatePool, results: list[Candidates]) -> None:
+        for i, c in enumerate(results):
+            if c.scores is None:
+                continue
+            missing = np.flatnonzero(np.isnan(pool.raw[i]))
+            if missing.size == 0:
+                continue
+            scores: NDArray[np.float64] | None = None
+            if c.id_scorer is not None and all(pool.keys[j].startswith("id:") for j in missing):
+                scores = c.id_scorer([pool.keys[j][3:] for j in missing])
+            elif c.scorer is not None:
+                scores = c.scorer([pool.document(int(j)) for j in missing])
+            elif c.id_scorer is not None:
+                ids = [pool.document(int(j)).id for j in missing]
+                got = c.id_scorer([str(x) for x in ids if x is not None])
+                scores = np.full(missing.size, np.nan)
+                scores[[t for t, x in enumerate(ids) if x is not None]] = got
+            if scores is not None:
+                pool.raw[i, missing] = np.asarray(scores, dtype=np.float64)
+
+    # ------------------------------------------------------------------ fusion (pure numpy)
+
+    def fuse_pool(self, pool: CandidatePool, **overrides: Any) -> FusedResult:
+        """Fuse a candidate pool with this retriever's settings (or per-call overrides).
+
+        Example:
+            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+            >>> r = FusionRetriever.from_texts(["a b", "b c"], DeterministicFakeEmbedding(size=8))
+            >>> res = r.fuse_pool(r.gather("b"), alpha=0.0)
+            >>> res.fused.shape
+            (2,)
+        """
+        s = self._settings(overrides)
+        return _fuse(pool, s)
+
+    # ------------------------------------------------------------------ LangChain entry points
+
+    def _finish(self, pool: CandidatePool, s: dict[str, Any]) -> list[Document]:
+        result = _fuse(pool, s)
+        return self._select(pool, result, s)
+
+    def _select(self, pool: CandidatePool, res: FusedResult, s: dict[str, Any]) -> list[Document]:
+        k, cap = s["k"], s["max_per_source"]
+        per_source: dict[Any, int] = {}
+        out: list[Document] = []
+        for position in res.order:
+            j = int(position)
+            doc = pool.document(j)
+            if cap is not None:
+                src = doc.metadata.get(self.source_key)
+                if per_source.get(src, 0) >= cap:
+                    continue
+                per_source[src] = per_source.get(src, 0) + 1
+            out.append(self._decorate(doc, pool, res, j, len(out) + 1, s))
+            if len(out) == k:
+                break
+        return out
+
+    def _decorate(
+        self,
+        doc: Document,
+        pool: CandidatePool,
+        res: FusedResult,
+        j: int,
+        rank: int,
+        s: dict[str, Any],
+    ) -> Document:
+        breakdown: dict[str, dict[str, Any] | None] = {}
+        for i, name in enumerate(pool.names):
+            raw = pool.raw[i, j]
+            norm = res.normalized[i, j]
+            found = int(pool.found_rank[i, j])
+            if math.isnan(raw) and found == 0:
+                breakdown[name] = None
+                continue
+            breakdown[name] = {
+                "raw": None if math.isnan(raw) else float(raw),
+                "normalized": None if math.isnan(norm) else float(norm),
+                "rank": found or None,
+            }
+        meta = dict(doc.metadata)
+        meta["fusion"] = {
+            "score": float(res.fused[j]),
+            "rank": rank,
+            "method": s["method"].value,
+            "normalization": s["normalization"].value
+            if s["method"] is FusionMethod.CONVEX
+            else None,
+            "weights": {n: float(w) for n, w in zip(pool.names, s["weights"])},
+            "retrievers": breakdown,
+        }
+        return Document(page_content=doc.page_content, metadata=meta, id=doc.id)
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        flt = kwargs.pop("filter", None)
+        s = self._settings(kwargs)
+        pool = self.gather(query, fetch_k=s["fetch_k"], filter=flt)
+        return self._finish(pool, s)
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        flt = kwargs.pop("filter", None)
+        s = self._settings(kwargs)
+        pool = await self.agather(query, fetch_k=s["fetch_k"], filter=flt)
+        return self._finish(pool, s)
+
+    def explain(self, query: str, **kwargs: Any) -> str:
+        """Return a readable table of the fused results and each retriever's contribution.
+
+        Example:
+            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+            >>> r = FusionRetriever.from_texts(["a b", "b c"], DeterministicFakeEmbedding(size=8))
+            >>> print(r.explain("b", k=1).splitlines()[0])  # doctest: +NORMALIZE_WHITESPACE
+            #  fused  dense (raw/norm/rank)  bm25 (raw/norm/rank)  text
+        """
+        docs = self.invoke(query, **kwargs)
+        return format_breakdown(docs, self.names)
+
+    def __del__(self) -> None:
+        executor = getattr(self, "_executor", None)
+        if executor is not None:
+            executor.shutdown(wait=False)
+
+
+_OVERRIDES = frozenset(
+    {"k", "fetch_k", "alpha", "weights", "method", "normalization", "rrf_k", "max_per_source"}
+)
+
+
+def _default_names(sources: Sequence[Source]) -> list[str]:
+    names: list[str] = []
+    for s in sources:
+        base = s.kind
+        name, n = base, 2
+        while name in names:
+            name, n = f"{base}_{n}", n + 1
+        names.append(name)
+    return names
+
+
+def _fuse(pool: CandidatePool, s: dict[str, Any]) -> FusedResult:
+    n_src, n_cand = pool.raw.shape
+    weights = s["weights"]
+    if n_cand == 0:
+        empty = np.empty((n_src, 0))
+        return FusedResult(np.empty(0, dtype=np.intp), np.empty(0), empty, empty.astype(np.int64))
+    # Ranks over the candidate pool: a retriever's own rank where it found the document, and
+    # (complete scoring) the rank its real score earns among the rest.
+    ranks = np.zeros((n_src, n_cand), dtype=np.int64)
+    scores = np.empty((n_src, n_cand))
+    for i in range(n_src):
+        if pool.has_scores[i]:
+            scores[i] = pool.raw[i]
+            ranks[i] = fusion.ranks_from_scores(pool.raw[i])
+        else:  # rank-only retriever: reciprocal-rank pseudo-scores
+            found = pool.found_rank[i]
+            scores[i] = np.where(found > 0, 1.0 / (s["rrf_k"] + found), np.nan)
+            ranks[i] = found
+    if s["method"] is FusionMethod.RRF:
+        normalized = np.full((n_src, n_cand), np.nan)
+        fused = fusion.rrf_fusion(ranks, weights, k=s["rrf_k"])
+    else:
+        normalized = np.vstack([fusion.normalize(scores[i], s["normalization"].value)
+                                for i in range(n_src)])
+        fused = fusion.convex_fusion(normalized, weights, missing="min")
+    # Ties (common with min-max: a retriever's last hit and its misses both score 0) go to the
+    # document the weighted retrievers actually found, higher in their own lists.
+    tiebreak = fusion.rrf_fusion(pool.found_rank, weights, k=s["rrf_k"])
+    order = np.lexsort((-tiebreak, -fused)).astype(np.intp)
+    return FusedResult(order=order, fused=fused, normalized=normalized, ranks=ranks)
+
+
+def format_breakdown(docs: Sequence[Document], names: Sequence[str], width: int = 60) -> str:
+    """Format fused documents as a score-breakdown table (plain text).
+
+    Example:
+        >>> d = Document("hello", metadata={"fusion": {"score": 0.9, "retrievers": {
+        ...     "dense": {"raw": 0.5, "normalized": 1.0, "rank": 1}, "bm25": None}}})
+        >>> print(format_breakdown([d], ["dense", "bm25"]))  # doctest: +NORMALIZE_WHITESPACE
+        #  fused  dense (raw/norm/rank)  bm25 (raw/norm/rank)  text
+        1  0.900  0.500/1.000/1          -                     hello
+    """
+    header = ["#", "fused"] + [f"{n} (raw/norm/rank)" for n in names] + ["text"]
+    rows = [header]
+    for i, doc in enumerate(docs, 1):
+        info = doc.metadata.get("fusion", {})
+        row = [str(i), f"{info.get('score', float('nan')):.3f}"]
+        for n in names:
+            b = info.get("retrievers", {}).get(n)
+            if b is None:
+                row.append("-")
+                continue
+            raw = "-" if b["raw"] is None else f"{b['raw']:.3f}"
+            norm = "-" if b["normalized"] is None else f"{b['normalized']:.3f}"
+            rank = "-" if b["rank"] is None else str(b["rank"])
+            row.append(f"{raw}/{norm}/{rank}")
+        text = " ".join(doc.page_content.split())
+        row.append(text if len(text) <= width else text[: width - 1] + "…")
+        rows.append(row)
+    widths = [max(len(r[c]) for r in rows) for c in range(len(header) - 1)]
+    lines = []
+    for r in rows:
+        cells = [r[c].ljust(widths[c]) for c in range(len(widths))] + [r[-1]]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import langchain_fusion
+
+EXPECTED_ALL = [
+    "BM25Index",
+    "BM25Retriever",
+    "CandidatePool",
+    "Candidates",
+    "CommunitySunsetWarning",
+    "DenseIndex",
+    "FusionMethod",
+    "FusionRetriever",
+    "HybridIndex",
+    "LocalEmbeddings",
+    "Normalization",
+    "Source",
+    "Tokenizer",
+    "__version__",
+    "default_embeddings",
+]
+
+
+def test_all_is_explicit_and_complete() -> None:
+    assert sorted(langchain_fusion.__all__) == sorted(EXPECTED_ALL)
+    for name in langchain_fusion.__all__:
+        assert hasattr(langchain_fusion, name), name
+
+
+def test_import_is_light_and_never_touches_langchain_community() -> None:
+    code = (
+        "import sys, langchain_fusion, langchain_fusion.cli, langchain_fusion.qa, "
+        "langchain_fusion.ingest, langchain_fusion.evaluation\n"
+        "heavy = [m for m in ('langchain_community', 'sentence_transformers', 'torch', "
+        "'langchain_openai', 'matplotlib', 'rank_bm25') if m in sys.modules]\n"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_py_typed_is_shipped() -> None:
+    from importlib.resources import files
+
+    assert files("langchain_fusion").joinpath("py.typed").is_file()
