@@ -1,9 +1,9 @@
 """Benchmark ``DenseIndex``: build time, memory, latency, recall, persistence per size and kind.
 
-Data: a synthetic mixture of Gaussians that imitates sentence embeddings (skewed cluster sizes,
-anisotropic within-cluster spread with a decaying spectrum, unit-normalized), so HNSW/IVF behave
-as they do on real embeddings rather than on uniform noise. Queries are fresh draws from the same
-mixture. Ground truth is exact (``kind="flat"``) search.
+Data: a synthetic hierarchical mixture of Gaussians calibrated on real all-MiniLM-L6-v2
+embeddings (see ``Mixture``), so HNSW/IVF behave roughly as on real embeddings rather than on
+uniform noise; or real vectors with ``--vectors``/``--query-vectors``. Ground truth is exact
+(``kind="flat"``) search.
 
 Every (size, kind) runs in its own subprocess so that its peak RSS is its own.
 
@@ -33,32 +33,63 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from langchain_fusion.dense import DenseIndex
 
 
-def make_vectors(
-    n: int, dim: int, seed: int, *, n_clusters: int = 1000, spread: float = 0.7
-) -> NDArray[np.float32]:
-    """Unit vectors from an embedding-like Gaussian mixture (deterministic given the seed).
+class Mixture:
+    """An embedding-like hierarchical Gaussian mixture on the unit sphere (deterministic).
 
-    The mixture itself (centres, weights, spectrum, rotation) depends only on ``dim`` and
-    ``n_clusters``, so corpus and query draws with different seeds share it.
+    Calibrated against all-MiniLM-L6-v2 embeddings of BEIR SciFact (5,183 abstracts, 300 test
+    queries), whose query statistics are: mean top-1 cosine 0.62, top-10 cosine 0.45, mean
+    cosine to a random document 0.10, local intrinsic dimension ~21. With the defaults below the
+    synthetic queries give 0.63 / 0.55 / 0.10 / ~23. Structure: a shared mean direction
+    (embedding anisotropy), topics -> clusters (Dirichlet-skewed sizes), anisotropic
+    within-cluster noise with a power-law spectrum in a random rotation, and queries drawn with a
+    small shared offset (the query/document gap). Caveat: at equal efSearch, HNSW recall on this
+    data is somewhat *higher* than on the real SciFact embeddings (see the report).
     """
-    model_rng = np.random.default_rng(12345)
-    centers = model_rng.standard_normal((n_clusters, dim)).astype(np.float32)
-    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    weights = model_rng.dirichlet(np.full(n_clusters, 0.5))  # skewed topic sizes
-    spectrum = (np.arange(1, dim + 1, dtype=np.float32) ** -0.75).astype(np.float32)
-    spectrum *= spread / np.linalg.norm(spectrum)  # expected noise norm == spread
-    rotation, _ = np.linalg.qr(model_rng.standard_normal((dim, dim)))
-    rotation = rotation.astype(np.float32)
 
-    rng = np.random.default_rng(seed)
-    labels = rng.choice(n_clusters, size=n, p=weights)
-    out = np.empty((n, dim), dtype=np.float32)
-    for start in range(0, n, 100_000):
-        stop = min(n, start + 100_000)
-        noise = rng.standard_normal((stop - start, dim), dtype=np.float32) * spectrum
-        block = centers[labels[start:stop]] + noise @ rotation
-        out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    return out
+    def __init__(
+        self, dim: int, n_clusters: int, *, n_topics: int = 30, decay: float = 0.5
+    ) -> None:
+        rng = np.random.default_rng(12345)
+        self.mean = rng.standard_normal(dim).astype(np.float32)
+        self.mean /= np.linalg.norm(self.mean)
+        topics = rng.standard_normal((n_topics, dim)) / np.sqrt(dim)
+        parents = rng.integers(0, n_topics, n_clusters)
+        centers = topics[parents] + rng.standard_normal((n_clusters, dim)) / np.sqrt(dim)
+        centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+        self.centers = (centers + 0.5 * self.mean).astype(np.float32)
+        self.weights = rng.dirichlet(np.ones(n_clusters))
+        spectrum = np.arange(1, dim + 1, dtype=np.float64) ** -decay
+        self.spectrum = (spectrum / np.linalg.norm(spectrum)).astype(np.float32)
+        rotation, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+        self.rotation = rotation.astype(np.float32)
+        offset = rng.standard_normal(dim).astype(np.float32)
+        self.query_offset = offset / np.linalg.norm(offset)
+
+    def sample(
+        self, n: int, seed: int, *, spread: float = 1.2, query: bool = False
+    ) -> NDArray[np.float32]:
+        rng = np.random.default_rng(seed)
+        labels = rng.choice(len(self.weights), size=n, p=self.weights)
+        out = np.empty((n, len(self.spectrum)), dtype=np.float32)
+        for start in range(0, n, 100_000):
+            stop = min(n, start + 100_000)
+            noise = rng.standard_normal((stop - start, out.shape[1]), dtype=np.float32)
+            block = (
+                self.centers[labels[start:stop]]
+                + (noise * (spread * self.spectrum)) @ self.rotation
+            )
+            if query:
+                block += 0.6 * self.query_offset
+            out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
+        return out
+
+
+def make_data(
+    n: int, n_queries: int, dim: int, seed: int
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Corpus and queries from one mixture; the number of clusters grows with the corpus."""
+    mixture = Mixture(dim, n_clusters=max(100, n // 1000))
+    return mixture.sample(n, seed), mixture.sample(n_queries, seed + 1, query=True)
 
 
 def peak_rss_mb() -> float:
@@ -198,8 +229,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         workdir = Path(tempfile.mkdtemp(prefix=f"bench_dense_{n}_", dir=tmp_root))
         try:
             start = time.perf_counter()
-            vectors = make_vectors(n, args.dim, args.seed)
-            queries = make_vectors(args.queries, args.dim, args.seed + 1)
+            if args.vectors is not None:
+                vectors = np.load(args.vectors).astype(np.float32)[:n]
+                queries = np.load(args.query_vectors).astype(np.float32)[: args.queries]
+            else:
+                vectors, queries = make_data(n, args.queries, args.dim, args.seed)
             truth = exact_truth(vectors, queries, args.k)
             np.save(workdir / "vectors.npy", vectors)
             np.save(workdir / "queries.npy", queries)
@@ -285,10 +319,16 @@ def main() -> None:
     parser.add_argument(
         "--filters", type=float, nargs="*", default=[], help="mask fractions to test"
     )
+    parser.add_argument("--vectors", type=Path, default=None, help="real corpus vectors (.npy)")
+    parser.add_argument(
+        "--query-vectors", type=Path, default=None, help="real query vectors (.npy)"
+    )
     parser.add_argument("--tmp", default=None, help="directory for temporary files")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if (args.vectors is None) != (args.query_vectors is None):
+        parser.error("--vectors and --query-vectors go together")
     if args.worker is not None:
         print(json.dumps(worker(json.loads(args.worker))))
         return

@@ -25,9 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables.config import run_in_executor
 from numpy.typing import NDArray
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
@@ -227,6 +231,9 @@ class BM25Retriever(BaseRetriever):
             )
         if ids is not None and len(ids) != len(texts):
             raise ValueError(f"ids must have one id per text: got {len(ids)} for {len(texts)}")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
         if bm25_params:
             unknown = sorted(set(bm25_params) - set(_BM25_PARAM_KEYS))
             if unknown:
@@ -395,6 +402,17 @@ class BM25Retriever(BaseRetriever):
         filter: Filter | None = None,
     ) -> list[Document]:
         return [doc for doc, _ in self.search_with_scores(query, k=k, filter=filter)]
+
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        k: int | None = None,
+        filter: Filter | None = None,
+    ) -> list[Document]:
+        pairs = await run_in_executor(None, self.search_with_scores, query, k, filter)
+        return [doc for doc, _ in pairs]
 
     def score_documents(self, query: str, documents: Sequence[Document]) -> NDArray[np.float64]:
         """Score given documents against a query (complete scoring for score fusion).

@@ -115,14 +115,21 @@ class _Column:
         if i >= self._n_frozen:
             self._tail[i - self._n_frozen] = value
 
-    def write(self, directory: Path, name: str, encode: Callable[[int, Any], str]) -> None:
+    def write(
+        self,
+        directory: Path,
+        name: str,
+        encode: Callable[[int, Any], str],
+        live: NDArray[np.bool_],
+        placeholder: str,
+    ) -> None:
         """Write ``<name>.jsonl`` and ``<name>.offsets.npy``.
 
-        The frozen prefix is copied byte for byte; tail values are encoded with ``encode(slot,
-        value) -> str`` (one JSON document without raw newlines).
+        Live lines of the frozen prefix are copied byte for byte, removed ones become
+        ``placeholder`` (so deleted texts do not survive a save); tail values are encoded with
+        ``encode(slot, value) -> str`` (one JSON document without raw newlines).
         """
         n_frozen = self._n_frozen
-        frozen_end = int(self._offsets[-1])
         lines = [encode(n_frozen + j, v) for j, v in enumerate(self._tail)]
         text = "\n".join(lines) + "\n" if lines else ""
         try:
@@ -131,13 +138,27 @@ class _Column:
             tail = "".join(
                 json.dumps(json.loads(line), ensure_ascii=True) + "\n" for line in lines
             ).encode("ascii")
+        old = np.asarray(self._offsets, dtype=np.int64)
+        dead = ~np.asarray(live[:n_frozen], dtype=np.bool_)
+        filler = (placeholder + "\n").encode("utf-8")
+        lengths = np.diff(old)
+        lengths[dead] = len(filler)
+        frozen_offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
         with open(directory / f"{name}.jsonl", "wb") as f:
-            if frozen_end:
-                f.write(self._blob[:frozen_end])
+            # runs of consecutive live / removed slots in the frozen prefix
+            bounds = np.flatnonzero(np.diff(dead.astype(np.int8))) + 1
+            for a, b in zip([0, *bounds.tolist()], [*bounds.tolist(), n_frozen], strict=True):
+                if a == b:
+                    continue
+                if dead[a]:
+                    f.write(filler * (b - a))
+                else:
+                    f.write(self._blob[int(old[a]) : int(old[b])])
             f.write(tail)
+        frozen_end = int(frozen_offsets[-1])
         tail_arr = np.frombuffer(tail, dtype=np.uint8)
         ends = np.flatnonzero(tail_arr == _NEWLINE).astype(np.int64) + (frozen_end + 1)
-        offsets = np.concatenate([np.asarray(self._offsets[: n_frozen + 1], np.int64), ends])
+        offsets = np.concatenate([frozen_offsets, ends])
         np.save(directory / f"{name}.offsets.npy", offsets, allow_pickle=False)
 
     @classmethod
@@ -512,6 +533,7 @@ class DocStore:
         for slot in slots:
             slot_map.pop(self._ids.get(slot), None)
             self._live[slot] = False
+            self._ids.clear(slot, "")
             self._texts.clear(slot, "")
             self._metas.clear(slot, None)
         self._n_live -= len(slots)
@@ -583,10 +605,11 @@ class DocStore:
         """
         path = Path(directory)
         dumps = json.dumps
+        live = self._live[: self._n]
         # Metadata first: a value JSON cannot encode fails before any file is written.
-        self._metas.write(path, "metadata", self._encode_metadata)
-        self._ids.write(path, "ids", lambda _s, v: dumps(v, ensure_ascii=False))
-        self._texts.write(path, "texts", lambda _s, v: dumps(v, ensure_ascii=False))
+        self._metas.write(path, "metadata", self._encode_metadata, live, "{}")
+        self._ids.write(path, "ids", lambda _s, v: dumps(v, ensure_ascii=False), live, '""')
+        self._texts.write(path, "texts", lambda _s, v: dumps(v, ensure_ascii=False), live, '""')
         np.save(path / _LIVE_FILE, np.ascontiguousarray(self._live[: self._n]), allow_pickle=False)
 
     @classmethod

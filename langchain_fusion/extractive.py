@@ -347,7 +347,7 @@ _TOKENIZER: Tokenizer | None = None
 def _default_tokenizer() -> Tokenizer:
     global _TOKENIZER
     if _TOKENIZER is None:
-        _TOKENIZER = Tokenizer(stopwords=ENGLISH_STOPWORDS)
+        _TOKENIZER = Tokenizer()
     return _TOKENIZER
 
 

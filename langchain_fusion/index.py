@@ -11,6 +11,7 @@ documents.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import uuid
@@ -367,6 +368,18 @@ class HybridIndex(VectorStore):
         return None if dense is None else dense.dim
 
     @property
+    def dense_kind(self) -> str | None:
+        """The dense index in use: ``"flat"``, ``"hnsw"`` or ``"ivf"`` (None while empty).
+
+        Example:
+            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+            >>> HybridIndex.from_texts(["a"], DeterministicFakeEmbedding(size=4)).dense_kind
+            'flat'
+
+        """
+        return None if self._dense is None else self._dense.active_kind
+
+    @property
     def ids(self) -> list[str]:
         """Ids of all documents, in insertion order (an upsert moves a document to the end).
 
@@ -498,6 +511,38 @@ class HybridIndex(VectorStore):
         texts, metadatas, ids = self._unpack_documents(documents, kwargs)
         return self.add_texts(texts, metadatas, ids=ids, **kwargs)
 
+    def add_embeddings(
+        self,
+        texts: Iterable[str],
+        embeddings: ArrayLike,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        *,
+        ids: Sequence[str | None] | None = None,
+        upsert: bool = True,
+        show_progress: bool = False,
+    ) -> list[str]:
+        """Index texts with vectors computed beforehand (the embedding model is not called).
+
+        Same semantics as :meth:`add_texts`; ``embeddings`` is an ``(n, dim)`` array (or list of
+        lists) with one row per text, validated like the model's output.
+
+        Example:
+            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+            >>> index = HybridIndex(DeterministicFakeEmbedding(size=2))
+            >>> index.add_embeddings(["east", "north"], [[1.0, 0.0], [0.0, 1.0]], ids=["e", "n"])
+            ['e', 'n']
+            >>> index.search_dense([0.9, 0.1], 1)[0]
+            ['e']
+
+        """
+        batch = self._prepare(texts, metadatas, ids, upsert=upsert)
+        if not batch[0]:
+            return []
+        rows = np.asarray(embeddings, dtype=np.float32)
+        vectors = self._store_batch(None, rows, 0, len(batch[1]), len(batch[1]))
+        self._commit(*batch, vectors, upsert=upsert, show_progress=show_progress)
+        return batch[0]
+
     async def aadd_texts(
         self,
         texts: Iterable[str],
@@ -524,12 +569,12 @@ class HybridIndex(VectorStore):
         if not batch[0]:
             return []
         size = self.batch_size if batch_size is None else _check_k(batch_size, "batch_size")
-        parts: list[NDArray[np.float32]] = []
+        vectors: NDArray[np.float32] | None = None
         for start in range(0, len(batch[1]), size):
             chunk = batch[1][start : start + size]
             raw = await self._embedding.aembed_documents(chunk)
-            parts.append(self._validate_vectors(raw, len(chunk), start, parts))
-        vectors = np.concatenate(parts)
+            vectors = self._store_batch(vectors, raw, start, len(chunk), len(batch[1]))
+        assert vectors is not None
 
         def commit() -> None:
             self._commit(*batch, vectors, upsert=upsert, show_progress=show_progress)
@@ -648,15 +693,35 @@ class HybridIndex(VectorStore):
             from tqdm.auto import tqdm
 
             starts = tqdm(starts, desc="Embedding", unit="batch")
-        parts: list[NDArray[np.float32]] = []
+        out: NDArray[np.float32] | None = None
         for start in starts:
             chunk = texts[start : start + size]
             raw = self._embedding.embed_documents(chunk)
-            parts.append(self._validate_vectors(raw, len(chunk), start, parts))
-        return np.concatenate(parts)
+            out = self._store_batch(out, raw, start, len(chunk), len(texts))
+        assert out is not None  # texts is never empty here
+        return out
+
+    def _store_batch(
+        self, out: NDArray[np.float32] | None, raw: Any, start: int, n: int, total: int
+    ) -> NDArray[np.float32]:
+        """Validate one embedded batch and copy it into ``out`` (allocated at the first batch).
+
+        Args:
+            out: The ``(total, dim)`` float32 result so far, or ``None`` before the first batch.
+            raw: What ``embed_documents`` returned for ``texts[start : start + n]``.
+            start: Offset of the batch in the texts.
+            n: Number of texts in the batch.
+            total: Number of texts in the whole call.
+
+        """
+        batch = self._validate_vectors(raw, n, start, None if out is None else out.shape[1])
+        if out is None:
+            out = np.empty((total, batch.shape[1]), dtype=np.float32)
+        out[start : start + n] = batch
+        return out
 
     def _validate_vectors(
-        self, raw: Any, n: int, offset: int, previous: Sequence[NDArray[np.float32]]
+        self, raw: Any, n: int, offset: int, expected: int | None
     ) -> NDArray[np.float32]:
         """Check one batch returned by the embedding; returns it as float32 (n, dim)."""
         model = _describe(self._identity())
@@ -669,9 +734,8 @@ class HybridIndex(VectorStore):
                 f"embedding {model} returned {count} vectors for {n} texts; expected one "
                 "vector per text"
             )
-        expected = self.dim
-        if expected is None and previous:
-            expected = previous[0].shape[1]
+        if expected is None:
+            expected = self.dim
         try:
             lengths = [len(row) for row in raw]
         except TypeError as exc:
@@ -682,10 +746,11 @@ class HybridIndex(VectorStore):
         reference = expected if expected is not None else (lengths[0] if lengths else 0)
         for row, length in enumerate(lengths):
             if length != reference:
+                held = "the index holds" if self.dim is not None else "the first text got"
                 raise ValueError(
                     f"embedding {model} returned a vector of dimension {length} for "
-                    f"texts[{offset + row}], but the index holds vectors of dimension "
-                    f"{reference} (expected {reference}, received {length})"
+                    f"texts[{offset + row}], but {held} vectors of dimension {reference} "
+                    f"(expected {reference}, received {length})"
                 )
         try:
             vectors = np.asarray(raw, dtype=np.float64)
@@ -727,6 +792,8 @@ class HybridIndex(VectorStore):
     ) -> None:
         """Apply a validated add to the three parts, atomically for readers and on failure."""
         with self._lock.write():
+            if not self._aligned():
+                self._realign()
             existing = self._docs.slots_of(ids)
             replaced = existing[existing >= 0]
             if replaced.size and not upsert:
@@ -759,27 +826,35 @@ class HybridIndex(VectorStore):
 
         The engines cannot shrink, so slots that reached one of them are tombstoned and the
         others are padded with tombstones to the same length. Searches then behave exactly as
-        before the failed call.
+        before the failed call. If even the padding fails (out of memory), the next write
+        finishes it (:meth:`_realign`); searches are unaffected meanwhile.
         """
-        dense = self._dense
-        docs, bm25 = self._docs, self._bm25
-        if docs.n_slots > start:
-            docs.truncate(start)
-        else:
-            docs.truncate(docs.n_slots)  # repairs columns an interrupted append left uneven
-        for engine in (dense, bm25):
+        docs = self._docs
+        docs.truncate(min(start, docs.n_slots))  # also repairs columns a failed append left uneven
+        for engine in (self._dense, self._bm25):
             if engine is not None and engine.n_slots > start:
                 live = np.flatnonzero(engine.live_mask[start:]) + start
                 if live.size:
                     engine.remove(live)
+        with contextlib.suppress(Exception):
+            self._realign()
+
+    def _realign(self) -> None:
+        """Pad the shorter parts with tombstoned slots so that all three have equal length."""
+        docs, bm25, dense = self._docs, self._bm25, self._dense
         target = max(docs.n_slots, bm25.n_slots, dense.n_slots if dense is not None else 0)
-        if bm25.n_slots < target:
-            bm25.remove(bm25.add([""] * (target - bm25.n_slots)))
+        if docs.n_slots < target:
+            docs.pad(target - docs.n_slots)
         if dense is not None and dense.n_slots < target:
             pad = np.ones((target - dense.n_slots, dense.dim), dtype=np.float32)
             dense.remove(dense.add(pad))
-        if docs.n_slots < target:
-            docs.pad(target - docs.n_slots)
+        if bm25.n_slots < target:
+            bm25.remove(bm25.add([""] * (target - bm25.n_slots)))
+
+    def _aligned(self) -> bool:
+        dense = self._dense
+        n = self._docs.n_slots
+        return self._bm25.n_slots == n and (dense is None or dense.n_slots == n)
 
     # ------------------------------------------------------------------ deleting, reading
 
@@ -823,6 +898,8 @@ class HybridIndex(VectorStore):
             raise TypeError("ids must be a list of str, got a single str")
         id_list = [] if ids is None else list(ids)
         with self._lock.write():
+            if not self._aligned():
+                self._realign()
             slots = self._docs.slots_of(id_list)
             selected = slots[slots >= 0]
             if filter is not None:
@@ -974,6 +1051,10 @@ class HybridIndex(VectorStore):
         mask = self._mask(filter)
         if mask is not None and not mask.any():
             return _NO_SLOTS, _NO_SCORES
+        n_bm25 = self._bm25.n_slots
+        if mask is not None and mask.shape[0] != n_bm25:  # only after a failed re-alignment
+            mask = np.concatenate([mask, np.zeros(max(0, n_bm25 - mask.shape[0]), np.bool_)])
+            mask = mask[:n_bm25]
         slots, scores = self._bm25.search(query, k, mask=mask)
         return slots, np.asarray(scores, dtype=np.float64)
 
@@ -1360,6 +1441,8 @@ class HybridIndex(VectorStore):
 
         """
         with self._lock.write():
+            if not self._aligned():
+                self._realign()
             reclaimed = self._docs.n_slots - self._docs.n_live
             if not reclaimed:
                 return 0

@@ -39,7 +39,13 @@ from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import BasePromptTemplate, ChatPromptTemplate
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import (
+    Runnable,
+    RunnableConfig,
+    RunnableLambda,
+    RunnableParallel,
+    RunnablePassthrough,
+)
 from langchain_core.runnables.config import (
     ensure_config,
     get_async_callback_manager_for_config,
@@ -318,7 +324,8 @@ class QAResult:
             the verified text (invalid citations and unsupported quotes removed).
         sources: The documents given to the model, in order: ``[n]`` is ``sources[n - 1]``.
         mode: ``"generated"`` (a chat model wrote the answer) or ``"extractive"`` (sentences
-            copied from the sources, no model).
+            copied from the sources, no model: no model is configured, or the retriever found
+            nothing, in which case the model is not called).
         llm: Name of the chat model that wrote the answer; None in extractive mode.
         verification: What the verifier found; None in extractive mode or with ``verify=False``.
         raw_answer: The text as the model produced it (equal to ``answer`` when nothing was
@@ -471,6 +478,12 @@ class QAChain(Runnable[QAInput, QAResult]):
         )
         self._retriever_kwargs = _retriever_kwargs(retriever, k)
 
+    def __repr__(self) -> str:
+        return (
+            f"QAChain(retriever={type(self.retriever).__name__}, llm={self.model_name!r}, "
+            f"k={self.k}, verify={self.verify})"
+        )
+
     @property
     def model_name(self) -> str | None:
         """Name of the chat model, or None in extractive mode."""
@@ -496,8 +509,6 @@ class QAChain(Runnable[QAInput, QAResult]):
             'Paris [1]'
 
         """
-        from langchain_core.runnables import RunnableLambda, RunnableParallel, RunnablePassthrough
-
         if self.answer_chain is None:
             raise ValueError("as_lcel() needs a chat model; this chain answers extractively")
         retrieve: Runnable[str, list[Document]] = self.retriever
@@ -547,7 +558,7 @@ class QAChain(Runnable[QAInput, QAResult]):
         question = self._question(input)
         child = patch_config(config, callbacks=run_manager.get_child())
         docs = self._retrieve(question, child)
-        if self.answer_chain is None:
+        if self.answer_chain is None or not docs:
             return self._extractive(question, docs)
         try:
             raw = self.answer_chain.invoke(
@@ -623,7 +634,7 @@ class QAChain(Runnable[QAInput, QAResult]):
             child = patch_config(config, callbacks=run_manager.get_child())
             docs = self._retrieve(question, child)
             yield QAEvent("sources", sources=list(docs))
-            if self.answer_chain is None:
+            if self.answer_chain is None or not docs:
                 result = self._extractive(question, docs)
                 yield QAEvent("token", token=result.answer)
             else:
@@ -678,7 +689,7 @@ class QAChain(Runnable[QAInput, QAResult]):
         question = self._question(input)
         child = patch_config(config, callbacks=run_manager.get_child())
         docs = await self._aretrieve(question, child)
-        if self.answer_chain is None:
+        if self.answer_chain is None or not docs:
             return self._extractive(question, docs)
         inputs = {"sources": format_sources(docs), "question": question}
         try:
@@ -741,7 +752,7 @@ class QAChain(Runnable[QAInput, QAResult]):
             child = patch_config(config, callbacks=run_manager.get_child())
             docs = await self._aretrieve(question, child)
             yield QAEvent("sources", sources=list(docs))
-            if self.answer_chain is None:
+            if self.answer_chain is None or not docs:
                 result = self._extractive(question, docs)
                 yield QAEvent("token", token=result.answer)
             else:
@@ -851,7 +862,8 @@ def build_qa_chain(
             [`resolve_llm`][langchain_fusion.qa.resolve_llm]: ``gpt-4o-mini`` when
             ``OPENAI_API_KEY`` is set, else offline extractive answers).
         k: Give the model at most this many documents (a ``FusionRetriever`` is also asked for
-            exactly ``k``); None: all the retriever returns.
+            exactly ``k``); None: all the retriever returns. When the retriever returns nothing
+            the model is not called and the answer says no sources were found.
         verify: Check the generated answer against the sources (see
             [`verify_answer`][langchain_fusion.verify.verify_answer]).
         prompt: The prompt; must take ``sources`` and ``question``.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from numpy.typing import NDArray
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from langchain_fusion import fusion
 from langchain_fusion.sources import (
@@ -259,8 +260,6 @@ class FusionRetriever(BaseRetriever):
     index: Any = Field(default=None, exclude=True, repr=False)
     """The [`HybridIndex`][langchain_fusion.HybridIndex] when built from documents."""
 
-    _executor: ThreadPoolExecutor | None = PrivateAttr(default=None)
-
     @model_validator(mode="before")
     @classmethod
     def _build_sources(cls, data: Any) -> Any:
@@ -455,12 +454,6 @@ class FusionRetriever(BaseRetriever):
 
     # ------------------------------------------------------------------ gathering candidates
 
-    def _pool(self) -> ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=max(2, len(self.sources)), thread_name_prefix="fusion"
-            )
-        return self._executor
 
     def _check_query(self, query: Any) -> str:
         if not isinstance(query, str):
@@ -485,12 +478,12 @@ class FusionRetriever(BaseRetriever):
         self._check_query(query)
         fk = _validate_k("fetch_k", fetch_k if fetch_k is not None else self.fetch_k)
         flt = filter if filter is not None else self.filter
-        if len(self.sources) == 1:
-            results = [self._search_one(self.sources[0], query, fk, flt)]
+        if len(self.sources) == 1 or threading.current_thread().name.startswith(_THREAD_PREFIX):
+            # One retriever, or already inside a fusion worker (a FusionRetriever used as a
+            # source of another): run in this thread, so nested retrievers cannot deadlock.
+            results = [self._search_one(s, query, fk, flt) for s in self.sources]
         else:
-            futures = [
-                self._pool().submit(self._search_one, s, query, fk, flt) for s in self.sources
-            ]
+            futures = [_executor().submit(self._search_one, s, query, fk, flt) for s in self.sources]
             results = [f.result() for f in futures]
         return self._build_pool(results)
 
@@ -718,10 +711,19 @@ class FusionRetriever(BaseRetriever):
         docs = self.invoke(query, **kwargs)
         return format_breakdown(docs, self.names)
 
-    def __del__(self) -> None:
-        executor = getattr(self, "_executor", None)
-        if executor is not None:
-            executor.shutdown(wait=False)
+
+_THREAD_PREFIX = "langchain-fusion"
+_EXECUTOR: ThreadPoolExecutor | None = None
+_EXECUTOR_LOCK = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The process-wide pool that runs retrievers concurrently (shared by all instances)."""
+    global _EXECUTOR
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR is None:
+            _EXECUTOR = ThreadPoolExecutor(max_workers=16, thread_name_prefix=_THREAD_PREFIX)
+        return _EXECUTOR
 
 
 _OVERRIDES = frozenset(

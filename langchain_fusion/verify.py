@@ -44,7 +44,9 @@ _CITATION = re.compile(
 )
 _CITATION_ITEM = re.compile(r"(\d+)(?:\s*[-\u2013\u2014]\s*(\d+))?")
 _CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]+`", re.DOTALL)
-_INLINE_QUOTE = re.compile(r"\"([^\"]+?)\"|“([^”]+?)”|«([^»]+?)»")
+# A straight double quote opens a quotation only when not preceded by a letter or digit (so the
+# inch marks in 'a 12" screen' are not quotes) and closes it only when not followed by one.
+_INLINE_QUOTE = re.compile(r"(?<![\w\"])\"(\S[^\"]*?)\"(?![\w\"])|“([^”]+?)”|«([^»]+?)»")
 _BLOCKQUOTE_LINE = re.compile(r"^ {0,3}>[ \t]?(.*)$")
 _ELLIPSIS = re.compile(r"\.\s*\.\s*\.|…|\[\s*(?:\.\.\.|…)\s*\]")
 _WORD = re.compile(r"\w+")

@@ -37,11 +37,12 @@ _EXACT_CHUNK_SCORES = 1 << 24
 # With a mask or tombstones, exact search gathers the allowed rows first when they are fewer than
 # this fraction of the slots; otherwise it scores every slot and discards the disallowed ones.
 _GATHER_FRACTION = 0.5
-# Filtered approximate search: below this many allowed vectors an exact scan over the allowed
-# vectors is both exact and at least as fast as a filtered graph/IVF search (see bench_dense.py).
-_EXACT_FILTER_MAX_ALLOWED = 20_000
-# ... and also below this fraction of allowed slots (a filtered HNSW walk degrades as ~1/fraction).
-_EXACT_FILTER_MAX_FRACTION = 0.02
+# Filtered approximate search falls back to an exact scan of the allowed vectors when they are
+# few (exact scan cost grows with the allowed count, a filtered HNSW walk costs ~4-6 ms whatever
+# the count; measured crossover at 100k x 384: ~5-10k allowed vectors) or when they are a tiny
+# fraction of the index (the widened efSearch is capped, so recall would drop below ~1%).
+_EXACT_FILTER_MAX_ALLOWED = 8_000
+_EXACT_FILTER_MAX_FRACTION = 0.01
 # Upper bound of the widened efSearch used for filtered HNSW searches.
 _MAX_FILTERED_EF = 1024
 # Auto nlist for IVF: ~4 * sqrt(n), with at least this many training points per list.

@@ -248,7 +248,7 @@ def load_queries(path: PathLike) -> dict[str, str]:
         path: The dataset folder or the ``queries.jsonl`` file itself.
 
     Returns:
-        All queries of the file, in file order (not restricted to a split; see :func:`load_beir`).
+        All queries of the file, in file order (not restricted to a split; see `load_beir`).
 
     Raises:
         FileNotFoundError: If the folder or file does not exist.
@@ -411,7 +411,7 @@ def load_beir(path: PathLike, split: str = "test", *, strict: bool = True) -> Be
             ``ValueError``; if False, those judgments are dropped with a warning.
 
     Returns:
-        A :class:`BeirDataset` whose ``queries`` are restricted to the queries judged in ``split``.
+        A `BeirDataset` whose ``queries`` are restricted to the queries judged in ``split``.
 
     Raises:
         FileNotFoundError: If the folder or one of its files does not exist.

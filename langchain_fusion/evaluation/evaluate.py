@@ -34,7 +34,7 @@ DEFAULT_METRICS = ("ndcg@10", "recall@100")
 
 @dataclass
 class EvaluationReport:
-    """What :func:`evaluate` measured: mean and per-query metrics, timing and the run itself.
+    """What `evaluate` measured: mean and per-query metrics, timing and the run itself.
 
     Attributes:
         metrics: ``{metric: mean over the evaluated queries}``.
@@ -61,7 +61,7 @@ class EvaluationReport:
     """
 
     metrics: dict[str, float]
-    per_query: dict[str, dict[str, float]]
+    per_query: dict[str, dict[str, float]] = field(repr=False)
     n_queries: int
     seconds: float | None
     run: dict[str, list[str]] = field(repr=False)
@@ -102,8 +102,9 @@ class EvaluationReport:
         lines = ["| metric | value |", "|:--|--:|"]
         lines += [f"| {name} | {value:.{digits}f} |" for name, value in self.metrics.items()]
         summary = f"{self.n_queries} queries"
-        if self.seconds is not None:
-            summary += f", {self.seconds:.2f} s ({self.ms_per_query:.1f} ms/query)"
+        ms = self.ms_per_query
+        if self.seconds is not None and ms is not None:
+            summary += f", {self.seconds:.2f} s ({ms:.1f} ms/query)"
         return "\n".join([*lines, "", summary])
 
     def __str__(self) -> str:
@@ -153,7 +154,7 @@ def compare(
     Raises:
         ValueError: If ``reports`` is empty, ``baseline`` is not one of its keys or ``alpha`` is not
             in (0, 1).
-        TypeError: If a value is not an :class:`EvaluationReport`.
+        TypeError: If a value is not an `EvaluationReport`.
 
     Example:
         >>> qrels = {"q1": {"d1": 1}, "q2": {"d2": 1}}
@@ -377,8 +378,8 @@ def evaluate(
         retriever: Any LangChain retriever (a runnable from query string to list of Documents).
         queries: ``{query_id: text}``. Queries without judgments in ``qrels`` are skipped with a
             warning.
-        qrels: ``{query_id: {doc_id: relevance}}`` or a prepared :class:`Qrels`.
-        metrics: Metric names, see :func:`~langchain_fusion.evaluation.metrics.parse_metric`.
+        qrels: ``{query_id: {doc_id: relevance}}`` or a prepared `Qrels`.
+        metrics: Metric names, see `parse_metric`.
         k: Documents to request per query; default: the largest metric cutoff.
         id_key: Read the document id from ``Document.metadata[id_key]`` instead of ``Document.id``.
         batch_size: Queries per ``batch`` call (and progress bar step).
@@ -386,7 +387,7 @@ def evaluate(
         show_progress: Show a tqdm progress bar.
 
     Returns:
-        An :class:`EvaluationReport`.
+        An `EvaluationReport`.
 
     Raises:
         ValueError: On an invalid argument, when no query has judgments, or when a returned document
@@ -503,11 +504,11 @@ def evaluate_run(
 
     Args:
         run: ``{query_id: [doc_id, ...]}`` best first, or ``{query_id: {doc_id: score}}``.
-        qrels: ``{query_id: {doc_id: relevance}}`` or a prepared :class:`Qrels`.
-        metrics: Metric names, see :func:`~langchain_fusion.evaluation.metrics.parse_metric`.
+        qrels: ``{query_id: {doc_id: relevance}}`` or a prepared `Qrels`.
+        metrics: Metric names, see `parse_metric`.
 
     Returns:
-        An :class:`EvaluationReport` with ``seconds=None`` and ``run`` holding the ranked ids up to
+        An `EvaluationReport` with ``seconds=None`` and ``run`` holding the ranked ids up to
         the largest cutoff.
 
     Raises:

@@ -25,8 +25,8 @@ One deliberate difference: a judged query that is missing from the run scores 0 
 (as with ranx's ``make_comparable=True``); pytrec_eval silently leaves it out of its output, which
 inflates the mean of a system that fails on hard queries.
 
-:func:`compute_metrics` is vectorised over queries. For repeated evaluation against the same
-judgments (parameter tuning), build a :class:`Qrels` once and pass it instead of the dict: the
+`compute_metrics` is vectorised over queries. For repeated evaluation against the same
+judgments (parameter tuning), build a `Qrels` once and pass it instead of the dict: the
 relevant documents and ideal DCGs are then prepared once.
 """
 
@@ -79,7 +79,7 @@ _ALIASES: dict[str, MetricName] = {
 }
 
 METRIC_FORMS = "ndcg@k, recall@k, mrr@k, precision@k (or p@k), hit_rate@k (or hits@k), with k >= 1"
-"""Human-readable list of the metric names :func:`parse_metric` accepts."""
+"""Human-readable list of the metric names `parse_metric` accepts."""
 
 _METRIC_RE = re.compile(r"^\s*([a-z_]+)\s*@\s*(\d+)\s*$", re.IGNORECASE)
 
@@ -115,10 +115,10 @@ def parse_metric(name: str | Metric) -> Metric:
     or ``hits@k``.
 
     Args:
-        name: The metric name, or an already parsed :class:`Metric` (returned unchanged).
+        name: The metric name, or an already parsed `Metric` (returned unchanged).
 
     Returns:
-        The parsed :class:`Metric`.
+        The parsed `Metric`.
 
     Raises:
         TypeError: If ``name`` is not a string.
@@ -196,7 +196,7 @@ class Qrels:
     query_ids: tuple[str, ...]
     """Ids of the queries that have judgments, in input order."""
 
-    def __init__(self, qrels: Mapping[str, Mapping[str, float]]) -> None:
+    def __init__(self, qrels: Qrels | Mapping[str, Mapping[str, float]]) -> None:
         if isinstance(qrels, Qrels):
             qrels = qrels._judgments
         if not isinstance(qrels, Mapping):
@@ -288,7 +288,7 @@ class Qrels:
         return Qrels({q: self._judgments[q] for q in query_ids if q in self._index})
 
     def _idcg(self, k: int) -> NDArray[np.float64]:
-        """Ideal DCG at cutoff ``k`` for every query, in :attr:`query_ids` order (cached)."""
+        """Ideal DCG at cutoff ``k`` for every query, in `query_ids` order (cached)."""
         cached = self._idcg_cache.get(k)
         if cached is None:
             discount = _discounts(k).tolist()
@@ -306,7 +306,7 @@ def _is_number(value: object) -> bool:
 
 
 QrelsLike: TypeAlias = Qrels | Mapping[str, Mapping[str, float]]
-"""Judgments as a :class:`Qrels` or a plain ``{query_id: {doc_id: relevance}}`` mapping."""
+"""Judgments as a `Qrels` or a plain ``{query_id: {doc_id: relevance}}`` mapping."""
 
 
 def _as_qrels(qrels: QrelsLike) -> Qrels:
@@ -566,10 +566,10 @@ def compute_metrics(
     Args:
         run: ``{query_id: [doc_id, ...]}`` best first, or ``{query_id: {doc_id: score}}`` (higher is
             better; ties broken by document id, descending, as ``trec_eval`` does).
-        qrels: Judgments ``{query_id: {doc_id: relevance}}`` or a prepared :class:`Qrels` (faster
+        qrels: Judgments ``{query_id: {doc_id: relevance}}`` or a prepared `Qrels` (faster
             when the same judgments are used many times).
         metrics: Metric names such as ``"ndcg@10"``, ``"recall@100"``, ``"mrr@10"``, ``"p@5"``,
-            ``"hits@10"`` (see :func:`parse_metric`); a single name is accepted too.
+            ``"hits@10"`` (see `parse_metric`); a single name is accepted too.
 
     Returns:
         ``{metric: {query_id: value}}`` with the metric keys spelled as given and the query ids in
@@ -604,7 +604,7 @@ def _metric_arrays(
     qrels: QrelsLike,
     metrics: str | Metric | Iterable[str | Metric],
 ) -> dict[str, NDArray[np.float64]]:
-    """Compute like :func:`compute_metrics`, one array per metric in ``Qrels.query_ids`` order."""
+    """Compute like `compute_metrics`, one array per metric in ``Qrels.query_ids`` order."""
     parsed = _parse_metrics(metrics)
     if not isinstance(run, Mapping):
         msg = (
@@ -652,7 +652,7 @@ def mean(results: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """Average per-query values into one number per metric (the usual "mean over queries").
 
     Args:
-        results: ``{metric: {query_id: value}}``, as returned by :func:`compute_metrics`.
+        results: ``{metric: {query_id: value}}``, as returned by `compute_metrics`.
 
     Returns:
         ``{metric: mean value}``.

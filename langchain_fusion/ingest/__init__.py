@@ -153,7 +153,7 @@ def ingest(
     Example:
         >>> result = ingest(sample_path(), show_progress=False)
         >>> result.summary()
-        '1 file, 43 chunks'
+        '1 file, 44 chunks'
         >>> chunk = next(c for c in result.chunks if "| E-217 |" in c.page_content)
         >>> chunk.metadata["section"]
         "Lumen-7 Home Battery: Owner's Manual > 7. Troubleshooting > 7.2 Error codes"

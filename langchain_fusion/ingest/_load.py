@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import sys
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,7 +291,10 @@ def _read_text(path: Path, data: bytes, file_type: str, notes: list[str]) -> lis
 
 
 def _clean_pdf_text(text: str) -> str:
-    lines = _normalize_newlines(text).split("\n")
+    """Tidy extracted PDF text: NFKC (ligatures such as "ﬁ" become "fi", so words match), no
+    trailing spaces on lines, no blank lines at the ends.
+    """
+    lines = unicodedata.normalize("NFKC", _normalize_newlines(text)).split("\n")
     return "\n".join(line.rstrip() for line in lines).strip("\n")
 
 
@@ -298,7 +302,7 @@ def _read_pdf(path: Path, data: bytes, notes: list[str]) -> list[Document]:
     from pypdf import PdfReader
     from pypdf.errors import DependencyError
 
-    if not data.lstrip()[:5].startswith(b"%PDF"):
+    if b"%PDF-" not in data[:1024]:  # the header may follow a little junk
         raise _SkipFileError("not a PDF (no %PDF header)")
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -364,35 +368,44 @@ def _unsupported_reason(path: Path, data: bytes) -> str:
     return f"no file extension (supported: {supported})"
 
 
-def _load_file(path: Path, explicit: bool, notes: list[str]) -> list[Document]:
-    """Documents of one file; raises ``_SkipFileError`` with the reason when it cannot be loaded."""
+def _read(path: Path, limit: int | None = None) -> bytes:
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            return handle.read() if limit is None else handle.read(limit)
     except PermissionError as exc:
         raise _SkipFileError("unreadable: permission denied") from exc
-    except IsADirectoryError as exc:  # pragma: no cover - folders are walked, not read
-        raise _SkipFileError("is a folder") from exc
     except OSError as exc:
         msg = f"unreadable: {exc.strerror or exc}"
         raise _SkipFileError(msg) from exc
+
+
+def _load_file(path: Path, explicit: bool, notes: list[str]) -> list[Document]:
+    """Documents of one file; raises ``_SkipFileError`` with the reason when it cannot be loaded."""
+    if not path.is_file():  # a named pipe or socket would block or fail on read
+        raise _SkipFileError("not a regular file")
+    suffix = path.suffix.lower()
+    file_type = SUPPORTED_EXTENSIONS.get(suffix)
+    if file_type is None:
+        # Only a peek at files we will probably not load (a folder may hold large videos).
+        head = _read(path, _SNIFF_BYTES)
+        if not head:
+            raise _SkipFileError("empty file")
+        if not explicit or _looks_binary(head) or suffix in _KNOWN_UNSUPPORTED:
+            raise _SkipFileError(_unsupported_reason(path, head))
+        file_type = "text"  # the user named this file: read it as plain text, not refuse it
+    data = _read(path)
     if not data:
         raise _SkipFileError("empty file")
-    file_type = SUPPORTED_EXTENSIONS.get(path.suffix.lower())
     if file_type == "pdf":
         return _read_pdf(path, data, notes)
-    if file_type is not None:
-        return _read_text(path, data, file_type, notes)
-    if explicit and not _looks_binary(data) and path.suffix.lower() not in _KNOWN_UNSUPPORTED:
-        # The user named this file: read it as plain text rather than refuse it.
-        return _read_text(path, data, "text", notes)
-    raise _SkipFileError(_unsupported_reason(path, data))
+    return _read_text(path, data, file_type, notes)
 
 
 def _progress(files: list[tuple[Path, bool]], show: bool) -> Iterator[tuple[Path, bool]]:
     if not show:
         yield from files
         return
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     bar = tqdm(files, desc="Loading", unit="file", file=sys.stderr, leave=False)
     try:

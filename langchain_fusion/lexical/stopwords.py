@@ -41,9 +41,10 @@ _FUNCTION_ADVERBS = """
 here there when where why how again once only very too just also
 """
 
-# Fragments left when the default pattern splits contractions such as "don't" or "we'll".
+# Fragments left when the default pattern splits possessives and contractions ("patient's",
+# "don't", "we'll"). "t" stays: it is also the T of "T cells".
 _CONTRACTION_FRAGMENTS = """
-ll re ve don doesn didn isn aren wasn weren hasn haven hadn won wouldn shouldn couldn
+s ll re ve don doesn didn isn aren wasn weren hasn haven hadn won wouldn shouldn couldn
 """
 
 ENGLISH_STOPWORDS: frozenset[str] = frozenset(

@@ -5,17 +5,20 @@ This is the pipeline that takes BM25 on BEIR SciFact from nDCG@10 0.52 (whitespa
 
 Default token pattern (:data:`DEFAULT_TOKEN_PATTERN`), and why:
 
-* ``\w\w+`` runs of two or more Unicode word characters, the pattern scikit-learn and bm25s use:
-  letters of every script survive (``"café"``, ``"данные"``, ``"δεδομένα"``), digits are kept
-  (``"covid19"``, ``"2023"``), and one-letter noise (the ``s`` of ``"patient's"``) is dropped.
-  Underscores are word characters, so identifiers stay whole: ``"read_csv"`` is one token.
-  Hyphens and dots split: ``"E-104"`` gives ``"104"``, ``"3.14"`` gives ``"14"``.
-* one letter followed by ``++`` or ``#`` is kept whole, so ``"C++"``, ``"C#"`` and ``"F#"`` are
-  searchable instead of vanishing.
+* ``\w+``: runs of Unicode word characters. Letters of every script survive (``"café"``,
+  ``"данные"``, ``"δεδομένα"``) and digits are kept (``"covid19"``, ``"2023"``). Unlike the
+  ``\w\w+`` of scikit-learn and bm25s, one-character tokens are kept, as Lucene does: ``"vitamin
+  D"``, ``"type 2 diabetes"``, ``"T cells"`` and ``"E-104"`` (``"e"``, ``"104"``) stay searchable.
+  Measured with English stopwords and stemming: nDCG@10 0.687 -> 0.691 on BEIR SciFact (test),
+  0.295 -> 0.297 on NFCorpus (dev).
+* underscores are word characters, so identifiers stay whole: ``"read_csv"`` is one token;
+  hyphens, dots and slashes split (``"3.14"`` gives ``"3"``, ``"14"``).
+* a trailing ``++`` or ``#`` is kept, so ``"C++"``, ``"C#"``, ``"F#"`` and ``"g++"`` are searchable
+  instead of collapsing into ``"c"`` or ``"f"``.
 * emoji and pictographic symbols are kept, one token each.
 
 Known limits: scripts written without spaces (Chinese, Japanese, Thai) come out as one token per
-run of characters; pass e.g. ``token_pattern=r"[\u4e00-\u9fff]|\w\w+"`` for character
+run of characters; pass e.g. ``token_pattern=r"[\u4e00-\u9fff]|\w+"`` for character
 unigrams, or pre-segment the text. The default Snowball stemmer is English; pass
 ``stemmer="french"`` etc. (any PyStemmer algorithm) or ``stemmer=None`` for other languages.
 """
@@ -32,8 +35,7 @@ from langchain_fusion.lexical.stopwords import get_stopwords
 __all__ = ["DEFAULT_TOKEN_PATTERN", "Tokenizer"]
 
 DEFAULT_TOKEN_PATTERN = (
-    r"\w(?:\w+"  # words of two or more letters/digits/underscores, any script
-    r"|\+\+(?![\w+#])|#(?![\w+#]))"  # or one letter + "++" or "#": C++, C#, F#
+    r"\w+(?:\+\+|#)?"  # words in any script, digits, identifiers; C++, C#, F#
     r"|[\u2600-\u27bf\U0001f000-\U0001faff]"  # emoji and pictographs, one per token
 )
 """The default ``token_pattern`` (see the module docstring for the reasoning)."""

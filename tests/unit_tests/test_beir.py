@@ -3,7 +3,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,12 +25,12 @@ DATA_DIR = Path(
 )
 BEIR_DIR = DATA_DIR / "beir"
 
-CORPUS = [
+CORPUS: list[dict[str, Any]] = [
     {"_id": "d1", "title": "Cats", "text": "Cats purr when content."},
     {"_id": "d2", "title": "", "text": "Dogs bark at strangers."},
     {"_id": "d3", "text": "No title field at all."},
 ]
-QUERIES = [
+QUERIES: list[dict[str, Any]] = [
     {"_id": "q1", "text": "why do cats purr", "metadata": {}},
     {"_id": "q2", "text": "barking dogs"},
     {"_id": "q3", "text": "never judged"},
@@ -39,7 +41,7 @@ QRELS = {
 }
 
 
-def _jsonl(rows: list[dict[str, object]]) -> str:
+def _jsonl(rows: Sequence[Mapping[str, Any]]) -> str:
     return "".join(json.dumps(row) + "\n" for row in rows)
 
 

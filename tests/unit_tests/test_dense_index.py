@@ -528,10 +528,23 @@ def test_ivf_trains_lazily_and_covers_later_adds() -> None:
 # ----------------------------------------------------------------------------- recall
 
 
+def _embedding_like(n: int, dim: int, seed: int) -> NDArray[np.float32]:
+    """Unit vectors shaped like embeddings: topics, a shared direction, decaying spectrum."""
+    model = np.random.default_rng(99)
+    centers = model.standard_normal((50, dim)) / np.sqrt(dim) + 0.5 * _unit(
+        model.standard_normal((1, dim))
+    )
+    spectrum = np.arange(1, dim + 1) ** -0.5
+    spectrum *= 1.2 / np.linalg.norm(spectrum)
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal((n, dim)) * spectrum
+    return _unit(centers[rng.integers(0, 50, n)] + noise)
+
+
 def test_hnsw_recall_against_flat() -> None:
     dim = 64
-    vectors = _clustered(4000, dim, seed=21, n_clusters=40)
-    queries = _clustered(200, dim, seed=22, n_clusters=40)
+    vectors = _embedding_like(4000, dim, seed=21)
+    queries = _embedding_like(200, dim, seed=22)
     flat = DenseIndex(dim, kind="flat")
     hnsw = DenseIndex(dim, kind="hnsw")
     flat.add(vectors)

@@ -305,10 +305,16 @@ def test_retriever_errors_propagate_with_the_query_id() -> None:
 def test_non_document_results_are_rejected() -> None:
     from langchain_core.runnables import RunnableLambda
 
+    def not_a_list(query: str) -> Any:
+        return "oops"
+
+    def not_documents(query: str) -> Any:
+        return ["oops"]
+
     with pytest.raises(TypeError, match=r"returned str for query 'q1'; expected a list"):
-        evaluate(RunnableLambda(lambda q: "oops"), {"q1": "x"}, QRELS, show_progress=False)
+        evaluate(RunnableLambda(not_a_list), {"q1": "x"}, QRELS, show_progress=False)
     with pytest.raises(TypeError, match=r"returned str at rank 1 for query 'q1'"):
-        evaluate(RunnableLambda(lambda q: ["oops"]), {"q1": "x"}, QRELS, show_progress=False)
+        evaluate(RunnableLambda(not_documents), {"q1": "x"}, QRELS, show_progress=False)
 
 
 def test_warns_when_no_retrieved_id_is_judged() -> None:
@@ -370,6 +376,24 @@ def test_vectorstore_retriever_search_kwargs() -> None:
         mmr, {"q": "text 3"}, {"q": {"v3": 1}}, metrics=["recall@8"], show_progress=False
     )
     assert len(report.run["q"]) == 8  # fetch_k raised to k
+
+
+def test_fusion_retriever_gets_k_per_call() -> None:
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from langchain_fusion.retriever import FusionRetriever
+
+    texts = ["the cat sat on the mat", "dogs chase cats", "quantum chromodynamics"]
+    texts += ["cat food and toys", "parking rules", "the dog sat on a log"]
+    docs = [Document(text, id=f"d{i}") for i, text in enumerate(texts)]
+    retriever = FusionRetriever.from_documents(docs, DeterministicFakeEmbedding(size=16), k=2)
+    queries = {"q1": "cat", "q2": "dog log"}
+    qrels = {"q1": {"d0": 1, "d3": 1}, "q2": {"d5": 1}}
+    report = evaluate(retriever, queries, qrels, metrics=["recall@5"], show_progress=False)
+    assert retriever.k == 2
+    for q, text in queries.items():
+        assert report.run[q] == [d.id for d in retriever.invoke(text, k=5)]
+    assert report.metrics["recall@5"] == 1.0  # BM25 finds every relevant document
 
 
 # --------------------------------------------------------------------------------------------------

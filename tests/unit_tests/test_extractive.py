@@ -37,8 +37,8 @@ VACCINES = (
 PDF_PAGE = (
     "Reinforcement Learning \n"
     "Reinforcement learning involves training an agent to make decisions in an environment to \n"
-    "maximize a reward. The agent learns through trial and error, receiving feedback in the form of \n"
-    "rewards or penalties. This approach is used in game playing, robotics, and resource \n"
+    "maximize a reward. The agent learns through trial and error, receiving feedback in the \n"
+    "form of rewards or penalties. This approach is used in game playing, robotics, and resource \n"
     "management. \n"
     "Deep Learning \n"
     "Deep learning is a subfield of machine learning that uses artificial neural networks with \n"
@@ -68,7 +68,10 @@ PDF_PAGE = (
         ),
         ('He said "Stop." Then he left.', ['He said "Stop."', "Then he left."]),
         ("See p. 12 of the report. No. 5 is next.", ["See p. 12 of the report.", "No. 5 is next."]),
-        ("lowercase after period. is not a new sentence", ["lowercase after period. is not a new sentence"]),
+        (
+            "lowercase after period. is not a new sentence",
+            ["lowercase after period. is not a new sentence"],
+        ),
         ("Ends with an ellipsis... And goes on.", ["Ends with an ellipsis...", "And goes on."]),
         ("", []),
     ],
@@ -235,7 +238,7 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match=r"min_coverage must be in \[0, 1\], got 2"):
         extractive_answer("q", ["x"], min_coverage=2)
     with pytest.raises(TypeError, match=r"docs\[0\] must be a Document or a str"):
-        extractive_answer("q", [3])  # type: ignore[list-item]
+        extractive_answer("q", [3])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="single str"):
         extractive_answer("q", "not a list")
 
@@ -268,8 +271,7 @@ def _pdf_pages() -> list[Document]:
 def test_ai_information_pdf_questions() -> None:
     pages = _pdf_pages()
     questions = {
-        q["question"]: q
-        for q in json.loads((DATA / "pdfs" / "AI_Information.qa.json").read_text())
+        q["question"]: q for q in json.loads((DATA / "pdfs" / "AI_Information.qa.json").read_text())
     }
     expected_sentence = {
         "What is 'Explainable AI' and why is it considered important?": (

@@ -17,7 +17,7 @@ METAS: list[dict[str, Any]] = [
 
 
 def idx(filter: Any) -> list[int]:
-    return np.flatnonzero(filter_mask(METAS, filter)).tolist()
+    return [int(i) for i in np.flatnonzero(filter_mask(METAS, filter))]
 
 
 def test_none_and_empty_match_everything() -> None:
@@ -73,7 +73,7 @@ def test_logic() -> None:
 
 def test_callable_filter_is_used_as_is() -> None:
     def pred(m: Any) -> bool:
-        return m.get("page") == 1
+        return bool(m.get("page") == 1)
 
     assert compile_filter(pred) is pred
     assert idx(pred) == [0]

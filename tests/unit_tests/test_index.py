@@ -32,7 +32,7 @@ class WordHashEmbedding(Embeddings):
             v[h % self.size] += 1.0 if (h >> 32) & 1 else -1.0
         if not v.any():
             v[0] = 1.0
-        return v.tolist()
+        return [float(x) for x in v]
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         self.calls += 1
@@ -335,7 +335,7 @@ def test_delete_by_ids_and_filter(index: HybridIndex) -> None:
     with pytest.raises(ValueError, match="filter=\\{\\}"):
         index.delete()
     with pytest.raises(TypeError, match="single str"):
-        index.delete("d1")  # type: ignore[arg-type]
+        index.delete("d1")
     assert index.delete(filter={}) is True and len(index) == 0
     assert index.similarity_search("solar") == []
 

@@ -11,6 +11,6 @@ from langchain_fusion.index import HybridIndex
 
 class TestHybridIndexStandard(VectorStoreIntegrationTests):
     @pytest.fixture
-    def vectorstore(self) -> VectorStore:  # type: ignore[override]
+    def vectorstore(self) -> VectorStore:
         """An empty index with the suite's deterministic fake embedding."""
         return HybridIndex(self.get_embeddings())

@@ -317,3 +317,16 @@ def test_unicode_and_emoji() -> None:
 def test_scores_are_finite_numbers(retriever: FusionRetriever) -> None:
     for d in retriever.invoke("the", k=6):
         assert np.isfinite(d.metadata["fusion"]["score"])
+
+
+def test_model_copy_and_nesting_share_no_broken_state(retriever: FusionRetriever) -> None:
+    copy_ = retriever.model_copy(update={"k": 2})
+    assert len(copy_.invoke("battery")) == 2
+    del copy_
+    import gc
+
+    gc.collect()
+    assert len(retriever.invoke("battery")) == 4
+    # A FusionRetriever used as a source of another one runs without deadlock.
+    outer = FusionRetriever(retrievers=[retriever, retriever.model_copy()], weights=[1, 1], k=3)
+    assert len(outer.invoke("battery")) == 3

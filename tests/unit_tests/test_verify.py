@@ -145,6 +145,11 @@ def test_quote_must_come_from_one_source() -> None:
     assert not verify_answer(f'"{quote}"', SOURCES).ok
 
 
+def test_inch_marks_are_not_quotes() -> None:
+    answer = 'Both the 12" model and the 15" model ship with it [3].'
+    assert verify_answer(answer, SOURCES).text == answer
+
+
 def test_short_quotes_are_not_checked() -> None:
     answer = 'So-called "black box" models [1].'
     assert verify_answer(answer, SOURCES).text == answer
@@ -199,7 +204,7 @@ def test_bad_arguments() -> None:
     with pytest.raises(TypeError, match="answer must be a str"):
         verify_answer(None, SOURCES)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"sources\[1\] must be a Document or a str"):
-        verify_answer("x", ["ok", 3])  # type: ignore[list-item]
+        verify_answer("x", ["ok", 3])  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="single str"):
         verify_answer("x", "a single string")
     with pytest.raises(ValueError, match=r"quote_threshold must be in \(0, 1\], got 1.5"):
