@@ -15,13 +15,17 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-DEFAULT_CACHE = Path(os.environ.get("LANGCHAIN_FUSION_CACHE", Path.home() / ".cache" / "langchain-fusion"))
+DEFAULT_CACHE = Path(
+    os.environ.get("LANGCHAIN_FUSION_CACHE", Path.home() / ".cache" / "langchain-fusion")
+)
 
 
 def data_dir(arg: str | None) -> Path:
     path = Path(arg) if arg else Path(os.environ.get("LANGCHAIN_FUSION_DATA", DEFAULT_DATA))
     if not (path / "beir").is_dir():
-        raise SystemExit(f"data directory {path} has no beir/ folder: pass --data PATH/TO/shared/data")
+        raise SystemExit(
+            f"data directory {path} has no beir/ folder: pass --data PATH/TO/shared/data"
+        )
     return path
 
 

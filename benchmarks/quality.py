@@ -8,7 +8,7 @@ Compares, over the same cached embeddings, in one run:
   * FusionRetriever at defaults, and every method / normalization.
 
 Usage:
-    python benchmarks/quality.py --data ../shared/data [--datasets scifact nfcorpus] [--out results.json]
+    python benchmarks/quality.py --data ../shared/data [--datasets scifact nfcorpus] [--out r.json]
 
 Embeddings are computed once with the local model and cached (``--cache``, default
 ~/.cache/langchain-fusion); retrieval always goes through the real retrievers.
@@ -26,16 +26,25 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_CACHE, CachedEmbeddings, data_dir, embed_cached, markdown_table, save_json  # noqa: E402
+from common import (
+    DEFAULT_CACHE,
+    CachedEmbeddings,
+    data_dir,
+    embed_cached,
+    markdown_table,
+    save_json,
+)
 
-from langchain_fusion import BM25Retriever, FusionRetriever, HybridIndex, LocalEmbeddings  # noqa: E402
-from langchain_fusion.evaluation import evaluate, load_beir  # noqa: E402
+from langchain_fusion import BM25Retriever, FusionRetriever, HybridIndex, LocalEmbeddings
+from langchain_fusion.evaluation import evaluate, load_beir
 
 SPLITS = {"scifact": "test", "nfcorpus": "dev"}
 METRICS = ("ndcg@10", "recall@100")
 
 
-def build_systems(name: str, docs: list[Any], emb: CachedEmbeddings, only: set[str] | None) -> dict[str, Any]:
+def build_systems(
+    name: str, docs: list[Any], emb: CachedEmbeddings, only: set[str] | None
+) -> dict[str, Any]:
     from langchain_classic.retrievers import EnsembleRetriever
     from langchain_community.retrievers import BM25Retriever as CommunityBM25
     from langchain_community.vectorstores import FAISS
@@ -69,16 +78,23 @@ def build_systems(name: str, docs: list[Any], emb: CachedEmbeddings, only: set[s
     )
     add("FusionRetriever (defaults)", lambda: FusionRetriever.from_index(index, k=100))
     for method in ("minmax", "zscore", "dbsf", "rrf"):
-        add(f"FusionRetriever method={method}", lambda m=method: FusionRetriever.from_index(index, k=100, method=m))
+        add(
+            f"FusionRetriever method={method}",
+            lambda m=method: FusionRetriever.from_index(index, k=100, method=m),
+        )
         add(
             f"FusionRetriever method={method}, no complete scoring",
-            lambda m=method: FusionRetriever.from_index(index, k=100, method=m, complete_scoring=False),
+            lambda m=method: FusionRetriever.from_index(
+                index, k=100, method=m, complete_scoring=False
+            ),
         )
     return systems
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", help="path to shared/data (has beir/)")
     parser.add_argument("--datasets", nargs="+", default=list(SPLITS), choices=list(SPLITS))
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
@@ -96,13 +112,17 @@ def main() -> None:
         texts = [d.page_content for d in ds.corpus]
         qtexts = list(ds.queries.values())
         table = dict(zip(texts, embed_cached(texts, model, args.cache, f"{name}-corpus")))
-        table.update(zip(qtexts, embed_cached(qtexts, model, args.cache, f"{name}-{split}-queries")))
+        table.update(
+            zip(qtexts, embed_cached(qtexts, model, args.cache, f"{name}-{split}-queries"))
+        )
         emb = CachedEmbeddings(model, table)
         systems = build_systems(name, ds.corpus, emb, set(args.systems) if args.systems else None)
         rows = []
         results[name] = {}
         for label, retriever in systems.items():
-            report = evaluate(retriever, ds.queries, ds.qrels, metrics=METRICS, k=100, show_progress=False)
+            report = evaluate(
+                retriever, ds.queries, ds.qrels, metrics=METRICS, k=100, show_progress=False
+            )
             ms = 1000 * report.seconds / max(report.n_queries, 1)
             results[name][label] = {**report.metrics, "ms_per_query": ms}
             rows.append([label, report.metrics["ndcg@10"], report.metrics["recall@100"], ms])

@@ -101,7 +101,9 @@ def child(size: int, n_queries: int, ensemble: bool, ensemble_queries: int) -> d
             for s in range(0, size, 200_000):
                 sims = qv @ corpus.vectors[s : s + 200_000].T
                 cand = np.concatenate([best, sims], axis=1)
-                ids = np.concatenate([exact, np.arange(s, s + sims.shape[1])[None, :].repeat(len(qv), 0)], 1)
+                ids = np.concatenate(
+                    [exact, np.arange(s, s + sims.shape[1])[None, :].repeat(len(qv), 0)], 1
+                )
                 top = np.argpartition(-cand, 10, axis=1)[:, :10]
                 best = np.take_along_axis(cand, top, 1)
                 exact = np.take_along_axis(ids, top, 1)
@@ -113,7 +115,9 @@ def child(size: int, n_queries: int, ensemble: bool, ensemble_queries: int) -> d
             flat = HybridIndex(emb, dense_kind="flat")
             flat.add_embeddings(corpus.texts, corpus.vectors, ids=ids)
             exact_retriever = FusionRetriever.from_index(flat, k=10)
-            out["exact_p50_ms"], out["exact_p95_ms"] = _latencies(exact_retriever.invoke, corpus.queries)
+            out["exact_p50_ms"], out["exact_p95_ms"] = _latencies(
+                exact_retriever.invoke, corpus.queries
+            )
             del flat, exact_retriever
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -135,7 +139,9 @@ def child(size: int, n_queries: int, ensemble: bool, ensemble_queries: int) -> d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--ensemble-max", type=int, default=100_000)
@@ -145,7 +151,9 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     if args.child:
-        res = child(args.child, args.queries, args.child <= args.ensemble_max, args.ensemble_queries)
+        res = child(
+            args.child, args.queries, args.child <= args.ensemble_max, args.ensemble_queries
+        )
         print("RESULT " + json.dumps(res))
         return
     from common import markdown_table, save_json
@@ -153,8 +161,18 @@ def main() -> None:
     results = []
     for size in args.sizes:
         print(f"size {size:,} ...", flush=True)
-        cmd = [sys.executable, __file__, "--child", str(size), "--queries", str(args.queries),
-               "--ensemble-max", str(args.ensemble_max), "--ensemble-queries", str(args.ensemble_queries)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            str(size),
+            "--queries",
+            str(args.queries),
+            "--ensemble-max",
+            str(args.ensemble_max),
+            "--ensemble-queries",
+            str(args.ensemble_queries),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode != 0 or not line:
@@ -169,14 +187,51 @@ def main() -> None:
     rows = []
     for r in results:
         speedup = r["ensemble_p50_ms"] / r["p50_ms"] if "ensemble_p50_ms" in r else "-"
-        exact_speedup = r["ensemble_p50_ms"] / r["exact_p50_ms"] if "ensemble_p50_ms" in r and "exact_p50_ms" in r else "-"
-        rows.append([f"{r['size']:,}", r["dense_kind"], r["build_s"], r["peak_build_mb_above_corpus"], r["vectors_mb"],
-                     r["disk_mb"], r["load_s"], r["p50_ms"], r["p95_ms"], g(r, "dense_recall@10"),
-                     g(r, "exact_p50_ms"), g(r, "ensemble_p50_ms"), speedup, exact_speedup])
+        exact_speedup = (
+            r["ensemble_p50_ms"] / r["exact_p50_ms"]
+            if "ensemble_p50_ms" in r and "exact_p50_ms" in r
+            else "-"
+        )
+        rows.append(
+            [
+                f"{r['size']:,}",
+                r["dense_kind"],
+                r["build_s"],
+                r["peak_build_mb_above_corpus"],
+                r["vectors_mb"],
+                r["disk_mb"],
+                r["load_s"],
+                r["p50_ms"],
+                r["p95_ms"],
+                g(r, "dense_recall@10"),
+                g(r, "exact_p50_ms"),
+                g(r, "ensemble_p50_ms"),
+                speedup,
+                exact_speedup,
+            ]
+        )
     print()
-    print(markdown_table(["chunks", "dense", "build s", "peak MB above corpus", "vectors MB", "disk MB", "load s",
-                          "fused p50 ms", "fused p95 ms", "dense recall@10", "exact p50 ms", "Ensemble p50 ms",
-                          "speedup", "exact speedup"], rows))
+    print(
+        markdown_table(
+            [
+                "chunks",
+                "dense",
+                "build s",
+                "peak MB above corpus",
+                "vectors MB",
+                "disk MB",
+                "load s",
+                "fused p50 ms",
+                "fused p95 ms",
+                "dense recall@10",
+                "exact p50 ms",
+                "Ensemble p50 ms",
+                "speedup",
+                "exact speedup",
+            ],
+            rows,
+        )
+    )
     if args.out:
         save_json(args.out, results)
 

@@ -13,6 +13,7 @@ Example:
     ... )
     >>> retriever.invoke("read_csv")[0].page_content
     'pandas.read_csv loads a CSV file'
+
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def _sample_index(show_progress: bool) -> Any:
 
     result = ingest([sample_path()], show_progress=False)
     index = HybridIndex()
-    index.add_documents(result.documents, show_progress=show_progress)
+    index.add_documents(result.chunks, show_progress=show_progress)
     return index
 
 
@@ -78,7 +78,7 @@ def _source_label(meta: dict[str, Any]) -> str:
     page = meta.get("page")
     section = meta.get("section")
     label = f"{name}, p. {page}" if page else str(name)
-    return f"{label} › {section}" if section else label
+    return f"{label} / {section}" if section else label
 
 
 def _print_sources(docs: Sequence[Any], out: Any = None) -> None:
@@ -118,24 +118,24 @@ def cmd_index(args: argparse.Namespace) -> int:
         show_progress=show,
     )
     print(result.summary(), file=sys.stderr)
-    if not result.documents:
+    if not result.chunks:
         _fail("nothing to index: " + result.summary())
     index = HybridIndex.load(out) if out.exists() else HybridIndex()
-    new_ids = {d.id for d in result.documents}
-    sources = {d.metadata.get("source") for d in result.documents}
+    new_ids = {d.id for d in result.chunks}
+    sources = {d.metadata.get("source") for d in result.chunks}
     stale = [
         doc.id
         for doc in index.documents(index.ids)
-        if doc.metadata.get("source") in sources and doc.id not in new_ids
+        if doc.id is not None and doc.metadata.get("source") in sources and doc.id not in new_ids
     ]
     before = len(index)
     t0 = time.perf_counter()
-    index.add_documents(result.documents, show_progress=show)
+    index.add_documents(result.chunks, show_progress=show)
     if stale:
         index.delete(stale)
     index.save(out)
     print(
-        f"indexed {len(result.documents)} chunks from {len(result.files)} files into {out} "
+        f"indexed {len(result.chunks)} chunks from {len(result.files)} files into {out} "
         f"({before} -> {len(index)} chunks, {len(stale)} stale removed) "
         f"in {time.perf_counter() - t0:.1f} s"
     )
@@ -151,8 +151,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     flt = json.loads(args.filter) if args.filter else None
     docs = retriever.invoke(args.query, filter=flt)
     if args.json:
-        print(json.dumps([{"id": d.id, "text": d.page_content, "metadata": d.metadata}
-                          for d in docs], indent=2, default=str))
+        print(
+            json.dumps(
+                [{"id": d.id, "text": d.page_content, "metadata": d.metadata} for d in docs],
+                indent=2,
+                default=str,
+            )
+        )
         return 0
     if args.explain:
         print(format_breakdown(docs, retriever.names, width=70))
@@ -192,7 +197,9 @@ def _answer(chain: Any, question: str, stream: bool) -> None:
         if removed:
             print(f"(verifier removed citations to missing sources: {removed})")
         if report.unverified_quotes:
-            print(f"(verifier removed {len(report.unverified_quotes)} quote(s) not found in sources)")
+            print(
+                f"(verifier removed {len(report.unverified_quotes)} quote(s) not found in sources)"
+            )
     _print_sources(result.sources)
 
 
@@ -231,16 +238,20 @@ def cmd_chat(args: argparse.Namespace) -> int:
 def _add_fusion_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, help="number of results (default 4)")
     p.add_argument("--alpha", type=float, help="0 = keyword only, 1 = vector only (default 0.5)")
-    p.add_argument("--method", choices=["convex", "rrf", "minmax", "zscore", "dbsf"],
-                   help="fusion method (default convex with min-max)")
+    p.add_argument(
+        "--method",
+        choices=["convex", "rrf", "minmax", "zscore", "dbsf"],
+        help="fusion method (default convex with min-max)",
+    )
     p.add_argument("--normalization", choices=["minmax", "zscore", "dbsf", "none"])
     p.add_argument("--fetch-k", dest="fetch_k", type=int, help="candidates per retriever")
 
 
 def _add_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("index", nargs="?", help="index directory made by 'langchain-fusion index'")
-    p.add_argument("--sample", action="store_true",
-                   help="use the bundled sample document (no index needed)")
+    p.add_argument(
+        "--sample", action="store_true", help="use the bundled sample document (no index needed)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     Example:
         >>> build_parser().prog
         'langchain-fusion'
+
     """
     parser = argparse.ArgumentParser(
         prog="langchain-fusion",
@@ -261,8 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("index", help="ingest PDFs, text and Markdown into an index directory",
-                       description=cmd_index.__doc__)
+    p = sub.add_parser(
+        "index",
+        help="ingest PDFs, text and Markdown into an index directory",
+        description=cmd_index.__doc__,
+    )
     p.add_argument("paths", nargs="+", help="files or folders")
     p.add_argument("--out", required=True, help="index directory (created or updated)")
     p.add_argument("--chunk-size", type=int, default=600, help="chunk size (default 600)")
@@ -271,8 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("search", help="fused search with a score breakdown",
-                       description=cmd_search.__doc__)
+    p = sub.add_parser(
+        "search", help="fused search with a score breakdown", description=cmd_search.__doc__
+    )
     _add_source(p)
     p.add_argument("query")
     _add_fusion_args(p)
@@ -290,8 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "ask":
             p.add_argument("question")
         _add_fusion_args(p)
-        p.add_argument("--llm", help='chat model: "openai:gpt-4o-mini", "ollama:llama3.2"... '
-                       "(default: gpt-4o-mini when OPENAI_API_KEY is set, else offline extractive)")
+        p.add_argument(
+            "--llm",
+            help='chat model: "openai:gpt-4o-mini", "ollama:llama3.2"... '
+            "(default: gpt-4o-mini when OPENAI_API_KEY is set, else offline extractive)",
+        )
         p.add_argument("--no-stream", action="store_true", help="print the answer at the end")
         p.set_defaults(func=func)
 
@@ -309,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Example:
         >>> main(["--version"])  # doctest: +SKIP
+
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

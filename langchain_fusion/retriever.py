@@ -20,7 +20,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from numpy.typing import NDArray
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from langchain_fusion import fusion
 from langchain_fusion.sources import (
@@ -50,6 +50,7 @@ class FusionMethod(str, Enum):
     Example:
         >>> FusionMethod("rrf") is FusionMethod.RRF
         True
+
     """
 
     CONVEX = "convex"
@@ -67,6 +68,7 @@ class Normalization(str, Enum):
     Example:
         >>> Normalization("dbsf").value
         'dbsf'
+
     """
 
     MINMAX = "minmax"
@@ -92,6 +94,7 @@ class CandidatePool:
         found_rank: Rank of each candidate in each retriever's own list (1 = best,
             0 = not in that list).
         has_scores: Per retriever, whether it returns scores (False = rank only).
+
     """
 
     keys: list[str]
@@ -115,7 +118,7 @@ class CandidatePool:
         return doc
 
     def window(self, fetch_k: int) -> CandidatePool:
-        """The pool as it would have been with a smaller ``fetch_k`` (for tuning).
+        """Return the pool as it would have been with a smaller ``fetch_k`` (for tuning).
 
         Candidates that no retriever ranked within ``fetch_k`` are dropped; ranks beyond
         ``fetch_k`` count as "not found". Complete scores of the survivors are kept.
@@ -236,6 +239,7 @@ class FusionRetriever(BaseRetriever):
         'error E-217: battery too cold'
         >>> sorted(docs[0].metadata["fusion"]["retrievers"])
         ['bm25', 'dense']
+
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -321,6 +325,7 @@ class FusionRetriever(BaseRetriever):
             >>> index = HybridIndex.from_texts(["a", "b"], DeterministicFakeEmbedding(size=8))
             >>> FusionRetriever.from_index(index).names
             ['dense', 'bm25']
+
         """
         kwargs.setdefault("names", ["dense", "bm25"])
         return cls(
@@ -355,6 +360,7 @@ class FusionRetriever(BaseRetriever):
             ... )
             >>> len(r.invoke("x"))
             1
+
         """
         from langchain_fusion.index import HybridIndex
 
@@ -382,6 +388,7 @@ class FusionRetriever(BaseRetriever):
             >>> r = FusionRetriever.from_texts(["x", "y"], DeterministicFakeEmbedding(size=8))
             >>> r.k
             4
+
         """
         texts = list(texts)
         if metadatas is not None and len(metadatas) != len(texts):
@@ -400,20 +407,37 @@ class FusionRetriever(BaseRetriever):
         ]
         return cls.from_documents(docs, embedding, **kwargs)
 
-    def as_tool(self, name: str = "search_documents", description: str | None = None) -> BaseTool:
-        """Turn this retriever into a LangChain tool for agents (see ``langchain_fusion.tools``).
+    def as_tool(
+        self,
+        args_schema: type[BaseModel] | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        arg_types: dict[str, type] | None = None,
+    ) -> BaseTool:
+        """Turn this retriever into a LangChain tool for agents.
+
+        The tool takes a ``query`` string and returns the numbered sources with their scores
+        (see [`create_fusion_tool`][langchain_fusion.tools.create_fusion_tool]). Passing
+        ``args_schema`` or ``arg_types`` falls back to LangChain's generic ``Runnable.as_tool``.
 
         Example:
             >>> from langchain_core.embeddings import DeterministicFakeEmbedding
             >>> r = FusionRetriever.from_texts(["x"], DeterministicFakeEmbedding(size=8))
             >>> r.as_tool().name
             'search_documents'
+
         """
+        if args_schema is not None or arg_types is not None:
+            return super().as_tool(
+                args_schema, name=name, description=description, arg_types=arg_types
+            )
         from langchain_fusion.tools import create_fusion_tool
 
-        if description is None:
-            return create_fusion_tool(self, name=name)
-        return create_fusion_tool(self, name=name, description=description)
+        kwargs: dict[str, Any] = {"name": name or "search_documents"}
+        if description is not None:
+            kwargs["description"] = description
+        return create_fusion_tool(self, **kwargs)
 
     # ------------------------------------------------------------------ settings
 
@@ -454,7 +478,6 @@ class FusionRetriever(BaseRetriever):
 
     # ------------------------------------------------------------------ gathering candidates
 
-
     def _check_query(self, query: Any) -> str:
         if not isinstance(query, str):
             raise TypeError(f"query must be a string, got {type(query).__name__}")
@@ -465,7 +488,9 @@ class FusionRetriever(BaseRetriever):
     def _search_one(self, source: Source, query: str, fetch_k: int, flt: Any) -> Candidates:
         return source.search(query, fetch_k, filter=flt if source.supports_filter else None)
 
-    def gather(self, query: str, *, fetch_k: int | None = None, filter: Any = None) -> CandidatePool:
+    def gather(
+        self, query: str, *, fetch_k: int | None = None, filter: Any = None
+    ) -> CandidatePool:
         """Run every retriever (concurrently) and return the candidate pool, unfused.
 
         Example:
@@ -474,6 +499,7 @@ class FusionRetriever(BaseRetriever):
             >>> pool = r.gather("b")
             >>> pool.raw.shape
             (2, 2)
+
         """
         self._check_query(query)
         fk = _validate_k("fetch_k", fetch_k if fetch_k is not None else self.fetch_k)
@@ -483,22 +509,21 @@ class FusionRetriever(BaseRetriever):
             # source of another): run in this thread, so nested retrievers cannot deadlock.
             results = [self._search_one(s, query, fk, flt) for s in self.sources]
         else:
-            futures = [_executor().submit(self._search_one, s, query, fk, flt) for s in self.sources]
+            futures = [
+                _executor().submit(self._search_one, s, query, fk, flt) for s in self.sources
+            ]
             results = [f.result() for f in futures]
         return self._build_pool(results)
 
     async def agather(
         self, query: str, *, fetch_k: int | None = None, filter: Any = None
     ) -> CandidatePool:
-        """Async [`gather`][langchain_fusion.FusionRetriever.gather]: retrievers run concurrently."""
+        """Async version of `gather`: the retrievers run concurrently."""
         self._check_query(query)
         fk = _validate_k("fetch_k", fetch_k if fetch_k is not None else self.fetch_k)
         flt = filter if filter is not None else self.filter
         results = await asyncio.gather(
-            *[
-                s.asearch(query, fk, filter=flt if s.supports_filter else None)
-                for s in self.sources
-            ]
+            *[s.asearch(query, fk, filter=flt if s.supports_filter else None) for s in self.sources]
         )
         return await asyncio.to_thread(self._build_pool, list(results))
 
@@ -552,8 +577,13 @@ class FusionRetriever(BaseRetriever):
                 raw[i, j] = s
         has_scores = np.array([c.scores is not None for c in results], dtype=bool)
         pool = CandidatePool(
-            keys=keys, names=list(self.names), raw=raw, found_rank=rank, has_scores=has_scores,
-            _docs=docs, _loaders=loaders,
+            keys=keys,
+            names=list(self.names),
+            raw=raw,
+            found_rank=rank,
+            has_scores=has_scores,
+            _docs=docs,
+            _loaders=loaders,
         )
         if self.complete_scoring:
             self._complete(pool, results)
@@ -621,6 +651,7 @@ class FusionRetriever(BaseRetriever):
             >>> res = r.fuse_pool(r.gather("b"), alpha=0.0)
             >>> res.fused.shape
             (2,)
+
         """
         s = self._settings(overrides)
         return _fuse(pool, s)
@@ -707,6 +738,7 @@ class FusionRetriever(BaseRetriever):
             >>> r = FusionRetriever.from_texts(["a b", "b c"], DeterministicFakeEmbedding(size=8))
             >>> print(r.explain("b", k=1).splitlines()[0])  # doctest: +NORMALIZE_WHITESPACE
             #  fused  dense (raw/norm/rank)  bm25 (raw/norm/rank)  text
+
         """
         docs = self.invoke(query, **kwargs)
         return format_breakdown(docs, self.names)
@@ -718,7 +750,7 @@ _EXECUTOR_LOCK = threading.Lock()
 
 
 def _executor() -> ThreadPoolExecutor:
-    """The process-wide pool that runs retrievers concurrently (shared by all instances)."""
+    """Return the process-wide pool that runs retrievers concurrently."""
     global _EXECUTOR
     with _EXECUTOR_LOCK:
         if _EXECUTOR is None:
@@ -764,8 +796,9 @@ def _fuse(pool: CandidatePool, s: dict[str, Any]) -> FusedResult:
         normalized = np.full((n_src, n_cand), np.nan)
         fused = fusion.rrf_fusion(ranks, weights, k=s["rrf_k"])
     else:
-        normalized = np.vstack([fusion.normalize(scores[i], s["normalization"].value)
-                                for i in range(n_src)])
+        normalized = np.vstack(
+            [fusion.normalize(scores[i], s["normalization"].value) for i in range(n_src)]
+        )
         fused = fusion.convex_fusion(normalized, weights, missing="min")
     # Ties (common with min-max: a retriever's last hit and its misses both score 0) go to the
     # document the weighted retrievers actually found, higher in their own lists.
@@ -783,6 +816,7 @@ def format_breakdown(docs: Sequence[Document], names: Sequence[str], width: int 
         >>> print(format_breakdown([d], ["dense", "bm25"]))  # doctest: +NORMALIZE_WHITESPACE
         #  fused  dense (raw/norm/rank)  bm25 (raw/norm/rank)  text
         1  0.900  0.500/1.000/1          -                     hello
+
     """
     header = ["#", "fused"] + [f"{n} (raw/norm/rank)" for n in names] + ["text"]
     rows = [header]

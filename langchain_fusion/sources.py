@@ -65,6 +65,7 @@ def content_key(text: str) -> str:
         True
         >>> content_key("hello")[:8]
         'sha1:aaf'
+
     """
     return "sha1:" + hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
@@ -88,6 +89,7 @@ class Candidates:
         >>> c = Candidates(documents=[Document("a"), Document("b")], scores=np.array([2.0, 1.0]))
         >>> len(c)
         2
+
     """
 
     documents: list[Document] = field(default_factory=list)
@@ -104,7 +106,8 @@ class Candidates:
 class Source(ABC):
     """A retriever as seen by the fusion: scored candidates plus optional complete scoring.
 
-    Subclass it to plug any search engine into [`FusionRetriever`][langchain_fusion.FusionRetriever].
+    Subclass it to plug any search engine into
+    [`FusionRetriever`][langchain_fusion.FusionRetriever].
 
     Example:
         >>> class Fixed(Source):
@@ -114,6 +117,7 @@ class Source(ABC):
         ...         return Candidates(documents=docs, scores=np.array([1.0, 0.5])[:k])
         >>> Fixed().search("q", 1).documents[0].page_content
         'alpha'
+
     """
 
     kind: str = "retriever"
@@ -174,7 +178,7 @@ class _PositionLookup:
 
 
 class HybridDenseSource(Source):
-    """Dense side of a [`HybridIndex`][langchain_fusion.HybridIndex]: cosine scores, exact rescoring.
+    """Dense side of a [`HybridIndex`][langchain_fusion.HybridIndex]: cosine scores, rescoring.
 
     Example:
         >>> from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -182,6 +186,7 @@ class HybridDenseSource(Source):
         >>> index = HybridIndex.from_texts(["a cat", "a dog"], DeterministicFakeEmbedding(size=16))
         >>> len(HybridDenseSource(index).search("cat", 2))
         2
+
     """
 
     kind = "dense"
@@ -214,6 +219,7 @@ class HybridKeywordSource(Source):
         >>> index = HybridIndex.from_texts(["a cat", "a dog"], DeterministicFakeEmbedding(size=16))
         >>> HybridKeywordSource(index).search("cat", 2).ids
         ['...']
+
     """
 
     kind = "bm25"
@@ -244,6 +250,7 @@ class OwnBM25Source(Source):
         >>> bm25 = BM25Retriever.from_texts(["the cat sat", "dogs bark"])
         >>> OwnBM25Source(bm25).search("cat", 5).documents[0].page_content
         'the cat sat'
+
     """
 
     kind = "bm25"
@@ -273,6 +280,7 @@ class CommunitySunsetWarning(FutureWarning):
     Example:
         >>> issubclass(CommunitySunsetWarning, FutureWarning)
         True
+
     """
 
 
@@ -328,6 +336,7 @@ class VectorStoreSource(Source):
         >>> store = InMemoryVectorStore.from_texts(["a", "b"], DeterministicFakeEmbedding(size=8))
         >>> len(VectorStoreSource(store).search("a", 2))
         2
+
     """
 
     kind = "dense"
@@ -548,6 +557,7 @@ class RetrieverSource(Source):
         >>> src = RetrieverSource(BM25Retriever.from_texts(["x y", "y z"]))
         >>> src.search("y", 2).scores is None
         True
+
     """
 
     kind = "retriever"
@@ -584,10 +594,7 @@ def _top_indices(scores: NDArray[np.float64], k: int) -> NDArray[np.intp]:
     n = scores.shape[0]
     if n == 0 or k <= 0:
         return np.empty(0, dtype=np.intp)
-    if k < n:
-        part = np.argpartition(-scores, k - 1)[:k]
-    else:
-        part = np.arange(n)
+    part = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
     return part[np.argsort(-scores[part], kind="stable")]
 
 
@@ -602,6 +609,7 @@ def to_source(obj: Any) -> Source:
         >>> from langchain_fusion import BM25Retriever
         >>> type(to_source(BM25Retriever.from_texts(["a b"]))).__name__
         'OwnBM25Source'
+
     """
     from langchain_core.vectorstores import VectorStoreRetriever
 

@@ -7,7 +7,7 @@ The usual entry point is :func:`ingest`, which runs :func:`load_documents` then
 
     result = ingest("docs/", chunk_size=600, chunk_overlap=150)
     print(result.summary())       # 12 files, 214 chunks; skipped 1: scan.pdf (no text layer ...)
-    index.add_documents(result.chunks, ids=[c.id for c in result.chunks])
+    vectorstore.add_documents(result.chunks, ids=result.ids)  # upsert by stable id
 
 Chunk ids depend only on the file path, the page and the chunk's position, so ingesting the same
 files again gives the same ids: an index upserts instead of duplicating.

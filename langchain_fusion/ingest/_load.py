@@ -291,8 +291,10 @@ def _read_text(path: Path, data: bytes, file_type: str, notes: list[str]) -> lis
 
 
 def _clean_pdf_text(text: str) -> str:
-    """Tidy extracted PDF text: NFKC (ligatures such as "ﬁ" become "fi", so words match), no
-    trailing spaces on lines, no blank lines at the ends.
+    """Tidy extracted PDF text for search.
+
+    NFKC turns ligatures such as "ﬁ" into "fi" (so "ﬁnal" matches "final"); trailing spaces on
+    lines and blank lines at the ends go.
     """
     lines = unicodedata.normalize("NFKC", _normalize_newlines(text)).split("\n")
     return "\n".join(line.rstrip() for line in lines).strip("\n")

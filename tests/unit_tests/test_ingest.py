@@ -188,9 +188,11 @@ def test_pdf_one_document_per_page(tmp_path: Path) -> None:
     assert all(i is not None and i.endswith(f"-p{n}") for n, i in enumerate(ids, start=1))
 
 
-def test_pdf_ligatures_are_normalized(tmp_path: Path) -> None:
-    (doc,) = load(write(tmp_path / "lig.pdf", make_pdf(["The \ufb01nal of\ufb01ce   "]))).documents
-    assert doc.page_content == "The final office"
+def test_pdf_text_is_tidied() -> None:
+    from langchain_fusion.ingest._load import _clean_pdf_text
+
+    raw = "\n\nThe \ufb01nal of\ufb01ce   \r\nsecond line \n\n"
+    assert _clean_pdf_text(raw) == "The final office\nsecond line"
 
 
 def test_pdf_page_without_text_is_left_out_with_a_note(tmp_path: Path) -> None:
