@@ -93,7 +93,18 @@ def make_data(
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    """This process's peak RSS in MiB.
+
+    ``/proc/self/status`` VmHWM belongs to the current address space, so it starts afresh in the
+    worker; ``ru_maxrss`` would carry over the parent's peak across fork + exec.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; macOS: bytes
 
 
 def dir_size_mb(path: Path) -> float:

@@ -330,3 +330,16 @@ def test_model_copy_and_nesting_share_no_broken_state(retriever: FusionRetriever
     # A FusionRetriever used as a source of another one runs without deadlock.
     outer = FusionRetriever(retrievers=[retriever, retriever.model_copy()], weights=[1, 1], k=3)
     assert len(outer.invoke("battery")) == 3
+
+
+def test_complete_scoring_auto_uses_own_ranks_for_rrf() -> None:
+    dense = ScriptedSource(
+        docs("a1", "a2"), [0.9, 0.1], all_scores={"a1": 0.9, "a2": 0.1, "b1": 0.95}
+    )
+    bm25 = ScriptedSource(docs("b1"), [5.0], all_scores={"b1": 5.0, "a1": 0.0, "a2": 0.0})
+    auto = FusionRetriever(retrievers=[dense, bm25], names=["dense", "bm25"], k=3, method="rrf")
+    got = {d.page_content: d.metadata["fusion"]["score"] for d in auto.invoke("q")}
+    assert got["b1"] == pytest.approx(0.5 / 61)  # dense did not return b1: no dense term
+    forced = auto.model_copy(update={"complete_scoring": True})
+    got = {d.page_content: d.metadata["fusion"]["score"] for d in forced.invoke("q")}
+    assert got["b1"] == pytest.approx(0.5 / 61 + 0.5 / 61)  # b1 is dense's best by score

@@ -1,0 +1,1119 @@
+"""Tune fusion settings (method, alpha or weights, normalization, RRF k, fetch_k) on judged queries.
+
+Retrieval is the expensive part of evaluating a fusion setting; fusing is not. `tune` therefore
+runs the retrievers **once** per query (`gather_pools`: every candidate with its raw scores, down
+to the largest ``fetch_k`` of the grid) and scores every setting of the grid on those cached
+candidate pools. A smaller ``fetch_k`` is simulated by cutting the pools, an ``alpha`` sweep by
+re-weighting the same normalized scores: a 21-point alpha sweep costs little more than one
+evaluation pass.
+
+The settings are scored exactly as `FusionRetriever` ranks (same normalization, fusion and
+tie-breaking, see ``tests/unit_tests/test_tune.py``), with the metric conventions of
+`compute_metrics`.
+
+Example:
+    >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+    >>> from langchain_core.documents import Document
+    >>> from langchain_fusion import FusionRetriever
+    >>> docs = [Document(t, id=str(i)) for i, t in enumerate(
+    ...     ["error E-217 battery too cold", "charging the battery in winter", "warranty terms",
+    ...      "error E-404 page not found", "cold weather driving tips"])]
+    >>> retriever = FusionRetriever.from_documents(docs, DeterministicFakeEmbedding(size=16))
+    >>> report = tune(retriever, {"a": "E-217", "b": "E-404", "c": "warranty"},
+    ...               {"a": {"0": 1}, "b": {"3": 1}, "c": {"2": 1}},
+    ...               grid={"alpha": [0.0, 0.5, 1.0]}, show_progress=False)
+    >>> report.best, report.best_score
+    ({'method': 'convex', 'normalization': 'minmax', 'alpha': 0.0, 'fetch_k': 100}, 1.0)
+    >>> report.retriever.alpha
+    0.0
+
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import product
+from time import perf_counter
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from langchain_fusion import fusion
+from langchain_fusion.evaluation.metrics import Metric, Qrels, QrelsLike, parse_metric
+from langchain_fusion.retriever import CandidatePool, FusionRetriever
+
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "DEFAULT_NORMALIZATIONS",
+    "DEFAULT_RRF_K",
+    "GRID_KEYS",
+    "CrossValidation",
+    "Fold",
+    "PoolCache",
+    "TuningReport",
+    "cross_validate",
+    "gather_pools",
+    "kfold",
+    "score_settings",
+    "simplex_grid",
+    "tune",
+    "window",
+]
+
+DEFAULT_ALPHAS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(21))
+"""The default alpha grid: 0.0, 0.05, ..., 1.0 (21 points)."""
+DEFAULT_NORMALIZATIONS: tuple[str, ...] = ("minmax", "zscore", "dbsf")
+"""Normalizations searched by default for the convex method."""
+DEFAULT_RRF_K: tuple[float, ...] = (10, 20, 40, 60, 100)
+"""RRF constants searched by default."""
+GRID_KEYS: tuple[str, ...] = ("method", "alpha", "weights", "normalization", "rrf_k", "fetch_k")
+"""The settings a tuning grid may vary."""
+
+_METHODS = ("convex", "rrf")
+_SHORTHANDS = ("minmax", "zscore", "dbsf")
+_NORMALIZATIONS = ("minmax", "zscore", "dbsf", "none")
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def simplex_grid(n: int, step: float = 0.1) -> list[tuple[float, ...]]:
+    """All weight vectors of ``n`` non-negative multiples of ``step`` that sum to 1.
+
+    Args:
+        n: Number of retrievers, >= 1.
+        step: Grid spacing; ``1 / step`` must be a whole number.
+
+    Returns:
+        The weight vectors, in lexicographic order (weights not all zero by construction).
+
+    Raises:
+        ValueError: If ``n < 1`` or ``1 / step`` is not a positive whole number.
+
+    Example:
+        >>> simplex_grid(3, 0.5)
+        [(0.0, 0.0, 1.0), (0.0, 0.5, 0.5), (0.0, 1.0, 0.0), (0.5, 0.0, 0.5), (0.5, 0.5, 0.0), (1.0, 0.0, 0.0)]
+        >>> len(simplex_grid(3, 0.1))
+        66
+
+    """  # noqa: E501
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n must be an integer >= 1 (number of retrievers), got {n!r}")
+    steps = 1.0 / step if isinstance(step, numbers.Real) and step > 0 else math.nan
+    if not math.isfinite(steps) or abs(steps - round(steps)) > 1e-9 or step > 1:
+        raise ValueError(
+            f"step must divide 1 into a whole number of parts (e.g. 0.1), got {step!r}"
+        )
+    m = round(steps)
+
+    def compositions(total: int, parts: int) -> Iterator[tuple[int, ...]]:
+        if parts == 1:
+            yield (total,)
+            return
+        for first in range(total + 1):
+            for rest in compositions(total - first, parts - 1):
+                yield (first, *rest)
+
+    return [tuple(round(c / m, 10) for c in combo) for combo in compositions(m, int(n))]
+
+
+def _examples(items: Iterable[Any], n: int = 3) -> str:
+    shown: list[str] = []
+    for i, item in enumerate(items):
+        if i == n:
+            shown.append("...")
+            break
+        shown.append(repr(item))
+    return ", ".join(shown)
+
+
+def _check_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_fmt(v) for v in value) + ")"
+    return str(value)
+
+
+# ------------------------------------------------------------------------------------ pools
+
+
+@dataclass
+class PoolCache:
+    """Candidate pools of judged queries, gathered once and reused by every tuning setting.
+
+    Attributes:
+        query_ids: The judged query ids, in input order.
+        texts: The query texts, aligned with ``query_ids``.
+        pools: One `CandidatePool` per query (down to ``fetch_k`` per retriever).
+        fetch_k: How many candidates each retriever was asked for.
+        seconds: Wall-clock time spent gathering.
+        complete_scoring: Whether the retriever scored every candidate on every side (then a
+            smaller ``fetch_k`` is simulated exactly).
+
+    Example:
+        >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+        >>> r = FusionRetriever.from_texts(["a b", "b c"], DeterministicFakeEmbedding(size=8),
+        ...                                ids=["1", "2"])
+        >>> cache = gather_pools(r, {"q": "b"}, fetch_k=5, show_progress=False)
+        >>> cache.query_ids, len(cache.pools[0])
+        (['q'], 2)
+
+    """
+
+    query_ids: list[str]
+    texts: list[str]
+    pools: list[CandidatePool] = field(repr=False)
+    fetch_k: int
+    seconds: float
+    complete_scoring: bool = True
+
+    def __len__(self) -> int:
+        return len(self.query_ids)
+
+    def subset(self, query_ids: Sequence[str]) -> PoolCache:
+        """Restrict the cache to ``query_ids`` (unknown ids raise KeyError).
+
+        Example:
+            >>> cache = PoolCache(["a", "b"], ["x", "y"], [], fetch_k=10, seconds=0.0)
+            >>> cache.subset([]).query_ids
+            []
+
+        """
+        where = {q: i for i, q in enumerate(self.query_ids)}
+        picked = [where[q] for q in query_ids]
+        return PoolCache(
+            query_ids=[self.query_ids[i] for i in picked],
+            texts=[self.texts[i] for i in picked],
+            pools=[self.pools[i] for i in picked],
+            fetch_k=self.fetch_k,
+            seconds=self.seconds,
+            complete_scoring=self.complete_scoring,
+        )
+
+
+def window(pool: CandidatePool, fetch_k: int, *, complete_scoring: bool = True) -> CandidatePool:
+    """Cut a pool to what a retriever asked for only ``fetch_k`` candidates would return.
+
+    Candidates that no retriever ranked within ``fetch_k`` are dropped and ranks beyond
+    ``fetch_k`` become "not found". With complete scoring the survivors keep every side's real
+    score (a smaller gather would compute the same ones); without it, a score is kept only where
+    that retriever still ranks the candidate.
+
+    Example:
+        >>> import numpy as np
+        >>> pool = CandidatePool(keys=["id:a", "id:b", "id:c"], names=["dense", "bm25"],
+        ...     raw=np.array([[0.9, 0.8, 0.1], [np.nan, 2.0, 5.0]]),
+        ...     found_rank=np.array([[1, 2, 3], [0, 2, 1]]), has_scores=np.array([True, True]),
+        ...     _docs=[None] * 3, _loaders=[None] * 3)
+        >>> small = window(pool, 1)
+        >>> small.keys, small.found_rank.tolist()
+        (['id:a', 'id:c'], [[1, 0], [0, 1]])
+
+    """
+    if fetch_k >= int(pool.found_rank.max(initial=0)):
+        return pool
+    found = (pool.found_rank > 0) & (pool.found_rank <= fetch_k)
+    keep = np.flatnonzero(found.any(axis=0))
+    rank = np.where(found, pool.found_rank, 0)[:, keep].astype(np.int64)
+    raw = pool.raw[:, keep]
+    raw = np.where(pool.has_scores[:, None], raw, np.nan)
+    if not complete_scoring:
+        raw = np.where(rank > 0, raw, np.nan)
+    return CandidatePool(
+        keys=[pool.keys[i] for i in keep],
+        names=pool.names,
+        raw=raw,
+        found_rank=rank,
+        has_scores=pool.has_scores,
+        _docs=[pool._docs[i] for i in keep],
+        _loaders=[pool._loaders[i] for i in keep],
+    )
+
+
+def _check_queries(queries: Any) -> None:
+    if not isinstance(queries, Mapping):
+        raise TypeError(
+            f"queries must be a mapping {{query_id: text}}, got {type(queries).__name__}"
+        )
+    if not queries:
+        raise ValueError("queries is empty; give at least one {query_id: text}")
+    for qid, text in queries.items():
+        if not isinstance(text, str):
+            raise TypeError(f"queries[{qid!r}] must be a string, got {type(text).__name__}")
+
+
+def _judged(queries: Mapping[str, str], qrels: Qrels, stacklevel: int = 3) -> list[str]:
+    _check_queries(queries)
+    judged = [q for q in queries if q in qrels]
+    if not judged:
+        raise ValueError(
+            f"no query has judgments: none of the {len(queries)} query ids "
+            f"({_examples(queries)}) is in qrels ({_examples(qrels.query_ids)}); tuning needs "
+            "judged queries (pass the qrels of the same split as the queries)"
+        )
+    if len(judged) < len(queries):
+        skipped = [q for q in queries if q not in qrels]
+        warnings.warn(
+            f"{len(skipped)} of {len(queries)} queries have no judgments in qrels and are left "
+            f"out of tuning ({_examples(skipped)})",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    return judged
+
+
+def gather_pools(
+    retriever: FusionRetriever,
+    queries: Mapping[str, str],
+    qrels: QrelsLike | None = None,
+    *,
+    fetch_k: int | None = None,
+    show_progress: bool = True,
+    max_concurrency: int | None = None,
+) -> PoolCache:
+    """Run the retrievers once per query and keep every candidate with its raw scores.
+
+    Queries run on a thread pool (``max_concurrency`` workers, default ``min(4, CPUs)``) with a
+    progress bar; each query's retrievers run concurrently inside ``FusionRetriever.gather``.
+
+    Args:
+        retriever: The retriever to tune.
+        queries: ``{query_id: text}``.
+        qrels: When given, queries without judgments are left out (with a warning).
+        fetch_k: Candidates per retriever (default: the retriever's ``fetch_k``).
+        show_progress: Show a tqdm progress bar.
+        max_concurrency: Queries gathered in parallel.
+
+    Returns:
+        A `PoolCache`.
+
+    Raises:
+        TypeError: If ``retriever`` is not a `FusionRetriever` or a query is not a string.
+        ValueError: If no query is judged, or ``fetch_k`` / ``max_concurrency`` is not >= 1.
+
+    Example:
+        >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+        >>> r = FusionRetriever.from_texts(["a b", "b c"], DeterministicFakeEmbedding(size=8))
+        >>> gather_pools(r, {"q1": "b", "q2": "c"}, show_progress=False).fetch_k
+        100
+
+    """
+    if not isinstance(retriever, FusionRetriever):
+        raise TypeError(
+            f"retriever must be a FusionRetriever (tuning re-fuses its candidate pools), "
+            f"got {type(retriever).__name__}"
+        )
+    depth = _check_int("fetch_k", retriever.fetch_k if fetch_k is None else fetch_k)
+    if max_concurrency is None:
+        max_concurrency = min(4, os.cpu_count() or 1)
+    workers = _check_int("max_concurrency", max_concurrency)
+    if qrels is not None:
+        ids = _judged(queries, qrels if isinstance(qrels, Qrels) else Qrels(qrels))
+    else:
+        _check_queries(queries)
+        ids = list(queries)
+    texts = [queries[q] for q in ids]
+
+    from tqdm.auto import tqdm
+
+    def one(i: int) -> CandidatePool:
+        try:
+            return retriever.gather(texts[i], fetch_k=depth)
+        except Exception as exc:
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"(while gathering candidates for query {ids[i]!r})")
+            raise
+
+    start = perf_counter()
+    pools: list[CandidatePool] = []
+    with (
+        tqdm(total=len(ids), desc="Gathering", unit="query", disable=not show_progress) as bar,
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fusion-tune") as pool,
+    ):
+        for result in pool.map(one, range(len(ids))):
+            pools.append(result)
+            bar.update(1)
+    return PoolCache(
+        query_ids=ids,
+        texts=texts,
+        pools=pools,
+        fetch_k=depth,
+        seconds=perf_counter() - start,
+        complete_scoring=bool(retriever.complete_scoring),
+    )
+
+
+# ------------------------------------------------------------------------------------ grid
+
+
+def _as_list(key: str, values: Any) -> list[Any]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        values = [values]
+    out = list(values)
+    if not out:
+        raise ValueError(f"grid[{key!r}] is empty; give at least one value")
+    return out
+
+
+def _check_alpha(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) <= 1:
+        raise ValueError(f"grid['alpha'] values must be numbers in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _check_rrf_k(value: Any) -> float:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value < 0:
+        raise ValueError(f"grid['rrf_k'] values must be finite numbers >= 0, got {value!r}")
+    return float(value) if not float(value).is_integer() else int(value)
+
+
+def _expand_grid(
+    retriever: FusionRetriever, grid: Mapping[str, Any] | None, depth: int | None, cutoff: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Expand a grid into concrete settings; return them and the gather depth."""
+    n_src = len(retriever.sources)
+    if grid is None:
+        base = depth if depth is not None else retriever.fetch_k
+        windows = sorted({max(cutoff, base // 4), max(cutoff, base // 2), base})
+        grid = {
+            "method": list(_METHODS),
+            "normalization": list(DEFAULT_NORMALIZATIONS),
+            "rrf_k": list(DEFAULT_RRF_K),
+            "fetch_k": [w for w in windows if w <= base],
+        }
+        if n_src == 2:
+            grid["alpha"] = list(DEFAULT_ALPHAS)
+        else:
+            grid["weights"] = simplex_grid(n_src, 0.1 if n_src <= 3 else 0.25)
+    if not isinstance(grid, Mapping):
+        raise TypeError(f"grid must be a mapping {{setting: [values]}}, got {type(grid).__name__}")
+    if not grid:
+        raise ValueError(
+            f"grid is empty; give at least one setting to search among {list(GRID_KEYS)} "
+            "(or grid=None for the default search)"
+        )
+    unknown = [k for k in grid if k not in GRID_KEYS]
+    if unknown:
+        raise ValueError(f"grid has unknown setting(s) {unknown}; valid keys are {list(GRID_KEYS)}")
+    if "alpha" in grid and "weights" in grid:
+        raise ValueError("grid must vary either 'alpha' or 'weights', not both")
+    if "alpha" in grid and n_src != 2:
+        raise ValueError(
+            f"grid['alpha'] needs exactly two retrievers (vector, keyword); this retriever fuses "
+            f"{n_src}: vary grid['weights'] instead (e.g. simplex_grid({n_src}))"
+        )
+
+    methods: list[tuple[str, str | None]] = []
+    for m in _as_list("method", grid.get("method", [retriever.method])):
+        value = m.value if hasattr(m, "value") else m
+        name = value.lower() if isinstance(value, str) else value
+        if name in _SHORTHANDS:
+            methods.append(("convex", name))
+        elif name in _METHODS:
+            methods.append((name, None))
+        else:
+            allowed = ", ".join(_METHODS + _SHORTHANDS)
+            raise ValueError(f"grid['method'] values must be one of {allowed}; got {m!r}")
+    norms: list[str] = []
+    for nv in _as_list("normalization", grid.get("normalization", [retriever.normalization])):
+        value = nv.value if hasattr(nv, "value") else nv
+        if not isinstance(value, str) or value.lower() not in _NORMALIZATIONS:
+            raise ValueError(
+                f"grid['normalization'] values must be one of {', '.join(_NORMALIZATIONS)}; "
+                f"got {nv!r}"
+            )
+        norms.append(value.lower())
+    rrf_ks = [_check_rrf_k(v) for v in _as_list("rrf_k", grid.get("rrf_k", [retriever.rrf_k]))]
+    if "weights" in grid:
+        mixes: list[tuple[str, Any]] = []
+        for w in _as_list("weights", grid["weights"]):
+            try:
+                checked = fusion.validate_weights(w, n_src)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"grid['weights'] has an invalid entry {w!r}: {exc}") from None
+            mixes.append(("weights", tuple(float(x) for x in checked)))
+    elif "alpha" in grid or (n_src == 2 and retriever.weights is None):
+        alphas = grid.get("alpha", [retriever.alpha])
+        mixes = [("alpha", _check_alpha(a)) for a in _as_list("alpha", alphas)]
+    else:
+        current = retriever.weights if retriever.weights is not None else [1.0] * n_src
+        mixes = [("weights", tuple(float(x) for x in current))]
+    fetch_ks = [
+        _check_int("grid['fetch_k'] values", v)
+        for v in _as_list("fetch_k", grid.get("fetch_k", [depth or retriever.fetch_k]))
+    ]
+    gather_depth = depth if depth is not None else max(fetch_ks)
+    too_deep = [f for f in fetch_ks if f > gather_depth]
+    if too_deep:
+        raise ValueError(
+            f"grid['fetch_k'] values {too_deep} exceed fetch_k={gather_depth}, the depth the "
+            "candidates are gathered at; raise fetch_k or drop those values"
+        )
+
+    settings: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
+    for (method, forced_norm), fk, (mix_key, mix) in product(methods, fetch_ks, mixes):
+        variants: list[dict[str, Any]]
+        if method == "convex":
+            use = [forced_norm] if forced_norm is not None else norms
+            variants = [{"method": "convex", "normalization": n} for n in use]
+        else:
+            variants = [{"method": "rrf", "rrf_k": k} for k in rrf_ks]
+        for v in variants:
+            s = {**v, mix_key: mix, "fetch_k": fk}
+            key = tuple(sorted(s.items()))
+            if key not in seen:
+                seen.add(key)
+                settings.append(s)
+    return settings, gather_depth
+
+
+# ------------------------------------------------------------------------------------ scoring
+
+
+@dataclass
+class _QueryData:
+    """One query's pool, windowed per fetch_k, with candidate gains (internal)."""
+
+    gains: dict[int, NDArray[np.float64]]
+    windows: dict[int, CandidatePool]
+    ideal: NDArray[np.float64]
+    n_relevant: int
+    duplicates: dict[int, list[str]]
+
+
+def _candidate_ids(pool: CandidatePool, id_key: str | None) -> list[str | None]:
+    out: list[str | None] = []
+    for j, key in enumerate(pool.keys):
+        if id_key is None and key.startswith("id:"):
+            out.append(key[3:])
+            continue
+        doc = pool.document(j)
+        if id_key is None:
+            if not doc.id:
+                raise ValueError(
+                    f"candidate {doc.page_content[:40]!r} has no id (Document.id is {doc.id!r}); "
+                    "set Document.id on the indexed documents or pass id_key='<metadata field>'"
+                )
+            out.append(doc.id)
+        else:
+            value = doc.metadata.get(id_key)
+            out.append(None if value is None else str(value))
+    return out
+
+
+def _prepare(
+    cache: PoolCache,
+    qrels: Qrels,
+    fetch_ks: Iterable[int],
+    depth: int,
+    id_key: str | None,
+) -> list[_QueryData]:
+    data: list[_QueryData] = []
+    for qid, pool in zip(cache.query_ids, cache.pools, strict=True):
+        relevant = qrels.relevant(qid)
+        gains: dict[int, NDArray[np.float64]] = {}
+        windows: dict[int, CandidatePool] = {}
+        dups: dict[int, list[str]] = {}
+        for fk in sorted(set(fetch_ks)):
+            w = window(pool, max(fk, depth), complete_scoring=cache.complete_scoring)
+            ids = _candidate_ids(w, id_key)
+            windows[fk] = w
+            gains[fk] = np.array([relevant.get(d, 0.0) if d else 0.0 for d in ids], np.float64)
+            if len(set(ids)) < len(ids) or None in ids:
+                dups[fk] = [d if d is not None else f"\0{j}" for j, d in enumerate(ids)]
+        ideal = np.array(sorted(relevant.values(), reverse=True), dtype=np.float64)
+        data.append(_QueryData(gains, windows, ideal, len(relevant), dups))
+    return data
+
+
+_DISCOUNT = 1.0 / np.log2(np.arange(2, 10002, dtype=np.float64))
+
+
+def _metric_values(top_gains: NDArray[np.float64], q: _QueryData, metric: Metric) -> NDArray[Any]:
+    """Metric of each row of ``top_gains`` (rows = settings, columns = ranks 1..depth)."""
+    k = metric.k
+    g: NDArray[np.float64] = top_gains[:, :k]
+    if g.shape[1] < k:
+        g = np.pad(g, ((0, 0), (0, k - g.shape[1])))
+    rel: NDArray[np.bool_] = g > 0
+    hits: NDArray[np.float64] = rel.sum(axis=1).astype(np.float64)
+    if metric.name == "ndcg":
+        idcg = float(q.ideal[:k] @ _DISCOUNT[: min(k, q.ideal.size)])
+        dcg: NDArray[np.float64] = g @ _DISCOUNT[:k]
+        return dcg / idcg if idcg > 0 else np.zeros(g.shape[0])
+    if metric.name == "recall":
+        return hits / float(q.n_relevant) if q.n_relevant else np.zeros(g.shape[0])
+    if metric.name == "precision":
+        return hits / k
+    if metric.name == "hit_rate":
+        return (hits > 0).astype(np.float64)
+    first = np.argmax(rel, axis=1)
+    return np.where(hits > 0, 1.0 / (first + 1.0), 0.0)
+
+
+def _fused_orders(
+    pool: CandidatePool, group: tuple[Any, ...], weights: NDArray[np.float64], default_rrf_k: float
+) -> NDArray[np.intp]:
+    """Fused order (best first) of ``pool`` for each row of ``weights``.
+
+    Mirrors ``FusionRetriever``'s fusion operation for operation (normalize each retriever,
+    fill a missing score with the row's lowest, weighted sum; or weighted RRF over ranks by
+    score), ties broken by weighted RRF over the retrievers' own ranks, then by position.
+    """
+    n_src, n = pool.raw.shape
+    method = group[0]
+    rrf_k = float(group[1]) if method == "rrf" else float(default_rrf_k)
+    scores = np.empty((n_src, n))
+    ranks = np.zeros((n_src, n), dtype=np.int64)
+    for i in range(n_src):
+        if pool.has_scores[i]:
+            scores[i] = pool.raw[i]
+            ranks[i] = fusion.ranks_from_scores(pool.raw[i])
+        else:
+            found = pool.found_rank[i]
+            scores[i] = np.where(found > 0, 1.0 / (rrf_k + found), np.nan)
+            ranks[i] = found
+
+    def rrf(r: NDArray[np.int64]) -> NDArray[np.float64]:
+        out = np.zeros((weights.shape[0], n_src, n))
+        hit = np.broadcast_to(r > 0, out.shape)
+        num = np.broadcast_to(weights[:, :, None], out.shape)
+        np.divide(num, rrf_k + np.broadcast_to(r, out.shape), out=out, where=hit)
+        total: NDArray[np.float64] = out[:, 0].copy()
+        for i in range(1, n_src):
+            total += out[:, i]
+        return total
+
+    if method == "rrf":
+        fused = rrf(ranks)
+    else:
+        normalized = np.vstack([fusion.normalize(scores[i], group[1]) for i in range(n_src)])
+        scored = np.isfinite(normalized)
+        if not scored.all():
+            lowest = np.min(np.where(scored, normalized, np.inf), axis=1)
+            fill = np.where(np.isfinite(lowest), lowest, 0.0)
+            normalized = np.where(scored, normalized, fill[:, np.newaxis])
+        fused = np.vstack([w @ normalized for w in weights])
+    tiebreak = rrf(pool.found_rank)
+    return np.lexsort((-tiebreak, -fused), axis=-1).astype(np.intp)
+
+
+def _group_of(s: Mapping[str, Any]) -> tuple[Any, ...]:
+    if s["method"] == "rrf":
+        return ("rrf", s["rrf_k"])
+    return ("convex", s["normalization"])
+
+
+def _weights_of(s: Mapping[str, Any]) -> tuple[float, ...]:
+    if "weights" in s:
+        return tuple(s["weights"])
+    return (float(s["alpha"]), 1.0 - float(s["alpha"]))
+
+
+def score_settings(
+    retriever: FusionRetriever,
+    cache: PoolCache,
+    qrels: QrelsLike,
+    settings: Sequence[Mapping[str, Any]],
+    *,
+    metric: str | Metric = "ndcg@10",
+    id_key: str | None = None,
+    show_progress: bool = False,
+) -> NDArray[np.float64]:
+    """Score fusion settings on cached pools: ``(n_settings, n_queries)`` metric values.
+
+    Each setting is a dict of ``method`` (``"convex"``/``"rrf"``), ``alpha`` or ``weights``,
+    ``normalization`` (convex), ``rrf_k`` (RRF) and ``fetch_k`` (at most the cache's); missing
+    keys take the retriever's values.
+
+    Args:
+        retriever: The retriever the pools were gathered with.
+        cache: Pools from `gather_pools`.
+        qrels: Judgments of the cached queries.
+        settings: The settings to score.
+        metric: The metric, e.g. ``"ndcg@10"`` (see `parse_metric`).
+        id_key: Read document ids from ``metadata[id_key]`` instead of ``Document.id``.
+        show_progress: Show a progress bar over queries.
+
+    Returns:
+        Metric values, one row per setting, one column per query of ``cache``.
+
+    Raises:
+        ValueError: On an unknown metric or an invalid setting.
+
+    Example:
+        >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+        >>> r = FusionRetriever.from_texts(["cold battery", "warm car"],
+        ...     DeterministicFakeEmbedding(size=8), ids=["1", "2"])
+        >>> cache = gather_pools(r, {"q": "battery"}, show_progress=False)
+        >>> score_settings(r, cache, {"q": {"1": 1}}, [{"alpha": 0.0}], metric="mrr@10")
+        array([[1.]])
+
+    """
+    parsed = parse_metric(metric)
+    prepared = qrels if isinstance(qrels, Qrels) else Qrels(qrels)
+    missing = [q for q in cache.query_ids if q not in prepared]
+    if missing:
+        raise ValueError(f"{len(missing)} cached queries have no judgments ({_examples(missing)})")
+    resolved: list[dict[str, Any]] = []
+    for s in settings:
+        unknown = [k for k in s if k not in GRID_KEYS]
+        if unknown:
+            raise ValueError(
+                f"setting has unknown key(s) {unknown}; valid keys are {list(GRID_KEYS)}"
+            )
+        grid = {k: [v] for k, v in s.items()}
+        grid.setdefault("fetch_k", [cache.fetch_k])
+        expanded, _ = _expand_grid(retriever, grid, cache.fetch_k, parsed.k)
+        resolved.append(expanded[0])
+    return _score(retriever, cache, prepared, resolved, parsed, id_key, show_progress)
+
+
+def _score(
+    retriever: FusionRetriever,
+    cache: PoolCache,
+    qrels: Qrels,
+    settings: Sequence[Mapping[str, Any]],
+    metric: Metric,
+    id_key: str | None,
+    show_progress: bool,
+) -> NDArray[np.float64]:
+    depth = metric.k
+    fetch_ks = {int(s["fetch_k"]) for s in settings}
+    data = _prepare(cache, qrels, fetch_ks, depth, id_key)
+    if data and not any(g.any() for q in data for g in q.gains.values()):
+        keys = (k for p in cache.pools for k in p.keys)
+        judged = (d for q in cache.query_ids for d in qrels.relevant(q))
+        warnings.warn(
+            "none of the candidate document ids appears in qrels (candidates e.g. "
+            f"{_examples(keys)}; judged relevant e.g. {_examples(judged)}); "
+            "check that Document.id (or metadata[id_key]) holds the corpus ids",
+            UserWarning,
+            stacklevel=3,
+        )
+    # group settings sharing (fetch_k, method, normalization or rrf_k): one fusion pass each
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, s in enumerate(settings):
+        groups.setdefault((int(s["fetch_k"]), *_group_of(s)), []).append(i)
+    out = np.zeros((len(settings), len(data)))
+    from tqdm.auto import tqdm
+
+    for col, q in enumerate(tqdm(data, desc="Tuning", unit="query", disable=not show_progress)):
+        for (fk, *group), rows in groups.items():
+            pool = q.windows[fk]
+            if len(pool) == 0:
+                continue
+            weights = np.array([_weights_of(settings[r]) for r in rows], dtype=np.float64)
+            orders = _fused_orders(pool, tuple(group), weights, retriever.rrf_k)
+            gains = q.gains[fk]
+            if fk in q.duplicates:  # several candidates map to one document: first one counts
+                ids = q.duplicates[fk]
+                top = np.zeros((len(rows), depth))
+                for r, order in enumerate(orders):
+                    seen: set[str] = set()
+                    picked: list[int] = []
+                    for j in order.tolist():
+                        if ids[j] not in seen:
+                            seen.add(ids[j])
+                            picked.append(j)
+                    g = gains[picked[:depth]]
+                    top[r, : g.size] = g
+            else:
+                top = gains[orders[:, :depth]]
+            out[rows, col] = _metric_values(top, q, metric)
+    return out
+
+
+# ------------------------------------------------------------------------------------ report
+
+
+@dataclass
+class Fold:
+    """One cross-validation fold: the setting chosen on the other folds and its held-out score.
+
+    Example:
+        >>> Fold(best={"alpha": 0.3}, train_score=0.71, test_score=0.69, n_test=60).test_score
+        0.69
+
+    """
+
+    best: dict[str, Any]
+    train_score: float
+    test_score: float
+    n_test: int
+
+
+@dataclass
+class CrossValidation:
+    """k-fold cross-validation of the tuning procedure.
+
+    Attributes:
+        folds: One `Fold` per split.
+        mean_score: Mean held-out score of the per-fold best settings (the honest estimate of
+            what tuning achieves on unseen queries).
+        std_score: Standard deviation of the held-out fold scores.
+
+    Example:
+        >>> cv = CrossValidation([Fold({}, 0.8, 0.7, 5), Fold({}, 0.9, 0.6, 5)], 0.65, 0.05)
+        >>> len(cv.folds), cv.mean_score
+        (2, 0.65)
+
+    """
+
+    folds: list[Fold]
+    mean_score: float
+    std_score: float
+
+
+def kfold(n: int, k: int, seed: int = 0) -> list[NDArray[np.intp]]:
+    """Split ``range(n)`` into ``k`` shuffled, near-equal folds (deterministic for a seed).
+
+    Example:
+        >>> [sorted(f.tolist()) for f in kfold(5, 2, seed=0)]
+        [[2, 3, 4], [0, 1]]
+
+    """
+    _check_int("cv", k, 2)
+    if k > n:
+        raise ValueError(f"cv must be at most the number of judged queries ({n}), got {k}")
+    order = np.random.default_rng(seed).permutation(n)
+    return [np.sort(f).astype(np.intp) for f in np.array_split(order, k)]
+
+
+def _best_index(mean_scores: NDArray[np.float64]) -> int:
+    """Highest mean score; ties go to the first setting in grid order."""
+    top = float(np.max(mean_scores))
+    return int(np.flatnonzero(mean_scores >= top - 1e-12)[0])
+
+
+def cross_validate(
+    per_query: NDArray[np.float64], settings: Sequence[Mapping[str, Any]], k: int, seed: int = 0
+) -> CrossValidation:
+    """Cross-validate "pick the best setting" from a ``(settings, queries)`` score matrix.
+
+    Example:
+        >>> import numpy as np
+        >>> scores = np.array([[1.0, 1.0, 0.0, 1.0], [0.0, 0.0, 1.0, 0.0]])
+        >>> cv = cross_validate(scores, [{"alpha": 0.0}, {"alpha": 1.0}], k=2)
+        >>> [f.best for f in cv.folds], cv.mean_score
+        ([{'alpha': 0.0}, {'alpha': 0.0}], 0.75)
+
+    """
+    folds = kfold(per_query.shape[1], k, seed)
+    out: list[Fold] = []
+    for test in folds:
+        train = np.setdiff1d(np.arange(per_query.shape[1]), test)
+        train_means = per_query[:, train].mean(axis=1)
+        b = _best_index(train_means)
+        out.append(
+            Fold(
+                dict(settings[b]),
+                float(train_means[b]),
+                float(per_query[b, test].mean()),
+                int(test.size),
+            )
+        )
+    held = np.array([f.test_score for f in out])
+    return CrossValidation(out, float(held.mean()), float(held.std()))
+
+
+@dataclass
+class TuningReport:
+    """Every setting's score, the best one, and a retriever configured with it.
+
+    Attributes:
+        metric: The metric optimized, e.g. ``"ndcg@10"``.
+        settings: The settings searched, in grid order.
+        scores: Mean metric per setting (aligned with ``settings``).
+        per_query: ``(n_settings, n_queries)`` metric values.
+        query_ids: The queries tuned on (columns of ``per_query``).
+        best: The best setting (ties: first in grid order).
+        best_score: Its mean metric.
+        retriever: ``retriever.model_copy(update=best)``.
+        cv: Cross-validation result when ``cv=`` was given.
+        seconds: ``{"gather": ..., "sweep": ...}`` wall-clock seconds.
+
+    Example:
+        >>> import numpy as np
+        >>> report = TuningReport("ndcg@10", [{"alpha": 0.2}, {"alpha": 0.8}],
+        ...     np.array([0.5, 0.7]), np.array([[0.5], [0.7]]), ["q"], {"alpha": 0.8}, 0.7,
+        ...     retriever=None)
+        >>> print(report.to_markdown())
+        | rank | alpha | ndcg@10 |
+        |--:|--:|--:|
+        | 1 | 0.8 | 0.7000 |
+        | 2 | 0.2 | 0.5000 |
+        <BLANKLINE>
+        best of 2 settings on 1 queries: alpha=0.8 -> ndcg@10 0.7000
+
+    """
+
+    metric: str
+    settings: list[dict[str, Any]]
+    scores: NDArray[np.float64]
+    per_query: NDArray[np.float64] = field(repr=False)
+    query_ids: list[str] = field(repr=False)
+    best: dict[str, Any]
+    best_score: float
+    retriever: Any = field(repr=False)
+    cv: CrossValidation | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def table(self) -> list[dict[str, Any]]:
+        """Rows ``{**setting, metric: score}``, best first (stable for equal scores).
+
+        Example:
+            >>> import numpy as np
+            >>> r = TuningReport("mrr@10", [{"alpha": 0.0}], np.array([0.5]), np.zeros((1, 1)),
+            ...                  ["q"], {"alpha": 0.0}, 0.5, None)
+            >>> r.table()
+            [{'alpha': 0.0, 'mrr@10': 0.5}]
+
+        """
+        order = np.argsort(-self.scores, kind="stable")
+        return [{**self.settings[i], self.metric: float(self.scores[i])} for i in order]
+
+    def curve(self, **fixed: Any) -> tuple[list[float], list[float]]:
+        """Score against alpha for the settings matching ``fixed`` (e.g. ``method="rrf"``).
+
+        Example:
+            >>> import numpy as np
+            >>> r = TuningReport("ndcg@10", [{"method": "rrf", "alpha": 0.0},
+            ...     {"method": "rrf", "alpha": 1.0}, {"method": "convex", "alpha": 0.5}],
+            ...     np.array([0.1, 0.3, 0.2]), np.zeros((3, 1)), ["q"], {}, 0.3, None)
+            >>> r.curve(method="rrf")
+            ([0.0, 1.0], [0.1, 0.3])
+
+        """
+        points = sorted(
+            (float(s["alpha"]), float(score))
+            for s, score in zip(self.settings, self.scores, strict=True)
+            if "alpha" in s and all(s.get(k) == v for k, v in fixed.items())
+        )
+        return [a for a, _ in points], [v for _, v in points]
+
+    def curves(self) -> dict[str, tuple[list[float], list[float]]]:
+        """One alpha curve per (method, normalization or rrf_k, fetch_k), labelled for plots.
+
+        Example:
+            >>> import numpy as np
+            >>> r = TuningReport("ndcg@10", [{"method": "convex", "normalization": "zscore",
+            ...     "alpha": 0.5, "fetch_k": 100}], np.array([0.4]), np.zeros((1, 1)), ["q"],
+            ...     {}, 0.4, None)
+            >>> r.curves()
+            {'convex zscore': ([0.5], [0.4])}
+
+        """
+        fetch_ks = {s.get("fetch_k") for s in self.settings}
+        out: dict[str, tuple[list[float], list[float]]] = {}
+        for s in self.settings:
+            if "alpha" not in s:
+                continue
+            fixed = {k: v for k, v in s.items() if k != "alpha"}
+            label = s.get("method", "")
+            label += f" {s['normalization']}" if "normalization" in s else ""
+            label += f" k={_fmt(s['rrf_k'])}" if "rrf_k" in s else ""
+            if len(fetch_ks) > 1:
+                label += f" fetch_k={s.get('fetch_k')}"
+            label = label.strip()
+            if label not in out:
+                out[label] = self.curve(**fixed)
+        return out
+
+    def to_markdown(self, top: int | None = 20, digits: int = 4) -> str:
+        """Render the settings as a Markdown table, best first (``top`` rows; None for all).
+
+        Example:
+            >>> import numpy as np
+            >>> r = TuningReport("mrr@10", [{"alpha": 0.0}], np.array([0.5]), np.zeros((1, 1)),
+            ...                  ["q"], {"alpha": 0.0}, 0.5, None)
+            >>> print(r.to_markdown().splitlines()[2])
+            | 1 | 0 | 0.5000 |
+
+        """
+        rows = self.table()
+        shown = rows if top is None else rows[:top]
+        keys = [k for k in GRID_KEYS if any(k in s for s in self.settings)]
+        keys = [k for k in keys if k != "fetch_k" or len({s.get(k) for s in self.settings}) > 1]
+        lines = [
+            "| rank | " + " | ".join([*keys, self.metric]) + " |",
+            "|--:|"
+            + "|".join(":--" if k in ("method", "normalization") else "--:" for k in keys)
+            + ("|" if keys else "")
+            + "--:|",
+        ]
+        for i, row in enumerate(shown, 1):
+            cells = [str(i), *(_fmt(row.get(k)) for k in keys), f"{row[self.metric]:.{digits}f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        if len(rows) > len(shown):
+            lines.append(f"| ... {len(rows) - len(shown)} more | " + " | " * len(keys) + "|")
+        best = ", ".join(f"{k}={_fmt(v)}" for k, v in self.best.items())
+        summary = (
+            f"best of {len(self.settings)} settings on {len(self.query_ids)} queries: {best} -> "
+            f"{self.metric} {self.best_score:.{digits}f}"
+        )
+        if self.cv is not None:
+            summary += (
+                f"\n{len(self.cv.folds)}-fold cross-validation: held-out {self.metric} "
+                f"{self.cv.mean_score:.{digits}f} ± {self.cv.std_score:.{digits}f}"
+            )
+        if self.seconds:
+            summary += "\n" + ", ".join(f"{k} {v:.2f} s" for k, v in self.seconds.items())
+        return "\n".join([*lines, "", summary])
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+
+def _update_for(best: Mapping[str, Any]) -> dict[str, Any]:
+    update = dict(best)
+    if "alpha" in update:
+        update["weights"] = None  # explicit weights would override the tuned alpha
+    if "weights" in update:
+        update["weights"] = None if update["weights"] is None else list(update["weights"])
+    return update
+
+
+def tune(
+    retriever: FusionRetriever,
+    queries: Mapping[str, str],
+    qrels: QrelsLike,
+    *,
+    metric: str | Metric = "ndcg@10",
+    grid: Mapping[str, Any] | None = None,
+    cv: int | None = None,
+    fetch_k: int | None = None,
+    show_progress: bool = True,
+    seed: int = 0,
+    id_key: str | None = None,
+    max_concurrency: int | None = None,
+    pools: PoolCache | None = None,
+) -> TuningReport:
+    """Find the fusion settings that maximize a metric on judged queries.
+
+    The retrievers run once per query (`gather_pools`); every setting of the grid is then
+    scored on the cached candidates. With the default grid (``grid=None``) the search covers:
+
+    * ``method``: convex and RRF;
+    * ``alpha``: 0, 0.05, ..., 1 (with two retrievers) or ``weights`` on a simplex grid (more);
+    * ``normalization``: min-max, z-score, DBSF (convex);
+    * ``rrf_k``: 10, 20, 40, 60, 100 (RRF);
+    * ``fetch_k``: the retriever's ``fetch_k``, a half and a quarter of it (at least the
+      metric cutoff).
+
+    A custom grid searches the keys it gives and keeps the retriever's current value for the
+    others: ``grid={"alpha": [0, 0.25, 0.5, 0.75, 1]}`` is a plain alpha sweep.
+
+    Args:
+        retriever: The `FusionRetriever` to tune (not modified).
+        queries: ``{query_id: text}``; queries without judgments are dropped with a warning.
+        qrels: ``{query_id: {doc_id: relevance}}`` or a `Qrels`.
+        metric: What to maximize, e.g. ``"ndcg@10"``, ``"recall@100"``, ``"mrr@10"``.
+        grid: ``{setting: [values]}`` with keys among `GRID_KEYS`; None for the default search.
+        cv: k-fold cross-validation (``cv=5``): the mean held-out score of the per-fold best
+            settings estimates how well the tuned setting generalizes.
+        fetch_k: Depth the candidates are gathered at (default: the largest ``fetch_k`` of the
+            grid, else the retriever's).
+        show_progress: Show progress bars.
+        seed: Seed of the cross-validation shuffle.
+        id_key: Read document ids from ``metadata[id_key]`` instead of ``Document.id``.
+        max_concurrency: Queries gathered in parallel.
+        pools: Reuse pools from `gather_pools` (same retriever and queries) instead of
+            gathering again.
+
+    Returns:
+        A `TuningReport`; ``report.retriever`` is the retriever configured with the best setting.
+
+    Raises:
+        ValueError: If no query has judgments, the grid is empty or has unknown keys or
+            values, the metric is unknown, or ``cv`` is not in ``[2, n_queries]``.
+        TypeError: If ``retriever`` is not a `FusionRetriever`.
+
+    Example:
+        >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+        >>> r = FusionRetriever.from_texts(["the cat sat", "a dog ran", "the cat ran"],
+        ...     DeterministicFakeEmbedding(size=8), ids=["1", "2", "3"])
+        >>> report = tune(r, {"q1": "cat sat", "q2": "dog"}, {"q1": {"1": 1}, "q2": {"2": 1}},
+        ...               grid={"method": ["rrf"], "alpha": [0.0, 1.0]}, show_progress=False)
+        >>> report.best["method"], report.best_score
+        ('rrf', 1.0)
+
+    """
+    if not isinstance(retriever, FusionRetriever):
+        raise TypeError(
+            f"retriever must be a FusionRetriever (tuning re-fuses its candidate pools), "
+            f"got {type(retriever).__name__}"
+        )
+    parsed = parse_metric(metric)
+    metric_name = metric.strip() if isinstance(metric, str) else str(metric)
+    if fetch_k is not None:
+        _check_int("fetch_k", fetch_k)
+    if cv is not None:
+        _check_int("cv", cv, 2)
+    prepared = qrels if isinstance(qrels, Qrels) else Qrels(qrels)
+    settings, depth = _expand_grid(retriever, grid, fetch_k, parsed.k)
+    if retriever.max_per_source is not None:
+        warnings.warn(
+            "tuning ranks candidates without max_per_source (the cap is applied after fusion "
+            "and does not change which setting is best in most collections)",
+            UserWarning,
+            stacklevel=2,
+        )
+    if pools is None:
+        judged = _judged(queries, prepared)
+        pools = gather_pools(
+            retriever,
+            {q: queries[q] for q in judged},
+            fetch_k=depth,
+            show_progress=show_progress,
+            max_concurrency=max_concurrency,
+        )
+    else:
+        judged = _judged(queries, prepared)
+        if pools.fetch_k < depth:
+            raise ValueError(
+                f"pools were gathered with fetch_k={pools.fetch_k}, below the fetch_k={depth} "
+                "this grid needs; gather them again with a larger fetch_k"
+            )
+        pools = pools.subset(judged)
+    if cv is not None and cv > len(pools):
+        raise ValueError(
+            f"cv must be at most the number of judged queries ({len(pools)}), got {cv}"
+        )
+
+    start = perf_counter()
+    per_query = _score(retriever, pools, prepared, settings, parsed, id_key, show_progress)
+    means = per_query.mean(axis=1)
+    b = _best_index(means)
+    best = dict(settings[b])
+    report = TuningReport(
+        metric=metric_name,
+        settings=settings,
+        scores=means,
+        per_query=per_query,
+        query_ids=list(pools.query_ids),
+        best=best,
+        best_score=float(means[b]),
+        retriever=retriever.model_copy(update=_update_for(best)),
+        cv=cross_validate(per_query, settings, cv, seed) if cv is not None else None,
+        seconds={"gather": pools.seconds, "sweep": perf_counter() - start},
+    )
+    return report
