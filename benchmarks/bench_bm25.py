@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from langchain_fusion.lexical import BM25Index, Tokenizer  # noqa: E402
+from langchain_fusion.lexical import BM25Index, Tokenizer
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -99,13 +99,17 @@ def summarize(ms: list[float]) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000])
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--rank-bm25-max", type=int, default=20_000)
     parser.add_argument("--no-bm25s", action="store_true")
-    parser.add_argument("--data", default=os.environ.get("LANGCHAIN_FUSION_DATA", str(DEFAULT_DATA)))
+    parser.add_argument(
+        "--data", default=os.environ.get("LANGCHAIN_FUSION_DATA", str(DEFAULT_DATA))
+    )
     args = parser.parse_args()
 
     sentences, raw_queries = load_sentences(Path(args.data))
@@ -126,8 +130,11 @@ def main() -> None:
         more = texts[: max(1, n // 100)]
         t_add, _ = timed(lambda index=index, more=more: index.add(more))
         t_rm, _ = timed(lambda index=index, n=n: index.remove(np.arange(0, n, 100)))
-        print(f"  add {len(more)} docs: {t_add * 1000:.0f} ms; remove {len(range(0, n, 100))}: "
-              f"{t_rm * 1000:.0f} ms; avg {n_tokens:.1f} terms/doc", flush=True)
+        print(
+            f"  add {len(more)} docs: {t_add * 1000:.0f} ms; remove {len(range(0, n, 100))}: "
+            f"{t_rm * 1000:.0f} ms; avg {n_tokens:.1f} terms/doc",
+            flush=True,
+        )
         del index
         gc.collect()
 
@@ -142,7 +149,7 @@ def main() -> None:
 
             build, model = timed(build_bm25s)
 
-            def search_bm25s(q: str, model: Any = model) -> Any:
+            def search_bm25s(q: str, model: Any = model, n: int = n) -> Any:
                 tokens = [t for t in tokenizer(q) if t in model.vocab_dict]
                 if not tokens:
                     return None
@@ -161,7 +168,7 @@ def main() -> None:
 
             build, okapi = timed(lambda texts=texts: BM25Okapi(tokenizer.tokenize_many(texts)))
 
-            def search_rank(q: str, okapi: Any = okapi) -> Any:
+            def search_rank(q: str, okapi: Any = okapi, n: int = n) -> Any:
                 scores = okapi.get_scores(tokenizer(q))
                 return np.argpartition(-scores, min(args.k, n - 1))[: args.k]
 
@@ -197,7 +204,9 @@ def _check_same_scores(
         ref = ref[0][ref[0] > 0]
         _, ours = index.search(q, k)
         worst = max(worst, float(np.max(np.abs(ref - ours[: len(ref)]), initial=0.0)))
-    print(f"  max |bm25s - ours| over top-{k} scores: {worst:.2e} (bm25s stores float32)", flush=True)
+    print(
+        f"  max |bm25s - ours| over top-{k} scores: {worst:.2e} (bm25s stores float32)", flush=True
+    )
 
 
 if __name__ == "__main__":

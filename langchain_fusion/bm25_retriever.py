@@ -102,7 +102,8 @@ class BM25Retriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     docs: list[Document] = Field(default_factory=list, repr=False)
-    """The live documents (copies, each with an id), in insertion order."""
+    """The live documents (copies, each with an id), in insertion order. Read-only: change them
+    with :meth:`add_documents` / :meth:`delete`, which keep the index in sync."""
     k: int = Field(default=4, ge=1)
     """Number of documents to return."""
     filter: Any = None

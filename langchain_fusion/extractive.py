@@ -410,6 +410,10 @@ def _is_heading(line: str, next_line: str) -> bool:
     )
 
 
+_TABLE_ROW = re.compile(r"^\|.*\|$")
+_TABLE_RULE = re.compile(r"^:?-{3,}:?$")
+
+
 def _blocks(text: str) -> list[tuple[str, bool]]:
     """Group lines into blocks that no sentence crosses; flag the heading blocks."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -417,6 +421,7 @@ def _blocks(text: str) -> list[tuple[str, bool]]:
     lines = text.split("\n")
     blocks: list[tuple[str, bool]] = []
     current: list[str] = []
+    header: list[str] | None = None
 
     def flush(heading: bool = False) -> None:
         if current:
@@ -428,6 +433,26 @@ def _blocks(text: str) -> list[tuple[str, bool]]:
         if not line:
             flush()
             continue
+        if _TABLE_ROW.match(line):
+            # A Markdown table row is one sentence, its cells labelled by the header row.
+            flush()
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if all(_TABLE_RULE.match(c) for c in cells):
+                continue
+            following = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            if _TABLE_ROW.match(following) and all(
+                _TABLE_RULE.match(c) for c in following.strip("|").split("|")
+            ):
+                header = cells
+                continue
+            if header is not None and len(header) == len(cells):
+                row = "; ".join(f"{h}: {c}" if h else c for h, c in zip(header, cells) if c)
+            else:
+                row = " | ".join(c for c in cells if c)
+            current.append(row.rstrip(".") + ".")
+            flush()
+            continue
+        header = None
         if _BULLET.match(line):
             flush()
             line = _BULLET.sub("", line, count=1)

@@ -176,56 +176,54 @@ def _resolve_method(method: Any, normalization: Any) -> tuple[FusionMethod, Norm
 class FusionRetriever(BaseRetriever):
     """Hybrid retriever: runs dense and keyword retrieval and fuses the ranked lists.
 
-    Setup:
-        Build everything from documents (local embeddings, FAISS + the built-in BM25):
+    Build everything from documents with
+    [`from_documents`][langchain_fusion.FusionRetriever.from_documents] or
+    [`from_texts`][langchain_fusion.FusionRetriever.from_texts] (local all-MiniLM-L6-v2
+    embeddings, FAISS and the built-in BM25 in one [`HybridIndex`][langchain_fusion.HybridIndex];
+    ``pip install "langchain-fusion[local]"``), or wrap what you already have: any LangChain
+    ``VectorStore`` and any keyword retriever (the built-in
+    [`BM25Retriever`][langchain_fusion.BM25Retriever], ``langchain_community``'s
+    ``BM25Retriever``, or any ``BaseRetriever``), see [`sources`][langchain_fusion.sources].
 
-        .. code-block:: bash
+    Constructor arguments that choose the retrievers:
 
-            pip install "langchain-fusion[local]"
+    - ``vectorstore``: the dense side (``alpha`` weighs it);
+    - ``keyword_retriever``: the keyword side (``1 - alpha`` weighs it);
+    - ``retrievers``: instead of the two above, any number of retrievers, fused with ``weights``;
+    - ``names``: names shown in score breakdowns (default ``"dense"``, ``"bm25"``, ...).
 
-        Or wrap what you already have: any LangChain ``VectorStore`` and any keyword
-        retriever (the built-in [`BM25Retriever`][langchain_fusion.BM25Retriever],
-        ``langchain_community``'s ``BM25Retriever``, or any ``BaseRetriever``).
+    Every document returned carries ``metadata["fusion"]``: the fused ``score``, its ``rank``,
+    the ``method``, ``normalization`` and ``weights`` used, and under ``retrievers`` each
+    retriever's ``raw`` score, ``normalized`` score and own ``rank`` (``None`` where it has
+    none). [`explain`][langchain_fusion.FusionRetriever.explain] prints it as a table.
 
-    Key init args — retrievers:
-        vectorstore: The dense side (``alpha`` weighs it).
-        keyword_retriever: The keyword side (``1 - alpha``).
-        retrievers: Instead of the two above: any number of retrievers, fused with ``weights``.
-        names: Names shown in score breakdowns (default ``"dense"``, ``"bm25"``...).
+    ```python
+    from langchain_fusion import FusionRetriever
 
-    Key init args — fusion:
-        method: ``"convex"`` (default) or ``"rrf"``; shorthands ``"minmax"``, ``"zscore"``,
-            ``"dbsf"`` mean convex with that normalization.
-        normalization: ``"minmax"`` (default), ``"zscore"``, ``"dbsf"`` or ``"none"``.
-        alpha: ``alpha * vector + (1 - alpha) * keyword``; 0 = keyword only, 1 = vector only.
+    retriever = FusionRetriever.from_texts(texts)  # local all-MiniLM-L6-v2 + BM25
+    docs = retriever.invoke("how do I reset the BMS?", k=3, alpha=0.3)  # per-call overrides
+    chain = retriever | format_docs | prompt | llm  # a Runnable like any retriever
+    ```
+
+    Attributes:
+        method: ``"convex"`` (default) or ``"rrf"``; the shorthands ``"minmax"``,
+            ``"zscore"`` and ``"dbsf"`` mean convex with that normalization.
+        normalization: ``"minmax"`` (default), ``"zscore"``, ``"dbsf"`` or ``"none"``
+            (convex method only).
+        alpha: ``alpha * vector + (1 - alpha) * keyword``; 0 = keyword only, 1 = vector only
+            (two retrievers only; default 0.5).
         weights: One weight per retriever (overrides ``alpha``).
         k: Number of documents returned (default 4).
         fetch_k: Candidates asked from each retriever (default 100).
         rrf_k: The ``k`` constant of RRF (default 60).
-        complete_scoring: Score a document found by one retriever with the other retrievers'
-            real scores where they can compute them (default: on for convex, off for RRF).
-        id_key: Metadata key identifying a document across retrievers (default: ``Document.id``,
-            else identical text).
+        id_key: Metadata key identifying a document across retrievers (default:
+            ``Document.id``, else identical text).
         max_per_source: At most this many results per value of ``metadata[source_key]``.
+        source_key: The metadata key ``max_per_source`` groups by (default ``"source"``).
 
-    Instantiate:
-        .. code-block:: python
-
-            from langchain_fusion import FusionRetriever
-
-            retriever = FusionRetriever.from_texts(texts)  # local all-MiniLM-L6-v2 + BM25
-
-    Invoke (per-call overrides: ``k``, ``alpha``, ``weights``, ``method``, ``normalization``,
-    ``fetch_k``, ``rrf_k``, ``filter``, ``max_per_source``):
-        .. code-block:: python
-
-            docs = retriever.invoke("how do I reset the BMS?", k=3, alpha=0.3)
-            docs[0].metadata["fusion"]   # fused score and per-retriever breakdown
-
-    Use within a chain:
-        .. code-block:: python
-
-            chain = retriever | format_docs | prompt | llm
+    All of ``k``, ``alpha``, ``weights``, ``method``, ``normalization``, ``fetch_k``, ``rrf_k``,
+    ``max_per_source`` and ``filter`` can also be passed per call:
+    ``retriever.invoke(query, k=3, alpha=0.3)``.
 
     Example:
         >>> from langchain_core.embeddings import DeterministicFakeEmbedding

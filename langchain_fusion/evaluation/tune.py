@@ -951,24 +951,22 @@ class TuningReport:
         """
         rows = self.table()
         shown = rows if top is None else rows[:top]
-        keys = [k for k in GRID_KEYS if any(k in s for s in self.settings)]
+        order = ("method", "normalization", "rrf_k", "alpha", "weights", "fetch_k")
+        keys = [k for k in order if any(k in s for s in self.settings)]
         keys = [k for k in keys if k != "fetch_k" or len({s.get(k) for s in self.settings}) > 1]
+        align = {"method": ":--", "normalization": ":--"}
         lines = [
             "| rank | " + " | ".join([*keys, self.metric]) + " |",
-            "|--:|"
-            + "|".join(":--" if k in ("method", "normalization") else "--:" for k in keys)
-            + ("|" if keys else "")
-            + "--:|",
+            "|" + "|".join(["--:", *(align.get(k, "--:") for k in keys), "--:"]) + "|",
         ]
         for i, row in enumerate(shown, 1):
             cells = [str(i), *(_fmt(row.get(k)) for k in keys), f"{row[self.metric]:.{digits}f}"]
             lines.append("| " + " | ".join(cells) + " |")
-        if len(rows) > len(shown):
-            lines.append(f"| ... {len(rows) - len(shown)} more | " + " | " * len(keys) + "|")
         best = ", ".join(f"{k}={_fmt(v)}" for k, v in self.best.items())
+        shown_note = f" (top {len(shown)} shown)" if len(shown) < len(rows) else ""
         summary = (
-            f"best of {len(self.settings)} settings on {len(self.query_ids)} queries: {best} -> "
-            f"{self.metric} {self.best_score:.{digits}f}"
+            f"best of {len(self.settings)} settings{shown_note} on {len(self.query_ids)} queries: "
+            f"{best} -> {self.metric} {self.best_score:.{digits}f}"
         )
         if self.cv is not None:
             summary += (

@@ -15,7 +15,8 @@ log-structured style so that there are O(log n) of them). A segment stores term-
 (CSC: for each term, the documents containing it, ascending, and the counts) for scoring, and
 doc-major term ids (CSR) to update document frequencies on removal. A query gathers the postings
 of its terms from every segment, computes the BM25 contributions in one vectorised pass, sums them
-per document and selects the top ``k`` with ``argpartition``.
+per document (a scatter-add into a reusable buffer: the cost follows the number of postings read,
+not the collection size) and selects the top ``k`` with a partial sort.
 
 Scores agree with bm25s (Lucene variant by default; see :mod:`langchain_fusion.lexical.scoring`).
 """
@@ -50,9 +51,9 @@ _VERSION = 1
 _META_FILE = "bm25.json"
 _ARRAYS = ("doc_len", "live", "df", "term_ptr", "post_docs", "post_tfs", "doc_ptr", "doc_terms")
 _PROGRESS_CHUNK = 10_000
-# Below this ratio of gathered postings to slots, sort the postings instead of scattering them
-# into a dense array of all slots.
-_SPARSE_RATIO = 0.02
+# With fewer than n_slots / _DENSE_RATIO postings to sum, accumulate into a persistent scratch
+# buffer (O(postings)); with more, np.bincount over all slots is faster.
+_DENSE_RATIO = 4
 
 _EMPTY_SLOTS: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
 _EMPTY_SCORES: NDArray[np.float64] = np.zeros(0, dtype=np.float64)
@@ -127,10 +128,7 @@ class _Segment:
 def _build_segment(
     start: int, n_docs: int, terms: NDArray[np.int64], docs: NDArray[np.int64], n_terms: int
 ) -> _Segment:
-    """Build a segment from (term, local doc) pairs, one per token occurrence or posting.
-
-    ``tfs`` are the multiplicities of the pairs.
-    """
+    """Build a segment from (term, local doc) pairs, one pair per token occurrence."""
     if len(terms):
         key = terms * max(n_docs, 1) + docs
         uniq, tfs = np.unique(key, return_counts=True)
@@ -178,8 +176,8 @@ class BM25Index:
             ``"bm25l"``, ``"bm25+"`` (definitions in :mod:`langchain_fusion.lexical.scoring`).
         delta: The BM25L / BM25+ shift, ``>= 0`` (ignored by the other variants).
 
-    Not safe for concurrent writes from several threads; reads may run concurrently with each
-    other and with writes (a lock serialises them).
+    Thread-safe: a lock serialises searches and updates (tokenizing new documents, the slow part
+    of :meth:`add`, happens outside it).
 
     Example:
         >>> index = BM25Index()
@@ -226,6 +224,7 @@ class BM25Index:
         self._n_live = 0
         self._total_len = 0
         self._lock = threading.RLock()
+        self._scratch: NDArray[np.float64] | None = None
 
     # ------------------------------------------------------------------ properties
 
@@ -667,24 +666,43 @@ class BM25Index:
         if len(slots) == 0:
             return _empty_result()
         n = self.n_slots
-        if len(slots) < _SPARSE_RATIO * n:
-            cand, inverse = np.unique(slots, return_inverse=True)
-            acc = np.bincount(inverse, weights=values, minlength=len(cand))
+        # Sum the contributions per slot, then read each posting's slot total back.
+        if len(slots) * _DENSE_RATIO < n:
+            # Few postings: scatter into a persistent zeroed buffer and clean up after, so the
+            # cost is O(postings), not O(slots).
+            scratch = self._scratch_buffer(n)
+            np.add.at(scratch, slots, values)
+            totals = scratch[slots]
+            scratch[slots] = 0.0
         else:
-            dense = np.bincount(slots, weights=values, minlength=n)
-            cand = np.flatnonzero(dense)
-            acc = dense[cand]
-        keep = (acc > 0) & self._live.view[cand]
+            dense = np.bincount(slots, weights=values, minlength=n).astype(np.float64, copy=False)
+            totals = dense[slots]
+        keep = totals > 0
+        keep &= self._live.view[slots]
         if mask is not None:
-            keep &= mask[cand]
+            keep &= mask[slots]
         if not keep.all():
-            cand, acc = cand[keep], acc[keep]
-        if len(cand) > k:
-            top = np.argpartition(-acc, k - 1)[:k]
-            cand, acc = cand[top], acc[top]
-        order = np.lexsort((cand, -acc))
+            slots, totals = slots[keep], totals[keep]
+        # A slot occurs at most once per query term, so the best k * n_terms postings hold at
+        # least k distinct slots; keep every posting tied with the last of them, then dedupe.
+        enough = k * len(ids)
+        if len(totals) > enough:
+            threshold = np.partition(totals, len(totals) - enough)[len(totals) - enough]
+            top = totals >= threshold
+            slots, totals = slots[top], totals[top]
+        cand, first = np.unique(slots, return_index=True)
+        acc = totals[first]
+        order = np.lexsort((cand, -acc))[:k]
         scores = (acc[order] + base).astype(np.float64, copy=False)
         return cand[order], scores
+
+    def _scratch_buffer(self, n: int) -> NDArray[np.float64]:
+        """Return a zeroed float64 buffer of at least ``n`` entries (callers re-zero it)."""
+        scratch = self._scratch
+        if scratch is None or len(scratch) < n:
+            scratch = np.zeros(max(n, 2 * (len(scratch) if scratch is not None else 0)))
+            self._scratch = scratch
+        return scratch
 
     def search(
         self, query: str, k: int, *, mask: NDArray[np.bool_] | None = None
@@ -973,6 +991,7 @@ class BM25Index:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_lock"]
+        state["_scratch"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
