@@ -1,8 +1,8 @@
-"""``DocStore``: the ids, texts and metadata of a [`HybridIndex`][langchain_fusion.HybridIndex], per slot.
+"""``DocStore``: the ids, texts and metadata of a [`HybridIndex`][], per slot.
 
 The store is columnar and slot-addressed like the two engines beside it: slot ``i`` holds one
 document's id, text and metadata, slots are appended and tombstoned, never reused (until
-[`DocStore.compact`][langchain_fusion.docstore.DocStore.compact]). No ``Document`` object is kept per chunk: a column is a Python list of
+[`DocStore.compact`][]). No ``Document`` object is kept per chunk: a column is a Python list of
 values, and a column loaded from disk stays in its file (memory-mapped JSON Lines plus an offsets
 array) and is decoded one value at a time, on demand. So a loaded million-chunk index costs almost
 no memory for its texts until they are read, and opening it does not parse them.
@@ -18,7 +18,7 @@ Nothing is pickled. Metadata must be JSON-serialisable at save time (numpy scala
 Python numbers; keys must be strings; tuples come back as lists; NaN and infinities use Python's
 ``NaN``/``Infinity`` JSON extension).
 
-Not thread-safe by itself: [`HybridIndex`][langchain_fusion.HybridIndex] serialises writers and lets
+Not thread-safe by itself: [`HybridIndex`][] serialises writers and lets
 readers in under its own lock (lazy decoding is guarded internally, so concurrent readers are fine).
 """
 
@@ -209,7 +209,7 @@ def _find_unserialisable(value: Any, path: str) -> tuple[str, str] | None:
 class DocStore:
     """Per-slot ids, texts and metadata, with an id -> slot map and tombstones.
 
-    Slots are assigned consecutively by [`append`][langchain_fusion.docstore.DocStore.append] and never reused; [`remove`][langchain_fusion.docstore.DocStore.remove]
+    Slots are assigned consecutively by [`append`][] and never reused; [`remove`][]
     tombstones them (and frees their text and metadata). Metadata dicts are copied (shallowly) on
     the way in and on the way out, so callers can never change what is stored.
 
@@ -614,7 +614,7 @@ class DocStore:
 
     @classmethod
     def load(cls, directory: str | Path, *, mmap: bool = True) -> DocStore:
-        """Open a store written by [`save`][langchain_fusion.docstore.DocStore.save].
+        """Open a store written by [`save`][].
 
         Args:
             directory: The directory.

@@ -1,9 +1,9 @@
 """``HybridIndex``: one LangChain ``VectorStore`` holding documents, a dense and a BM25 index.
 
 The three parts share *slots*: the ``i``-th document ever added lives in slot ``i`` of the
-[`DocStore`][langchain_fusion.docstore.DocStore] (id, text, metadata), of the
-[`DenseIndex`][langchain_fusion.dense.DenseIndex] (its vector) and of the
-[`BM25Index`][langchain_fusion.lexical.BM25Index] (its terms). Every add, upsert and delete is
+[`DocStore`][] (id, text, metadata), of the
+[`DenseIndex`][] (its vector) and of the
+[`BM25Index`][] (its terms). Every add, upsert and delete is
 applied to all three under one write lock, so a reader never sees a document in one and not the
 others, and BM25 statistics always equal those of an index built from scratch on the live
 documents.
@@ -221,46 +221,49 @@ class HybridIndex(VectorStore):
     """A LangChain vector store that also keeps a BM25 index of the same documents.
 
     One object owns the documents (ids, texts, metadata), their vectors (a FAISS-backed
-    [`DenseIndex`][langchain_fusion.dense.DenseIndex], cosine similarity) and a
-    [`BM25Index`][langchain_fusion.lexical.BM25Index], kept in sync: upserts and deletes update
+    [`DenseIndex`][], cosine similarity) and a
+    [`BM25Index`][], kept in sync: upserts and deletes update
     both indexes and the BM25 statistics exactly. It is a drop-in ``VectorStore``
     (``similarity_search``, ``max_marginal_relevance_search``, ``as_retriever``, ids, upsert,
-    ``delete``, ``get_by_ids``) and the fast backend of [`FusionRetriever`][langchain_fusion.FusionRetriever]
+    ``delete``, ``get_by_ids``) and the fast backend of [`FusionRetriever`][]
     (``FusionRetriever.from_index(index)``).
 
     Filters: every search takes ``filter=``, a dict in the Mongo-like syntax of
-    [`langchain_fusion.filters`][langchain_fusion.filters] (``{"source": "a.pdf", "page": {"$gte": 2}}``) or a callable
+    [`langchain_fusion.filters`][] (``{"source": "a.pdf", "page": {"$gte": 2}}``) or a callable
     ``metadata -> bool``. It is applied *before* the top-k cut inside both engines, so a
     filtered search returns ``k`` results whenever ``k`` matching documents exist. Masks of dict
     filters are cached until the next write.
 
-    Scores: [`similarity_search_with_score`][langchain_fusion.HybridIndex.similarity_search_with_score] returns the cosine similarity (in [-1, 1],
+    Scores: [`similarity_search_with_score`][] returns the cosine similarity (in [-1, 1],
     higher is better); relevance scores (``similarity_search_with_relevance_scores``) map it
-    to [0, 1] as ``(1 + cosine) / 2``. [`keyword_search`][langchain_fusion.HybridIndex.keyword_search] returns BM25 scores.
+    to [0, 1] as ``(1 + cosine) / 2``. [`keyword_search`][] returns BM25 scores.
 
     Thread safety: any number of concurrent searches, and writes that wait for them. Documents
     are embedded *outside* the lock, so searches continue while a large batch is embedded; the
     short mutation that follows is atomic for readers. Removed documents leave tombstones until
-    [`compact`][langchain_fusion.HybridIndex.compact].
+    [`compact`][].
 
     Args:
         embedding: The embedding model. ``None`` uses the local all-MiniLM-L6-v2 model
-            ([`default_embeddings`][langchain_fusion.dense.default_embeddings], extra ``local``), loaded on first
+            ([`default_embeddings`][], extra ``local``), loaded on first
             use.
-        tokenizer: BM25 tokenizer; default [`Tokenizer`][langchain_fusion.lexical.Tokenizer] ``()``
+        tokenizer: BM25 tokenizer; default [`Tokenizer`][] ``()``
             (lowercase, English stopwords, Snowball stemming).
         k1: BM25 term-frequency saturation (>= 0).
         b: BM25 length normalization, in [0, 1].
         bm25_method: BM25 variant: ``"lucene"``, ``"robertson"``, ``"atire"``, ``"bm25l"`` or
             ``"bm25+"``.
         bm25_delta: Shift of the BM25L/BM25+ variants.
-        dense_kind: Vector search structure: ``"auto"`` (exact below 200k vectors, HNSW above),
+        dense_kind: Vector search structure: ``"auto"`` (exact below ``hnsw_threshold`` vectors,
+            HNSW from there on),
             ``"flat"`` (always exact), ``"hnsw"`` or ``"ivf"``.
         hnsw_m: HNSW graph degree.
         ef_construction: HNSW build-time beam width.
         ef_search: HNSW search beam width (raised to ``k`` when smaller).
         nlist: IVF list count (``None``: about ``4 * sqrt(n)``).
         nprobe: IVF lists visited per query.
+        hnsw_threshold: With ``dense_kind="auto"``, the size from which HNSW is used (50k: at
+            100k chunks HNSW answers in 0.4 ms at recall@10 0.995, exact search in 10 ms).
         batch_size: Texts per ``embed_documents`` call when adding.
 
     Example:
@@ -295,9 +298,10 @@ class HybridIndex(VectorStore):
         dense_kind: str = "auto",
         hnsw_m: int = 32,
         ef_construction: int = 80,
-        ef_search: int = 64,
+        ef_search: int = 128,
         nlist: int | None = None,
         nprobe: int = 16,
+        hnsw_threshold: int = 50_000,
         batch_size: int = 256,
     ) -> None:
         if embedding is None:
@@ -316,6 +320,7 @@ class HybridIndex(VectorStore):
             "ef_search": ef_search,
             "nlist": nlist,
             "nprobe": nprobe,
+            "hnsw_threshold": hnsw_threshold,
         }
         DenseIndex(1, **self._dense_params)  # validates the parameters now, not at the first add
         self._dense: DenseIndex | None = None  # created by the first add (its dim is unknown)
@@ -396,7 +401,7 @@ class HybridIndex(VectorStore):
 
     @property
     def n_deleted(self) -> int:
-        """Number of tombstoned slots that [`compact`][langchain_fusion.HybridIndex.compact] would reclaim.
+        """Number of tombstoned slots that [`compact`][] would reclaim.
 
         Example:
             >>> from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -495,7 +500,7 @@ class HybridIndex(VectorStore):
         Args:
             documents: The documents (never modified).
             **kwargs: ``ids``, ``upsert``, ``batch_size``, ``show_progress``, as in
-                [`add_texts`][langchain_fusion.HybridIndex.add_texts].
+                [`add_texts`][].
 
         Returns:
             The ids, in input order.
@@ -523,7 +528,7 @@ class HybridIndex(VectorStore):
     ) -> list[str]:
         """Index texts with vectors computed beforehand (the embedding model is not called).
 
-        Same semantics as [`add_texts`][langchain_fusion.HybridIndex.add_texts]; ``embeddings`` is an ``(n, dim)`` array (or list of
+        Same semantics as [`add_texts`][]; ``embeddings`` is an ``(n, dim)`` array (or list of
         lists) with one row per text, validated like the model's output.
 
         Example:
@@ -554,7 +559,7 @@ class HybridIndex(VectorStore):
         show_progress: bool = False,
         **kwargs: Any,
     ) -> list[str]:
-        """Async [`add_texts`][langchain_fusion.HybridIndex.add_texts]: embeds with ``aembed_documents``, then updates the index.
+        """Async [`add_texts`][]: embeds with ``aembed_documents``, then updates the index.
 
         Example:
             >>> import asyncio
@@ -583,7 +588,7 @@ class HybridIndex(VectorStore):
         return batch[0]
 
     async def aadd_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
-        """Async [`add_documents`][langchain_fusion.HybridIndex.add_documents].
+        """Async [`add_documents`][].
 
         Example:
             >>> import asyncio
@@ -868,7 +873,7 @@ class HybridIndex(VectorStore):
         Args:
             ids: Ids to delete.
             filter: Also delete every document whose metadata matches (see
-                [`langchain_fusion.filters`][langchain_fusion.filters]); ``filter={}`` deletes everything.
+                [`langchain_fusion.filters`][]); ``filter={}`` deletes everything.
             **kwargs: Not accepted.
 
         Returns:
@@ -1081,7 +1086,7 @@ class HybridIndex(VectorStore):
     def search_dense_many(
         self, query_vectors: ArrayLike, k: int, *, filter: Filter | None = None
     ) -> list[tuple[list[str], NDArray[np.float64]]]:
-        """[`search_dense`][langchain_fusion.HybridIndex.search_dense] for a batch of query vectors of shape ``(q, dim)``.
+        """[`search_dense`][] for a batch of query vectors of shape ``(q, dim)``.
 
         Example:
             >>> from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -1206,7 +1211,7 @@ class HybridIndex(VectorStore):
     def similarity_search_with_score(
         self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
     ) -> list[tuple[Document, float]]:
-        """Like [`similarity_search`][langchain_fusion.HybridIndex.similarity_search], with the cosine similarity (higher is better).
+        """Like [`similarity_search`][], with the cosine similarity (higher is better).
 
         Example:
             >>> from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -1318,7 +1323,7 @@ class HybridIndex(VectorStore):
         filter: Filter | None = None,
         **kwargs: Any,
     ) -> list[Document]:
-        """[`max_marginal_relevance_search`][langchain_fusion.HybridIndex.max_marginal_relevance_search] for an embedding vector (stored vectors used).
+        """[`max_marginal_relevance_search`][] for an embedding vector (stored vectors used).
 
         Example:
             >>> from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -1384,7 +1389,7 @@ class HybridIndex(VectorStore):
             embedding: The embedding model (``None``: local all-MiniLM-L6-v2).
             metadatas: One metadata dict per text.
             ids: One id per text (default: UUID4 strings).
-            **kwargs: ``upsert``, ``batch_size``, ``show_progress`` go to [`add_texts`][langchain_fusion.HybridIndex.add_texts];
+            **kwargs: ``upsert``, ``batch_size``, ``show_progress`` go to [`add_texts`][];
                 everything else to the constructor (``tokenizer``, ``k1``, ``dense_kind``...).
 
         Example:
@@ -1475,7 +1480,7 @@ class HybridIndex(VectorStore):
         Layout: ``manifest.json`` (format, version, parameters, embedding identity, SHA-256 of
         every file), ``docstore/`` (JSON Lines), ``bm25/`` and ``dense/`` (``.npy`` arrays and
         FAISS's own index format). The new directory is written beside ``path`` and swapped in
-        only when complete (see [`langchain_fusion.persistence`][langchain_fusion.persistence]), so a failure or crash
+        only when complete (see [`langchain_fusion.persistence`][]), so a failure or crash
         leaves the previous index at ``path`` loadable. Searches continue during the save;
         writes wait.
 
@@ -1529,7 +1534,7 @@ class HybridIndex(VectorStore):
         mmap: bool = True,
         verify: Verify = "full",
     ) -> Self:
-        """Open an index saved by [`save`][langchain_fusion.HybridIndex.save].
+        """Open an index saved by [`save`][].
 
         Everything is checked before any data file is parsed: the format name and version, and
         every file's size and SHA-256 against the manifest. Nothing is unpickled or executed.
@@ -1587,6 +1592,7 @@ class HybridIndex(VectorStore):
                 ef_search=dense_params["ef_search"],
                 nlist=dense_params["nlist"],
                 nprobe=dense_params["nprobe"],
+                hnsw_threshold=dense_params.get("hnsw_threshold", 50_000),
                 batch_size=params.get("batch_size", 256),
             )
         except (KeyError, TypeError) as exc:

@@ -7,7 +7,7 @@ every file. Loading checks all of it *before* any data file is parsed, so a fore
 truncated or tampered directory is refused with a message naming the problem, and nothing in the
 directory is ever executed or unpickled.
 
-Saving ([`atomic_save`][langchain_fusion.persistence.atomic_save]) never modifies the previous directory in place:
+Saving ([`atomic_save`][]) never modifies the previous directory in place:
 
 1. everything is written into a fresh sibling ``<path>.tmp-<random>``, files and directories are
    fsynced, and the manifest is written last;
@@ -15,7 +15,7 @@ Saving ([`atomic_save`][langchain_fusion.persistence.atomic_save]) never modifie
    at every instant ``<path>`` is either the complete old or the complete new index. Elsewhere
    (or on filesystems without ``RENAME_EXCHANGE``) it is two renames, ``<path>`` ->
    ``<path>.old-<random>`` then ``.tmp-*`` -> ``<path>``: a crash *between* those two renames
-   leaves no ``<path>`` but a complete ``<path>.old-*``, and [`resolve_index_dir`][langchain_fusion.persistence.resolve_index_dir] (called by
+   leaves no ``<path>`` but a complete ``<path>.old-*``, and [`resolve_index_dir`][] (called by
    ``load``) renames it back;
 3. the old copy is deleted.
 
@@ -67,7 +67,7 @@ MANIFEST_FILE = "manifest.json"
 """Name of the manifest inside an index directory."""
 
 Verify = Literal["full", "size"]
-"""How [`read_manifest`][langchain_fusion.persistence.read_manifest] checks the data files: SHA-256 of every byte, or sizes only."""
+"""How [`read_manifest`][] checks the data files: SHA-256 of every byte, or sizes only."""
 
 _HASH_BLOCK = 8 << 20  # 8 MiB
 _RENAME_EXCHANGE = 2

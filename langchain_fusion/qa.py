@@ -1,10 +1,12 @@
 """Question answering over any LangChain retriever, with numbered citations and verification.
 
 [`build_qa_chain`][langchain_fusion.qa.build_qa_chain] wires a retriever and a chat model into
-the usual LCEL pipeline::
+the usual LCEL pipeline:
 
-    {"sources": retriever | format_sources, "question": passthrough}
-    | QA_PROMPT | llm | StrOutputParser()
+```python
+{"sources": retriever | format_sources, "question": RunnablePassthrough()}
+| QA_PROMPT | llm | StrOutputParser()
+```
 
 and wraps it so that one call gives everything a RAG application needs: the answer, the exact
 sources the model saw (numbered as in the prompt), and a

@@ -35,8 +35,9 @@ _FAISS_FILE = "faiss.index"
 # Exact search computes at most this many scores per matrix product (bounds temporary memory).
 _EXACT_CHUNK_SCORES = 1 << 24
 # With a mask or tombstones, exact search gathers the allowed rows first when they are fewer than
-# this fraction of the slots; otherwise it scores every slot and discards the disallowed ones.
-_GATHER_FRACTION = 0.5
+# this fraction of the slots; otherwise it scores every slot and discards the disallowed ones
+# (measured at 100k x 384: gathering 10% of the rows costs ~1/3 of a full scan, 25% about as much).
+_GATHER_FRACTION = 0.15
 # Filtered approximate search falls back to an exact scan of the allowed vectors when they are
 # few (exact scan cost grows with the allowed count, a filtered HNSW walk costs ~4-6 ms whatever
 # the count; measured crossover at 100k x 384: ~5-10k allowed vectors) or when they are a tiny
@@ -137,6 +138,8 @@ class DenseIndex:
         hnsw_m: HNSW graph degree ``M``.
         ef_construction: HNSW ``efConstruction`` (graph quality at build time).
         ef_search: HNSW ``efSearch`` (recall/speed trade-off; raised to ``k`` when smaller).
+            The default 128 gives recall@10 0.986 vs exact search at 1M embedding-like vectors
+            (p50 0.6 ms on 2 cores); 64 gives 0.977, 256 gives 0.996 (``bench_dense.py``).
         nlist: IVF list count; ``None`` picks ~``4*sqrt(n)`` at training time.
         nprobe: IVF lists visited per query.
         hnsw_threshold: With ``kind="auto"``, the live-vector count from which HNSW is used.
@@ -165,7 +168,7 @@ class DenseIndex:
         normalize: bool = True,
         hnsw_m: int = 32,
         ef_construction: int = 80,
-        ef_search: int = 64,
+        ef_search: int = 128,
         nlist: int | None = None,
         nprobe: int = 16,
         hnsw_threshold: int = 200_000,
@@ -605,7 +608,7 @@ class DenseIndex:
             base = self._vectors[:n]
         elif n_allowed < _GATHER_FRACTION * n:
             ids = np.flatnonzero(allowed)
-            base = self._vectors[ids]
+            base = np.take(self._vectors, ids, axis=0)
         else:
             base = self._vectors[:n]
             excluded = ~allowed
@@ -615,7 +618,13 @@ class DenseIndex:
         chunk = max(1, _EXACT_CHUNK_SCORES // max(m, 1))
         for start in range(0, row_index.shape[0], chunk):
             chunk_rows = row_index[start : start + chunk]
-            scores = queries[chunk_rows] @ base.T
+            if chunk_rows.shape[0] == 1:
+                # One query: a memory-bound matrix-vector product. numpy's einsum loop is as fast
+                # as single-threaded BLAS and never waits on BLAS worker threads, which costs
+                # 10-30 ms per call when the CPU is busy (measured on 2 cores).
+                scores = np.einsum("ij,j->i", base, queries[chunk_rows[0]])[None, :]
+            else:
+                scores = queries[chunk_rows] @ base.T
             if excluded is not None:
                 scores[:, excluded] = -np.inf
             if kk < m:

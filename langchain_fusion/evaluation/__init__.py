@@ -9,6 +9,13 @@ Example:
 
 from __future__ import annotations
 
+from langchain_fusion.evaluation.adaptive import (
+    AdaptiveComparison,
+    AdaptiveFusion,
+    AdaptiveFusionRetriever,
+    TermStats,
+    cross_validate_adaptive,
+)
 from langchain_fusion.evaluation.beir import (
     BeirDataset,
     available_splits,
@@ -23,6 +30,12 @@ from langchain_fusion.evaluation.evaluate import (
     evaluate,
     evaluate_run,
 )
+from langchain_fusion.evaluation.labels import (
+    generate_labels,
+    load_labels,
+    parse_question,
+    save_labels,
+)
 from langchain_fusion.evaluation.metrics import (
     Metric,
     Qrels,
@@ -34,6 +47,19 @@ from langchain_fusion.evaluation.metrics import (
     parse_metric,
     precision_at_k,
     recall_at_k,
+)
+from langchain_fusion.evaluation.plot import plot_alpha_sweep
+from langchain_fusion.evaluation.tune import (
+    CrossValidation,
+    Fold,
+    PoolCache,
+    TuningReport,
+    cross_validate,
+    gather_pools,
+    kfold,
+    score_settings,
+    simplex_grid,
+    tune,
 )
 
 __all__ = [
@@ -57,4 +83,25 @@ __all__ = [
     "parse_metric",
     "precision_at_k",
     "recall_at_k",
+    # tuning, adaptive fusion, labels, plots
+    "AdaptiveComparison",
+    "AdaptiveFusion",
+    "AdaptiveFusionRetriever",
+    "CrossValidation",
+    "Fold",
+    "PoolCache",
+    "TermStats",
+    "TuningReport",
+    "cross_validate",
+    "cross_validate_adaptive",
+    "gather_pools",
+    "generate_labels",
+    "kfold",
+    "load_labels",
+    "parse_question",
+    "plot_alpha_sweep",
+    "save_labels",
+    "score_settings",
+    "simplex_grid",
+    "tune",
 ]

@@ -1,10 +1,12 @@
 """Load retrieval test collections in the BEIR format.
 
-A BEIR collection is a folder with three parts::
+A BEIR collection is a folder with three parts:
 
-    <name>/corpus.jsonl        one JSON object per line: {"_id", "title", "text"}
-    <name>/queries.jsonl       one JSON object per line: {"_id", "text"}
-    <name>/qrels/<split>.tsv   tab-separated "query-id  corpus-id  score", with a header line
+```text
+<name>/corpus.jsonl        one JSON object per line: {"_id", "title", "text"}
+<name>/queries.jsonl       one JSON object per line: {"_id", "text"}
+<name>/qrels/<split>.tsv   tab-separated "query-id  corpus-id  score", with a header line
+```
 
 Every error names the file and the 1-based line number, so a broken download is quick to find.
 """

@@ -355,7 +355,7 @@ def gather_pools(
         pools=pools,
         fetch_k=depth,
         seconds=perf_counter() - start,
-        complete_scoring=bool(retriever.complete_scoring),
+        complete_scoring=retriever.complete_scoring is not False,
     )
 
 
@@ -391,7 +391,8 @@ def _expand_grid(
     n_src = len(retriever.sources)
     if grid is None:
         base = depth if depth is not None else retriever.fetch_k
-        windows = sorted({max(cutoff, base // 4), max(cutoff, base // 2), base})
+        # largest first: on a tie the retriever's own fetch_k wins
+        windows = sorted({max(cutoff, base // 4), max(cutoff, base // 2), base}, reverse=True)
         grid = {
             "method": list(_METHODS),
             "normalization": list(DEFAULT_NORMALIZATIONS),
@@ -570,13 +571,19 @@ def _metric_values(top_gains: NDArray[np.float64], q: _QueryData, metric: Metric
 
 
 def _fused_orders(
-    pool: CandidatePool, group: tuple[Any, ...], weights: NDArray[np.float64], default_rrf_k: float
+    pool: CandidatePool,
+    group: tuple[Any, ...],
+    weights: NDArray[np.float64],
+    default_rrf_k: float,
+    complete_ranks: bool = False,
 ) -> NDArray[np.intp]:
     """Fused order (best first) of ``pool`` for each row of ``weights``.
 
     Mirrors ``FusionRetriever``'s fusion operation for operation (normalize each retriever,
-    fill a missing score with the row's lowest, weighted sum; or weighted RRF over ranks by
-    score), ties broken by weighted RRF over the retrievers' own ranks, then by position.
+    fill a missing score with the row's lowest, weighted sum; or weighted RRF over the
+    retrievers' own ranks, or over ranks by complete score when ``complete_ranks``, i.e.
+    ``complete_scoring=True``), ties broken by weighted RRF over the retrievers' own ranks, then
+    by position. ``tests/unit_tests/test_tune.py`` checks it against ``fuse_pool``.
     """
     n_src, n = pool.raw.shape
     method = group[0]
@@ -586,7 +593,8 @@ def _fused_orders(
     for i in range(n_src):
         if pool.has_scores[i]:
             scores[i] = pool.raw[i]
-            ranks[i] = fusion.ranks_from_scores(pool.raw[i])
+            use_scores = complete_ranks or method == "convex"
+            ranks[i] = fusion.ranks_from_scores(pool.raw[i]) if use_scores else pool.found_rank[i]
         else:
             found = pool.found_rank[i]
             scores[i] = np.where(found > 0, 1.0 / (rrf_k + found), np.nan)
@@ -722,7 +730,9 @@ def _score(
             if len(pool) == 0:
                 continue
             weights = np.array([_weights_of(settings[r]) for r in rows], dtype=np.float64)
-            orders = _fused_orders(pool, tuple(group), weights, retriever.rrf_k)
+            orders = _fused_orders(
+                pool, tuple(group), weights, retriever.rrf_k, retriever.complete_scoring is True
+            )
             gains = q.gains[fk]
             if fk in q.duplicates:  # several candidates map to one document: first one counts
                 ids = q.duplicates[fk]
@@ -910,32 +920,34 @@ class TuningReport:
         )
         return [a for a, _ in points], [v for _, v in points]
 
-    def curves(self) -> dict[str, tuple[list[float], list[float]]]:
-        """One alpha curve per (method, normalization or rrf_k, fetch_k), labelled for plots.
+    def curves(self, fetch_k: int | None = None) -> dict[str, tuple[list[float], list[float]]]:
+        """Return one alpha curve per method / normalization / RRF k, labelled for plots.
+
+        Args:
+            fetch_k: Only the settings with this ``fetch_k`` (default: the best setting's).
 
         Example:
             >>> import numpy as np
             >>> r = TuningReport("ndcg@10", [{"method": "convex", "normalization": "zscore",
-            ...     "alpha": 0.5, "fetch_k": 100}], np.array([0.4]), np.zeros((1, 1)), ["q"],
-            ...     {}, 0.4, None)
+            ...     "alpha": 0.5, "fetch_k": 100}, {"method": "rrf", "rrf_k": 60, "alpha": 0.5,
+            ...     "fetch_k": 50}], np.array([0.4, 0.3]), np.zeros((2, 1)), ["q"],
+            ...     {"fetch_k": 100}, 0.4, None)
             >>> r.curves()
             {'convex zscore': ([0.5], [0.4])}
+            >>> r.curves(fetch_k=50)
+            {'rrf k=60': ([0.5], [0.3])}
 
         """
-        fetch_ks = {s.get("fetch_k") for s in self.settings}
+        fk = fetch_k if fetch_k is not None else self.best.get("fetch_k")
         out: dict[str, tuple[list[float], list[float]]] = {}
         for s in self.settings:
-            if "alpha" not in s:
+            if "alpha" not in s or (fk is not None and s.get("fetch_k", fk) != fk):
                 continue
-            fixed = {k: v for k, v in s.items() if k != "alpha"}
-            label = s.get("method", "")
+            label = str(s.get("method", "fusion"))
             label += f" {s['normalization']}" if "normalization" in s else ""
             label += f" k={_fmt(s['rrf_k'])}" if "rrf_k" in s else ""
-            if len(fetch_ks) > 1:
-                label += f" fetch_k={s.get('fetch_k')}"
-            label = label.strip()
             if label not in out:
-                out[label] = self.curve(**fixed)
+                out[label] = self.curve(**{k: v for k, v in s.items() if k != "alpha"})
         return out
 
     def to_markdown(self, top: int | None = 20, digits: int = 4) -> str:

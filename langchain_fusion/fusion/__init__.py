@@ -4,11 +4,12 @@ Every function takes array-likes and returns new float64 (or integer index) arra
 means "this retriever has no score for this candidate"; scores are "higher is better" and ranks
 start at 1. One small module per method:
 
-- normalization: [`minmax`][langchain_fusion.fusion.minmax], [`zscore`][langchain_fusion.fusion.zscore], [`dbsf`][langchain_fusion.fusion.dbsf], dispatched by [`normalize`][langchain_fusion.fusion.normalization.normalize]
-  (names in [`NORMALIZATIONS`][langchain_fusion.fusion.normalization.NORMALIZATIONS]);
-- fusion: [`convex_fusion`][langchain_fusion.fusion.convex.convex_fusion] (weighted sum of normalized scores) and [`rrf_fusion`][langchain_fusion.fusion.rrf.rrf_fusion]
-  (weighted Reciprocal Rank Fusion), with [`validate_weights`][langchain_fusion.fusion.weights.validate_weights] and [`alpha_to_weights`][langchain_fusion.fusion.weights.alpha_to_weights];
-- ranks: [`ranks_from_scores`][langchain_fusion.fusion.ranks.ranks_from_scores] and [`top_k`][langchain_fusion.fusion.ranks.top_k].
+- normalization: [`minmax`][langchain_fusion.fusion.minmax.minmax],
+  [`zscore`][langchain_fusion.fusion.zscore.zscore] and [`dbsf`][langchain_fusion.fusion.dbsf.dbsf],
+  dispatched by [`normalize`][] (names in [`NORMALIZATIONS`][]);
+- fusion: [`convex_fusion`][] (weighted sum of normalized scores) and [`rrf_fusion`][]
+  (weighted Reciprocal Rank Fusion), with [`validate_weights`][] and [`alpha_to_weights`][];
+- ranks: [`ranks_from_scores`][] and [`top_k`][].
 
 Example:
     >>> from langchain_fusion import fusion

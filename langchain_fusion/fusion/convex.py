@@ -23,7 +23,7 @@ def convex_fusion(
     Args:
         normalized: Shape ``(n_retrievers, n_candidates)``: each retriever's normalized scores
             for the same candidates, NaN where a retriever has no score for a candidate.
-        weights: One weight per retriever (see [`validate_weights`][langchain_fusion.fusion.weights.validate_weights]).
+        weights: One weight per retriever (see [`validate_weights`][]).
         missing: What a NaN contributes: a number (default 0.0, the convention of ranx's
             ``wsum``: a document a run did not retrieve scores 0 after normalization), or
             ``"min"``: the lowest finite score of that retriever's row, i.e. "as good as the

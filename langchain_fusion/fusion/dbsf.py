@@ -17,7 +17,8 @@ def dbsf(scores: ArrayLike) -> FloatArray:
     standard deviation (``ddof=1``). Unlike Qdrant, the result is clipped to [0, 1], so that it
     combines like min-max scores: an outlier beyond three standard deviations counts as 1 (or 0)
     and cannot dominate the fusion. Qdrant maps constant input to 0.5; here, as for
-    [`minmax`][langchain_fusion.fusion.minmax], every finite score equal (including a single score) maps to 1.0.
+    [`minmax`][langchain_fusion.fusion.minmax.minmax], every finite score equal (including a
+    single score) maps to 1.0.
 
     NaN means "no score": it is ignored by the statistics and stays NaN.
 

@@ -26,7 +26,7 @@ _METHODS: dict[str, Callable[[ArrayLike], FloatArray]] = {
 }
 
 NORMALIZATIONS: tuple[str, ...] = tuple(_METHODS)
-"""The names accepted by [`normalize`][langchain_fusion.fusion.normalization.normalize]: ``("minmax", "zscore", "dbsf", "none")``."""
+"""The names accepted by [`normalize`][]: ``("minmax", "zscore", "dbsf", "none")``."""
 
 
 def normalize(scores: ArrayLike, method: str) -> FloatArray:
@@ -34,8 +34,8 @@ def normalize(scores: ArrayLike, method: str) -> FloatArray:
 
     Args:
         scores: 1-D scores, higher is better; NaN for "no score" (kept NaN).
-        method: One of [`NORMALIZATIONS`][langchain_fusion.fusion.normalization.NORMALIZATIONS]: ``"minmax"`` ([`minmax`][langchain_fusion.fusion.minmax.minmax]), ``"zscore"``
-            ([`zscore`][langchain_fusion.fusion.zscore.zscore]), ``"dbsf"`` ([`dbsf`][langchain_fusion.fusion.dbsf.dbsf]) or ``"none"`` (a float64 copy).
+        method: One of [`NORMALIZATIONS`][]: ``"minmax"`` ([`minmax`][]), ``"zscore"``
+            ([`zscore`][]), ``"dbsf"`` ([`dbsf`][]) or ``"none"`` (a float64 copy).
 
     Returns:
         A new float64 array of the same length.

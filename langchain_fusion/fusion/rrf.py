@@ -23,7 +23,7 @@ def rrf_fusion(ranks: ArrayLike, weights: ArrayLike, *, k: float = 60) -> FloatA
     Args:
         ranks: Integer array of shape ``(n_retrievers, n_candidates)``: the rank of each
             candidate in each retriever's results, 1 = best, 0 = not retrieved (contributes 0).
-        weights: One weight per retriever (see [`validate_weights`][langchain_fusion.fusion.weights.validate_weights]).
+        weights: One weight per retriever (see [`validate_weights`][]).
         k: The RRF constant, a finite number >= 0 (default 60, as in the paper).
 
     Returns:

@@ -1,0 +1,417 @@
+"""``langchain-fusion eval`` and ``langchain-fusion tune``: measure and tune fusion from the shell.
+
+``eval`` scores BM25 alone (alpha = 0), dense alone (alpha = 1) and fusion methods on a BEIR
+split; ``tune`` searches the fusion settings on a train split, reports them on a test split and
+can plot the metric against alpha. Both build a `HybridIndex` over the corpus with the local
+embedding model (or reuse one with ``--index DIR``), run the retrievers once per query and score
+every system on the cached candidates.
+
+The command functions take an ``embeddings`` argument so that tests (and programs) can run them
+with any LangChain embedding model.
+
+Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser(prog="langchain-fusion")
+    >>> add_commands(parser.add_subparsers(dest="command"))
+    >>> args = parser.parse_args(["tune", "--beir", "data/scifact", "--plot", "alpha.png"])
+    >>> args.train_split, args.metric, args.plot
+    ('train', 'ndcg@10', 'alpha.png')
+
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+
+__all__ = ["add_commands", "cmd_eval", "cmd_tune"]
+
+_METHOD_CHOICES = ("convex", "minmax", "zscore", "dbsf", "rrf")
+
+
+def _error(message: str) -> Exception:
+    try:
+        from langchain_fusion.cli import CLIError
+    except ImportError:  # pragma: no cover - cli.py is part of the package
+        return ValueError(message)
+    return CLIError(message)
+
+
+# ------------------------------------------------------------------------------------ data
+
+
+def _index(args: argparse.Namespace, embeddings: Embeddings | None, show: bool) -> Any:
+    """Open ``--index DIR`` when it exists, else index the ``--beir`` corpus (saved to DIR)."""
+    from langchain_fusion.index import HybridIndex
+
+    index_dir = Path(args.index).expanduser() if getattr(args, "index", None) else None
+    if index_dir is not None and index_dir.exists():
+        print(f"using the index in {index_dir}", file=sys.stderr)
+        return HybridIndex.load(index_dir, embeddings)
+    if not args.beir:
+        if index_dir is not None:
+            raise _error(
+                f"index not found: {index_dir}; give --beir PATH to build it from a BEIR corpus"
+            )
+        raise _error("give --beir PATH (a BEIR folder with corpus.jsonl) or --index DIR")
+    from langchain_fusion.evaluation.beir import load_corpus
+
+    corpus = load_corpus(args.beir)
+    if not corpus:
+        raise _error(f"the corpus in {args.beir} is empty")
+    params: dict[str, Any] = {}
+    if getattr(args, "bm25_k1", None) is not None:
+        params["k1"] = args.bm25_k1
+    if getattr(args, "bm25_b", None) is not None:
+        params["b"] = args.bm25_b
+    start = time.perf_counter()
+    index = HybridIndex(embeddings, **params)
+    index.add_documents(corpus, show_progress=show)
+    print(
+        f"indexed {len(corpus)} documents in {time.perf_counter() - start:.1f} s", file=sys.stderr
+    )
+    if index_dir is not None:
+        index.save(index_dir)
+        print(f"saved the index to {index_dir} (reuse it with --index)", file=sys.stderr)
+    return index
+
+
+def _labels(
+    args: argparse.Namespace, split: str | None
+) -> tuple[dict[str, str], dict[str, dict[str, int]], str]:
+    """Load ``(queries, qrels, description)`` from ``--queries/--qrels`` or a BEIR split."""
+    from langchain_fusion.evaluation.beir import load_qrels, load_queries
+
+    if split is None and getattr(args, "queries", None):
+        if not args.qrels:
+            raise _error("--queries needs --qrels (a qrels .tsv file: query-id, corpus-id, score)")
+        qrels = load_qrels(args.qrels)
+        all_queries = load_queries(args.queries)
+        name = f"{Path(args.queries).name} + {Path(args.qrels).name}"
+    else:
+        if not args.beir:
+            raise _error("give --beir PATH for the queries and qrels, or --queries and --qrels")
+        qrels = load_qrels(args.beir, split or "test")
+        all_queries = load_queries(args.beir)
+        name = f"{Path(args.beir).name} {split}"
+    queries = {q: all_queries[q] for q in qrels if q in all_queries}
+    if not queries:
+        raise _error(f"no judged query of {name} is in the queries file")
+    return queries, qrels, name
+
+
+def _systems(methods: Sequence[str], alpha: float) -> dict[str, dict[str, Any]]:
+    systems: dict[str, dict[str, Any]] = {
+        "BM25 only (alpha=0)": {"method": "convex", "normalization": "minmax", "alpha": 0.0},
+        "dense only (alpha=1)": {"method": "convex", "normalization": "minmax", "alpha": 1.0},
+    }
+    for m in dict.fromkeys(methods):
+        setting: dict[str, Any] = {"alpha": alpha}
+        if m == "rrf":
+            setting["method"] = "rrf"
+        else:
+            setting["method"] = "convex"
+            setting["normalization"] = "minmax" if m == "convex" else m
+        label = "rrf" if m == "rrf" else f"convex {setting['normalization']}"
+        systems[f"fusion {label} (alpha={alpha:g})"] = setting
+    return systems
+
+
+def _table(names: Sequence[str], columns: Mapping[str, Sequence[float]], digits: int = 4) -> str:
+    best = {c: max(v) for c, v in columns.items()}
+    lines = [
+        "| system | " + " | ".join(columns) + " |",
+        "|:--|" + "--:|" * len(columns),
+    ]
+    for i, name in enumerate(names):
+        cells = []
+        for c, values in columns.items():
+            cell = f"{values[i]:.{digits}f}"
+            cells.append(f"**{cell}**" if values[i] >= best[c] - 1e-12 else cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _score_systems(
+    retriever: Any,
+    pools: Any,
+    qrels: Mapping[str, Mapping[str, int]],
+    systems: Mapping[str, Mapping[str, Any]],
+    metrics: Sequence[str],
+) -> dict[str, list[float]]:
+    from langchain_fusion.evaluation.tune import score_settings
+
+    columns: dict[str, list[float]] = {}
+    for metric in metrics:
+        scores = score_settings(retriever, pools, qrels, list(systems.values()), metric=metric)
+        columns[metric] = [float(row.mean()) for row in scores]
+    return columns
+
+
+def _fetch_k(args: argparse.Namespace, metrics: Sequence[str]) -> int:
+    from langchain_fusion.evaluation.metrics import parse_metric
+
+    deepest = max(parse_metric(m).k for m in metrics)
+    fetch_k = args.fetch_k if args.fetch_k is not None else 100
+    if fetch_k < 1:
+        raise _error(f"--fetch-k must be >= 1, got {fetch_k}")
+    return max(fetch_k, deepest)
+
+
+# ------------------------------------------------------------------------------------ commands
+
+
+def cmd_eval(args: argparse.Namespace, embeddings: Embeddings | None = None) -> int:
+    """Evaluate BM25 only, dense only and fusion on a BEIR split.
+
+    Args:
+        args: Parsed ``eval`` arguments.
+        embeddings: Embedding model (default: the local all-MiniLM-L6-v2).
+
+    Returns:
+        The exit code (0).
+
+    Example:
+        >>> import argparse
+        >>> cmd_eval(argparse.Namespace(beir=None, index=None))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        langchain_fusion.cli.CLIError: give --beir PATH ...
+
+    """
+    from langchain_fusion.evaluation.tune import gather_pools
+    from langchain_fusion.retriever import FusionRetriever
+
+    show = not getattr(args, "quiet", False)
+    if not args.beir and not getattr(args, "queries", None):
+        raise _error("give --beir PATH (a BEIR folder with corpus.jsonl) or --index DIR")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise _error(f"--alpha must be in [0, 1], got {args.alpha}")
+    metrics = list(args.metrics)
+    queries, qrels, name = _labels(args, None if args.queries else args.split)
+    index = _index(args, embeddings, show)
+    retriever = FusionRetriever.from_index(index)
+    pools = gather_pools(
+        retriever, queries, qrels, fetch_k=_fetch_k(args, metrics), show_progress=show
+    )
+    systems = _systems(args.methods, args.alpha)
+    columns = _score_systems(retriever, pools, qrels, systems, metrics)
+    ms = 1000.0 * pools.seconds / max(len(pools), 1)
+    print(f"## {name}: {len(index)} documents, {len(pools)} queries\n")
+    print(_table(list(systems), columns))
+    print(f"\nretrieval: {pools.seconds:.1f} s ({ms:.1f} ms/query, fetch_k={pools.fetch_k})")
+    return 0
+
+
+def _grid(methods: Sequence[str] | None) -> dict[str, Any] | None:
+    if not methods:
+        return None
+    from langchain_fusion.evaluation.tune import DEFAULT_ALPHAS, DEFAULT_RRF_K
+
+    return {
+        "method": list(dict.fromkeys(methods)),
+        "alpha": list(DEFAULT_ALPHAS),
+        "rrf_k": list(DEFAULT_RRF_K),
+        "normalization": ["minmax"],
+    }
+
+
+def _snippet(best: Mapping[str, Any]) -> str:
+    args = ", ".join(f"{k}={v!r}" for k, v in best.items())
+    return f"FusionRetriever.from_index(index, {args})"
+
+
+def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> int:
+    """Tune fusion on a train split (or label files), report on a test split, plot alpha.
+
+    Args:
+        args: Parsed ``tune`` arguments.
+        embeddings: Embedding model (default: the local all-MiniLM-L6-v2).
+
+    Returns:
+        The exit code (0).
+
+    Example:
+        >>> import argparse
+        >>> cmd_tune(argparse.Namespace(beir=None, index=None, queries=None))
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        langchain_fusion.cli.CLIError: give --beir PATH ...
+
+    """
+    from langchain_fusion.evaluation.beir import available_splits
+    from langchain_fusion.evaluation.tune import DEFAULT_ALPHAS, gather_pools, tune
+    from langchain_fusion.retriever import FusionRetriever
+
+    show = not getattr(args, "quiet", False)
+    if not args.beir and not args.queries:
+        raise _error("give --beir PATH (BEIR folder) or --queries/--qrels with --index DIR")
+    if args.cv is not None and args.cv < 2:
+        raise _error(f"--cv must be >= 2, got {args.cv}")
+    train_queries, train_qrels, train_name = _labels(
+        args, None if args.queries else args.train_split
+    )
+    test_split = args.test_split
+    if test_split is None and args.beir and not args.queries:
+        splits = available_splits(args.beir)
+        test_split = "test" if "test" in splits and args.train_split != "test" else None
+    test = _labels(args, test_split) if test_split is not None else None
+    cv = args.cv
+    if cv is None and test is None and len(train_queries) >= 10:
+        cv = 5  # no held-out split: estimate generalization by cross-validation
+    index = _index(args, embeddings, show)
+    retriever = FusionRetriever.from_index(index)
+    grid = _grid(args.methods)
+
+    report = tune(
+        retriever,
+        train_queries,
+        train_qrels,
+        metric=args.metric,
+        grid=grid,
+        cv=cv,
+        fetch_k=args.fetch_k,
+        show_progress=show,
+    )
+    print(f"## Tuning on {train_name}: {len(report.query_ids)} queries\n")
+    print(report.to_markdown(top=args.top))
+    print(f"\nbest: {_snippet(report.best)}")
+
+    sweep = report
+    sweep_name = train_name
+    if test is not None:
+        test_queries, test_qrels, test_name = test
+        depth = max(int(report.best.get("fetch_k", retriever.fetch_k)), retriever.fetch_k)
+        pools = gather_pools(retriever, test_queries, test_qrels, fetch_k=depth, show_progress=show)
+        defaults = {
+            "method": retriever.method,
+            "normalization": retriever.normalization,
+            "alpha": retriever.alpha,
+            "fetch_k": retriever.fetch_k,
+        }
+        systems = {
+            "BM25 only (alpha=0)": {**defaults, "alpha": 0.0},
+            "dense only (alpha=1)": {**defaults, "alpha": 1.0},
+            "fusion defaults (convex minmax, alpha=0.5)": defaults,
+            "tuned on " + train_name: dict(report.best),
+        }
+        columns = _score_systems(retriever, pools, test_qrels, systems, [args.metric])
+        print(f"\n## {test_name}: {len(pools)} queries\n")
+        print(_table(list(systems), columns))
+        if args.plot:
+            sweep_grid: dict[str, Any] = {}
+            for key in ("method", "normalization", "rrf_k"):
+                values = list(dict.fromkeys(s[key] for s in report.settings if key in s))
+                if values:
+                    sweep_grid[key] = values
+            sweep_grid["alpha"] = list(DEFAULT_ALPHAS)
+            sweep_grid["fetch_k"] = [int(report.best.get("fetch_k", depth))]
+            sweep = tune(
+                retriever,
+                test_queries,
+                test_qrels,
+                metric=args.metric,
+                grid=sweep_grid,
+                pools=pools,
+                show_progress=False,
+            )
+            sweep_name = test_name
+    if args.plot:
+        from langchain_fusion.evaluation.plot import plot_alpha_sweep
+
+        path = plot_alpha_sweep(
+            sweep,
+            args.plot,
+            mark=report.best if sweep is not report else None,
+            mark_label="tuned on " + train_name if sweep is not report else "best",
+            title=f"{sweep_name}: {args.metric} against alpha ({len(sweep.query_ids)} queries)",
+        )
+        print(f"\nwrote {path}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--beir", metavar="PATH", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/"
+    )
+    p.add_argument(
+        "--index",
+        metavar="DIR",
+        help="reuse this saved index (built from --beir and saved here if missing)",
+    )
+    p.add_argument("--queries", metavar="FILE", help="queries.jsonl of your own labels")
+    p.add_argument("--qrels", metavar="FILE", help="qrels .tsv of your own labels")
+    p.add_argument(
+        "--fetch-k", dest="fetch_k", type=int, help="candidates per retriever (default 100)"
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=_METHOD_CHOICES,
+        metavar="METHOD",
+        help=f"fusion methods among {', '.join(_METHOD_CHOICES)}",
+    )
+    p.add_argument("--bm25-k1", dest="bm25_k1", type=float, help="BM25 k1 when indexing")
+    p.add_argument("--bm25-b", dest="bm25_b", type=float, help="BM25 b when indexing")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add the ``eval`` and ``tune`` subcommands to the ``langchain-fusion`` parser.
+
+    Example:
+        >>> import argparse
+        >>> parser = argparse.ArgumentParser()
+        >>> add_commands(parser.add_subparsers(dest="command"))
+        >>> parser.parse_args(["eval", "--beir", "x", "--alpha", "0.3"]).alpha
+        0.3
+
+    """
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate BM25, dense and fusion on a BEIR split",
+        description=cmd_eval.__doc__.splitlines()[0] if cmd_eval.__doc__ else None,
+        epilog="example: langchain-fusion eval --beir data/scifact --split test",
+    )
+    _common(p)
+    p.add_argument("--split", default="test", help="qrels split to evaluate (default test)")
+    p.add_argument("--alpha", type=float, default=0.5, help="fusion alpha (default 0.5)")
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        default=["ndcg@10", "recall@100"],
+        help="metrics (default ndcg@10 recall@100)",
+    )
+    p.set_defaults(func=cmd_eval, methods=["convex", "zscore", "dbsf", "rrf"])
+
+    p = subparsers.add_parser(
+        "tune",
+        help="tune fusion settings on a train split and report them on a test split",
+        description=cmd_tune.__doc__.splitlines()[0] if cmd_tune.__doc__ else None,
+        epilog=(
+            "examples:\n"
+            "  langchain-fusion tune --beir data/scifact --plot alpha.png\n"
+            "  langchain-fusion tune --index my-index --queries q.jsonl --qrels qrels.tsv"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(p)
+    p.add_argument("--train-split", default="train", help="split to tune on (default train)")
+    p.add_argument(
+        "--test-split", default=None, help="split to report on (default: test, when it exists)"
+    )
+    p.add_argument("--metric", default="ndcg@10", help="metric to maximize (default ndcg@10)")
+    p.add_argument("--cv", type=int, help="also k-fold cross-validate the tuning")
+    p.add_argument("--plot", metavar="PNG", help="write the metric-vs-alpha plot here")
+    p.add_argument("--top", type=int, default=10, help="settings shown (default 10)")
+    p.set_defaults(func=cmd_tune)
