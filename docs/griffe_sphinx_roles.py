@@ -87,4 +87,4 @@ class SphinxRoles(griffe.Extension):
             obj = stack.pop()
             if obj.docstring is not None and obj.docstring.value:
                 obj.docstring.value = _rewrite(obj, obj.docstring.value, collection)
-            stack.extend(m for m in obj.members.values() if not m.is_alias)
+            stack.extend(m for m in obj.members.values() if isinstance(m, griffe.Object))

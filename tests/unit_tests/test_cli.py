@@ -1,4 +1,7 @@
-"""The ``langchain-fusion`` CLI: user mistakes give one-line errors; the main flows work end to end."""
+"""The ``langchain-fusion`` CLI.
+
+User mistakes give one-line errors; the main flows work end to end.
+"""
 
 from __future__ import annotations
 
@@ -49,7 +52,9 @@ def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_missing_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    msg = one_line_error(capsys, ["index", str(tmp_path / "nope.pdf"), "--out", str(tmp_path / "i")])
+    msg = one_line_error(
+        capsys, ["index", str(tmp_path / "nope.pdf"), "--out", str(tmp_path / "i")]
+    )
     assert "nope.pdf" in msg
 
 
@@ -70,9 +75,7 @@ def test_only_unreadable_pdfs(capsys: pytest.CaptureFixture[str], tmp_path: Path
     locked.add_blank_page(width=200, height=200)
     locked.encrypt("secret")
     locked.write(tmp_path / "locked.pdf")
-    msg = one_line_error(
-        capsys, ["index", str(tmp_path), "--out", str(tmp_path / "i"), "--quiet"]
-    )
+    msg = one_line_error(capsys, ["index", str(tmp_path), "--out", str(tmp_path / "i"), "--quiet"])
     assert "scan.pdf" in msg and "locked.pdf" in msg
     assert not (tmp_path / "i").exists()
 
