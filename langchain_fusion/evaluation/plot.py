@@ -100,17 +100,19 @@ def plot_alpha_sweep(
     colors = ("0.35", "0.6", "0.8")
     for i, (label, value) in enumerate(baselines.items()):
         ax.axhline(value, color=colors[i % len(colors)], linestyle=":", linewidth=1.5, label=label)
-    best = report.best
-    if "alpha" in best and (fk is None or best.get("fetch_k") == fk):
-        ax.plot(
-            [best["alpha"]],
-            [report.best_score],
-            marker="*",
-            markersize=14,
-            color="black",
-            linestyle="none",
-            label=f"best: {report.best_score:.4f}",
-        )
+    if "alpha" in star and (fk is None or star.get("fetch_k", fk) == fk):
+        star_alphas, star_scores = report.curve(**{k: v for k, v in star.items() if k != "alpha"})
+        if star["alpha"] in star_alphas:
+            star_score = star_scores[star_alphas.index(star["alpha"])]
+            ax.plot(
+                [star["alpha"]],
+                [star_score],
+                marker="*",
+                markersize=14,
+                color="black",
+                linestyle="none",
+                label=f"{mark_label}: {star_score:.4f}",
+            )
     ax.set_xlabel("alpha  (0 = keyword only, 1 = vector only)")
     ax.set_ylabel(report.metric)
     ax.set_xlim(-0.02, 1.02)

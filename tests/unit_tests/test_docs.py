@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.rglob("*.md"))
 RUNNABLE_PAGES = [
+    ROOT / "README.md",
     DOCS / "index.md",
     DOCS / "getting-started.md",
     *sorted((DOCS / "how-to").glob("*.md")),
@@ -320,7 +321,7 @@ def test_make_pdf_is_readable(docs_sandbox: Path) -> None:
     assert "E-217" in result.chunks[1].page_content
 
 
-@pytest.mark.parametrize("page", RUNNABLE_PAGES, ids=lambda p: str(p.relative_to(DOCS)))
+@pytest.mark.parametrize("page", RUNNABLE_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_examples_run(page: Path, docs_sandbox: Path) -> None:
     blocks = _tested_blocks(page)
     if not _ANY_PYTHON_BLOCK.search(page.read_text(encoding="utf-8")):
