@@ -29,59 +29,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from synthetic import Mixture
 
 from langchain_fusion.dense import DenseIndex
-
-
-class Mixture:
-    """An embedding-like hierarchical Gaussian mixture on the unit sphere (deterministic).
-
-    Calibrated against all-MiniLM-L6-v2 embeddings of BEIR SciFact (5,183 abstracts, 300 test
-    queries), whose query statistics are: mean top-1 cosine 0.62, top-10 cosine 0.45, mean
-    cosine to a random document 0.10, local intrinsic dimension ~21. With the defaults below the
-    synthetic queries give 0.63 / 0.55 / 0.10 / ~23. Structure: a shared mean direction
-    (embedding anisotropy), topics -> clusters (Dirichlet-skewed sizes), anisotropic
-    within-cluster noise with a power-law spectrum in a random rotation, and queries drawn with a
-    small shared offset (the query/document gap). Caveat: at equal efSearch, HNSW recall on this
-    data is somewhat *higher* than on the real SciFact embeddings (see the report).
-    """
-
-    def __init__(
-        self, dim: int, n_clusters: int, *, n_topics: int = 30, decay: float = 0.5
-    ) -> None:
-        rng = np.random.default_rng(12345)
-        self.mean = rng.standard_normal(dim).astype(np.float32)
-        self.mean /= np.linalg.norm(self.mean)
-        topics = rng.standard_normal((n_topics, dim)) / np.sqrt(dim)
-        parents = rng.integers(0, n_topics, n_clusters)
-        centers = topics[parents] + rng.standard_normal((n_clusters, dim)) / np.sqrt(dim)
-        centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-        self.centers = (centers + 0.5 * self.mean).astype(np.float32)
-        self.weights = rng.dirichlet(np.ones(n_clusters))
-        spectrum = np.arange(1, dim + 1, dtype=np.float64) ** -decay
-        self.spectrum = (spectrum / np.linalg.norm(spectrum)).astype(np.float32)
-        rotation, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
-        self.rotation = rotation.astype(np.float32)
-        offset = rng.standard_normal(dim).astype(np.float32)
-        self.query_offset = offset / np.linalg.norm(offset)
-
-    def sample(
-        self, n: int, seed: int, *, spread: float = 1.2, query: bool = False
-    ) -> NDArray[np.float32]:
-        rng = np.random.default_rng(seed)
-        labels = rng.choice(len(self.weights), size=n, p=self.weights)
-        out = np.empty((n, len(self.spectrum)), dtype=np.float32)
-        for start in range(0, n, 100_000):
-            stop = min(n, start + 100_000)
-            noise = rng.standard_normal((stop - start, out.shape[1]), dtype=np.float32)
-            block = (
-                self.centers[labels[start:stop]]
-                + (noise * (spread * self.spectrum)) @ self.rotation
-            )
-            if query:
-                block += 0.6 * self.query_offset
-            out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
-        return out
 
 
 def make_data(

@@ -462,7 +462,10 @@ class DocStore:
         self._n = start + m
         self._n_live += m
         self._tombstone(replaced)
-        slot_map.update(new)
+        if slot_map:
+            slot_map.update(new)
+        else:  # first add (or all deleted): no second dict of every id
+            self._slot_map = new
         return np.arange(start, start + m, dtype=np.int64)
 
     def pad(self, m: int) -> None:

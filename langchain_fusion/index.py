@@ -54,6 +54,8 @@ _DENSE_DIR = "dense"
 _BUNDLED_MODEL = "all-MiniLM-L6-v2"
 _MASK_CACHE_SIZE = 16
 _ADD_OPTIONS = ("upsert", "batch_size", "show_progress")
+# Pre-computed vectors are checked this many rows at a time (bounds the temporaries).
+_CHECK_ROWS = 16_384
 
 _NO_SLOTS: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
 _NO_SCORES: NDArray[np.float64] = np.zeros(0, dtype=np.float64)
@@ -543,8 +545,8 @@ class HybridIndex(VectorStore):
         batch = self._prepare(texts, metadatas, ids, upsert=upsert)
         if not batch[0]:
             return []
-        rows = np.asarray(embeddings, dtype=np.float32)
-        vectors = self._store_batch(None, rows, 0, len(batch[1]), len(batch[1]))
+        # Validated as they are: no copy of a float32 array (the dense index stores its own).
+        vectors = self._validate_vectors(embeddings, len(batch[1]), 0, None)
         self._commit(*batch, vectors, upsert=upsert, show_progress=show_progress)
         return batch[0]
 
@@ -730,6 +732,8 @@ class HybridIndex(VectorStore):
     ) -> NDArray[np.float32]:
         """Check one batch returned by the embedding; returns it as float32 (n, dim)."""
         model = _describe(self._identity())
+        if isinstance(raw, np.ndarray) and raw.dtype in (np.float32, np.float64) and raw.ndim == 2:
+            return self._validate_array(raw, n, offset, expected, model)
         try:
             count = len(raw)
         except TypeError:
@@ -785,6 +789,53 @@ class HybridIndex(VectorStore):
             )
         return out
 
+    def _validate_array(
+        self, raw: NDArray[Any], n: int, offset: int, expected: int | None, model: str
+    ) -> NDArray[np.float32]:
+        """:meth:`_validate_vectors` for a 2-D float array, row block by row block.
+
+        Same checks and messages, but no full-size temporary: a float32 array is returned as
+        it is (C-contiguous), a float64 one converted once.
+        """
+        if raw.shape[0] != n:
+            raise ValueError(
+                f"embedding {model} returned {raw.shape[0]} vectors for {n} texts; expected one "
+                "vector per text"
+            )
+        if expected is None:
+            expected = self.dim
+        if raw.shape[1] == 0 or (expected is not None and raw.shape[1] != expected):
+            if expected is None:
+                raise ValueError(
+                    f"embedding {model} returned an array of shape {raw.shape} for {n} texts; "
+                    "expected (n_texts, dim)"
+                )
+            held = "the index holds" if self.dim is not None else "the first text got"
+            raise ValueError(
+                f"embedding {model} returned a vector of dimension {raw.shape[1]} for "
+                f"texts[{offset}], but {held} vectors of dimension {expected} "
+                f"(expected {expected}, received {raw.shape[1]})"
+            )
+        out = np.ascontiguousarray(raw, dtype=np.float32)
+        for start in range(0, n, _CHECK_ROWS):
+            block = out[start : start + _CHECK_ROWS]
+            finite = np.isfinite(block).all(axis=1)
+            if not finite.all():
+                row = start + int(np.flatnonzero(~finite)[0])
+                raise ValueError(
+                    f"embedding {model} returned NaN or infinite values for "
+                    f"texts[{offset + row}]; nothing was added"
+                )
+        for start in range(0, n, _CHECK_ROWS):
+            zero = ~out[start : start + _CHECK_ROWS].any(axis=1)
+            if zero.any():
+                row = start + int(np.flatnonzero(zero)[0])
+                raise ValueError(
+                    f"embedding {model} returned an all-zero vector for texts[{offset + row}], "
+                    "which has no cosine similarity; nothing was added"
+                )
+        return out
+
     def _commit(
         self,
         ids: list[str],
@@ -814,8 +865,10 @@ class HybridIndex(VectorStore):
             start = self._docs.n_slots
             try:
                 self._dense = dense
-                dense.add(vectors)
+                # BM25 first: its build temporaries are freed before the dense index (vectors
+                # and search structure, the bulk of the memory) grows.
                 self._bm25.add(texts, show_progress=show_progress)
+                dense.add(vectors)
                 self._docs.append(ids, texts, metadatas, replace=replaced.tolist())
             except BaseException:
                 self._roll_back(start)

@@ -34,6 +34,9 @@ _FAISS_FILE = "faiss.index"
 
 # Exact search computes at most this many scores per matrix product (bounds temporary memory).
 _EXACT_CHUNK_SCORES = 1 << 24
+# Added vectors are validated, converted and normalized this many rows at a time (bounds the
+# temporaries: no full float64 or float32 copy of the input).
+_ROW_CHUNK = 16_384
 # With a mask or tombstones, exact search gathers the allowed rows first when they are fewer than
 # this fraction of the slots; otherwise it scores every slot and discards the disallowed ones
 # (measured at 100k x 384: gathering 10% of the rows costs ~1/3 of a full scan, 25% about as much).
@@ -260,6 +263,22 @@ class DenseIndex:
 
     def _as_matrix(self, data: ArrayLike, name: str, *, allow_1d: bool) -> NDArray[np.float32]:
         """Validate ``data`` as an (n, dim) matrix of finite floats; normalize if configured."""
+        arr, norms = self._check_matrix(data, name, allow_1d=allow_1d)
+        out = np.empty(arr.shape, dtype=np.float32)
+        self._write_rows(arr, norms, out)
+        return out
+
+    def _check_matrix(
+        self, data: ArrayLike, name: str, *, allow_1d: bool
+    ) -> tuple[NDArray[Any], NDArray[np.float64] | None]:
+        """Validate ``data`` without copying it whole.
+
+        Returns:
+            ``(matrix, norms)``: ``data`` as an ``(n, dim)`` real array (not converted, not
+            copied when it already is one) and, with ``normalize=True``, the float64 norm of
+            each row after conversion to float32 (``None`` otherwise).
+
+        """
         try:
             arr = np.asarray(data)
         except (TypeError, ValueError) as exc:  # ragged nested lists
@@ -267,7 +286,8 @@ class DenseIndex:
                 f"{name} must be a 2-D array of shape (n, {self.dim}), got a ragged sequence"
             ) from exc
         if arr.size == 0 and arr.ndim <= 2 and (arr.ndim < 2 or arr.shape[1] in (0, self.dim)):
-            return np.empty((0, self.dim), dtype=np.float32)
+            empty = np.empty((0, self.dim), dtype=np.float32)
+            return empty, np.zeros(0) if self.normalize else None
         if arr.dtype.kind not in "iuf":
             raise TypeError(
                 f"{name} must hold real numbers, got dtype {arr.dtype} "
@@ -283,25 +303,50 @@ class DenseIndex:
                 f"{name} has dimension {arr.shape[1]}, expected dimension {self.dim} "
                 f"(shape {arr.shape})"
             )
-        with np.errstate(over="ignore"):  # beyond float32 range -> inf, reported below
-            out = np.ascontiguousarray(arr, dtype=np.float32)
-        finite = np.isfinite(out).all(axis=1)
-        if not finite.all():
-            row = int(np.flatnonzero(~finite)[0])
+        n = arr.shape[0]
+        norms = np.empty(n, dtype=np.float64) if self.normalize else None
+        bad_row = -1
+        for start in range(0, n, _ROW_CHUNK):
+            block = self._float32_rows(arr, start)
+            finite = np.isfinite(block).all(axis=1)
+            if not finite.all():
+                bad_row = start + int(np.flatnonzero(~finite)[0])
+                break
+            if norms is not None:
+                norms[start : start + len(block)] = np.linalg.norm(block.astype(np.float64), axis=1)
+        if bad_row >= 0:
             raise ValueError(
-                f"{name} row {row} contains NaN or infinity (or a value beyond float32 range); "
-                "all values must be finite"
+                f"{name} row {bad_row} contains NaN or infinity (or a value beyond float32 "
+                "range); all values must be finite"
             )
-        if self.normalize:
-            norms = np.linalg.norm(out.astype(np.float64), axis=1)
-            if not norms.all():
-                row = int(np.flatnonzero(norms == 0)[0])
-                raise ValueError(
-                    f"{name} row {row} is a zero vector, which has no direction; "
-                    "normalize=True needs non-zero vectors"
-                )
-            out = (out / norms[:, None]).astype(np.float32)
-        return out
+        if norms is not None and not norms.all():
+            row = int(np.flatnonzero(norms == 0)[0])
+            raise ValueError(
+                f"{name} row {row} is a zero vector, which has no direction; "
+                "normalize=True needs non-zero vectors"
+            )
+        return arr, norms
+
+    @staticmethod
+    def _float32_rows(arr: NDArray[Any], start: int) -> NDArray[np.float32]:
+        """Rows ``[start, start + _ROW_CHUNK)`` as C-contiguous float32 (a view if they are)."""
+        with np.errstate(over="ignore"):  # beyond float32 range -> inf, reported by the caller
+            return np.ascontiguousarray(arr[start : start + _ROW_CHUNK], dtype=np.float32)
+
+    def _write_rows(
+        self, arr: NDArray[Any], norms: NDArray[np.float64] | None, out: NDArray[np.float32]
+    ) -> None:
+        """Write the checked rows of ``arr`` (normalized when ``norms`` is given) into ``out``.
+
+        Row block by row block, so the only temporaries are one block's (never a full copy).
+        """
+        for start in range(0, arr.shape[0], _ROW_CHUNK):
+            block = self._float32_rows(arr, start)
+            stop = start + len(block)
+            if norms is None:
+                out[start:stop] = block
+            else:  # float64 division, rounded to float32
+                out[start:stop] = block / norms[start:stop, None]
 
     def _as_slots(self, slots: ArrayLike, name: str = "slots") -> NDArray[np.int64]:
         """Validate ``slots`` as 1-D integers of live slots (caller holds a lock)."""
@@ -355,14 +400,15 @@ class DenseIndex:
             ValueError: vectors has dimension 3, expected dimension 2 (shape (1, 3))
 
         """
-        matrix = self._as_matrix(vectors, "vectors", allow_1d=False)
+        matrix, norms = self._check_matrix(vectors, "vectors", allow_1d=False)
         m = matrix.shape[0]
         with self._lock.write():
             start = self._n
             if m == 0:
                 return np.empty(0, dtype=np.int64)
             self._reserve(start + m)
-            self._vectors[start : start + m] = matrix
+            # Beyond self._n until the counters move: invisible to searches until then.
+            self._write_rows(matrix, norms, self._vectors[start : start + m])
             self._live[start : start + m] = True
             self._n = start + m
             self._n_live += m

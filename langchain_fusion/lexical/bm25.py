@@ -50,7 +50,8 @@ _FORMAT = "langchain-fusion/bm25-index"
 _VERSION = 1
 _META_FILE = "bm25.json"
 _ARRAYS = ("doc_len", "live", "df", "term_ptr", "post_docs", "post_tfs", "doc_ptr", "doc_terms")
-_PROGRESS_CHUNK = 10_000
+# Texts tokenized and encoded at a time by BM25Index.add: bounds the memory held by raw tokens.
+_ADD_CHUNK = 20_000
 # With fewer than n_slots / _DENSE_RATIO postings to sum, accumulate into a persistent scratch
 # buffer (O(postings)); with more, np.bincount over all slots is faster.
 _DENSE_RATIO = 4
@@ -97,6 +98,13 @@ class _Buffer:
     def replace(self, data: NDArray[Any]) -> None:
         self._data = data
         self._size = len(data)
+
+    def reserve(self, capacity: int) -> None:
+        """Make room for ``capacity`` values in total (one allocation, no doubling)."""
+        if capacity > len(self._data):
+            grown = np.zeros(capacity, dtype=self._data.dtype)
+            grown[: self._size] = self._data[: self._size]
+            self._data = grown
 
 
 @dataclass(frozen=True)
@@ -161,6 +169,97 @@ def _segment_from_postings(
         post_tfs=p_tfs.astype(np.int32),
         doc_ptr=doc_ptr,
         doc_terms=p_terms[by_doc].astype(np.int32),
+    )
+
+
+class _Encoded:
+    """The postings of one :meth:`BM25Index.add` call, appended chunk after chunk.
+
+    Postings are over call-local term ids, sorted by (term, document) within each chunk, in
+    three flat int32 arrays: a few large allocations (sized from the first chunk) rather than
+    many small ones, so that their memory goes back to the system when the call ends.
+    """
+
+    def __init__(self, n_docs: int) -> None:
+        self.n_docs = n_docs
+        self.lids = _Buffer(np.zeros(0, dtype=np.int32))  # call-local term id of each posting
+        self.docs = _Buffer(np.zeros(0, dtype=np.int32))  # call-local document of each posting
+        self.tfs = _Buffer(np.zeros(0, dtype=np.int32))  # term counts
+        self.lengths = np.zeros(n_docs, dtype=np.int32)  # kept tokens per document
+        self.bounds: list[tuple[int, int]] = [(0, 0)]  # (postings, documents) after each chunk
+
+    def append(
+        self,
+        lids: NDArray[np.int64],
+        docs: NDArray[np.int64],
+        tfs: NDArray[np.int64],
+        lengths: NDArray[np.int64],
+    ) -> None:
+        """Append a chunk's postings (``docs`` local to the chunk) and document lengths."""
+        n_post, n_done = self.bounds[-1]
+        if len(self.bounds) == 1 and len(lengths) < self.n_docs:
+            # Reserve for the whole call, extrapolated from the first chunk (+25%).
+            estimate = int(len(lids) / max(len(lengths), 1) * self.n_docs * 1.25) + 16
+            for buffer in (self.lids, self.docs, self.tfs):
+                buffer.reserve(estimate)
+        self.lids.extend(lids.astype(np.int32))
+        self.docs.extend((docs + n_done).astype(np.int32))
+        self.tfs.extend(tfs.astype(np.int32))
+        self.lengths[n_done : n_done + len(lengths)] = lengths
+        self.bounds.append((n_post + len(lids), n_done + len(lengths)))
+
+
+def _segment_from_encoded(
+    start: int, enc: _Encoded, to_global: NDArray[np.int64], n_terms: int
+) -> _Segment:
+    """Assemble an add call's postings into one segment, equal to :func:`_build_segment`'s.
+
+    A counting sort: each term's postings are written at its cursor, chunk after chunk (chunks
+    hold consecutive documents), so the documents of a term stay ascending without sorting all
+    postings at once; temporaries are one chunk's.
+    """
+    n_docs = enc.n_docs
+    lids_all, docs_all, tfs_all = enc.lids.view, enc.docs.view, enc.tfs.view
+    chunks = list(zip(enc.bounds, enc.bounds[1:]))
+    n_local = len(to_global)
+    local_counts = np.zeros(n_local, dtype=np.int64)
+    for (p0, _), (p1, _) in chunks:
+        local_counts += np.bincount(lids_all[p0:p1], minlength=n_local)
+    counts = np.zeros(n_terms, dtype=np.int64)
+    counts[to_global] = local_counts
+    term_ptr = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(counts, out=term_ptr[1:])
+    n_post = int(term_ptr[-1])
+    post_docs = np.empty(n_post, dtype=np.int32)
+    post_tfs = np.empty(n_post, dtype=np.int32)
+    doc_terms = np.empty(n_post, dtype=np.int32)
+    doc_ptr = np.zeros(n_docs + 1, dtype=np.int64)
+    cursor = term_ptr[:-1][to_global]  # next free position of each call-local term
+    for (p0, d0), (p1, d1) in chunks:
+        m = p1 - p0
+        if m == 0:
+            continue
+        lids, docs = lids_all[p0:p1], docs_all[p0:p1]
+        run_starts = np.flatnonzero(np.concatenate(([True], lids[1:] != lids[:-1])))
+        run_lens = np.diff(np.append(run_starts, m))
+        run_lids = lids[run_starts]
+        where = np.repeat(cursor[run_lids] - run_starts, run_lens)
+        where += np.arange(m, dtype=np.int64)
+        post_docs[where] = docs
+        post_tfs[where] = tfs_all[p0:p1]
+        cursor[run_lids] += run_lens
+        terms = to_global[lids]
+        doc_terms[p0:p1] = terms[np.lexsort((terms, docs))]
+        doc_ptr[d0 + 1 : d1 + 1] = np.bincount(docs - d0, minlength=d1 - d0)
+    np.cumsum(doc_ptr, out=doc_ptr)
+    return _Segment(
+        start=start,
+        n_docs=n_docs,
+        term_ptr=term_ptr,
+        post_docs=post_docs,
+        post_tfs=post_tfs,
+        doc_ptr=doc_ptr,
+        doc_terms=doc_terms,
     )
 
 
@@ -307,6 +406,10 @@ class BM25Index:
     def add(self, texts: Sequence[str], *, show_progress: bool = False) -> NDArray[np.int64]:
         """Index texts in new slots, appended after the existing ones.
 
+        Texts are tokenized and encoded ``_ADD_CHUNK`` at a time into compact postings, so the
+        raw tokens of only one chunk are in memory at once; the index itself changes in one
+        step at the end (all or nothing).
+
         Args:
             texts: The documents. Empty strings are allowed (a document without terms).
             show_progress: Show a tqdm progress bar while tokenizing.
@@ -330,103 +433,106 @@ class BM25Index:
                 + (" (wrap a single text in a list)" if isinstance(texts, str) else "")
             )
         texts = list(texts)
-        raws = self._split_docs(texts, show_progress=show_progress)
+        n = len(texts)
+        local: dict[str, int] = {}  # term -> id local to this call, in order of first occurrence
+        encoded = _Encoded(n)
+        bar: Any = None
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n, desc="BM25 tokenize", unit="doc")
+        try:
+            for start in range(0, n, _ADD_CHUNK):
+                chunk = texts[start : start + _ADD_CHUNK]
+                encoded.append(*self._encode_chunk(chunk, start, local))
+                if bar is not None:
+                    bar.update(len(chunk))
+        finally:
+            if bar is not None:
+                bar.close()
         with self._lock:
             # Under the lock: new term ids are numbered from the current vocabulary size.
-            return self._add_tokenized(*self._encode(raws))
+            return self._add_encoded(encoded, list(local))
 
-    def _split_docs(self, texts: list[str], *, show_progress: bool) -> list[list[str]]:
-        """Raw tokens of each document (the regex pass, the costly part of indexing)."""
-        tokenizer = self._tokenizer
-        if not show_progress:
-            return tokenizer._split_many(texts)
-        from tqdm.auto import tqdm
+    def _encode_chunk(
+        self, texts: list[str], offset: int, local: dict[str, int]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+        """Tokenize some texts into postings over call-local term ids; the index is unchanged.
 
-        n = len(texts)
-        raws: list[list[str]] = []
-        with tqdm(total=n, desc="BM25 tokenize", unit="doc") as bar:
-            for start in range(0, n, _PROGRESS_CHUNK):
-                chunk = texts[start : start + _PROGRESS_CHUNK]
-                try:
-                    raws.extend(tokenizer._split_many(chunk))
-                except TypeError:
-                    for i, text in enumerate(chunk):
-                        if not isinstance(text, str):
-                            raise TypeError(
-                                f"texts[{start + i}] must be a str, got "
-                                f"{type(text).__name__}: {text!r:.80}"
-                            ) from None
-                    raise
-                bar.update(len(chunk))
-        return raws
-
-    def _encode(
-        self, raws: list[list[str]]
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], list[str]]:
-        """Turn raw tokens into term ids (stopwords dropped, stems); does not modify the index.
-
-        Returns:
-            ``(term_ids, docs, lengths, new_terms)``: the term id and document of every kept
-            token, each document's length, and the terms that get new ids (numbered from the
-            current vocabulary size, in order of first occurrence).
+        Args:
+            texts: The chunk's texts (``texts[offset : offset + len(texts)]`` of the call).
+            offset: Position of the chunk in the call (for error messages).
+            local: Term -> call-local id, shared by the chunks of one call; new terms are
+                appended in order of first occurrence.
 
         """
         tokenizer = self._tokenizer
+        try:
+            raws = tokenizer._split_many(texts)  # the regex pass, the costly part of indexing
+        except TypeError:
+            for i, text in enumerate(texts):
+                if not isinstance(text, str):
+                    raise TypeError(
+                        f"texts[{offset + i}] must be a str, got {type(text).__name__}: "
+                        f"{text!r:.80}"
+                    ) from None
+            raise
         n = len(raws)
+        lens = np.fromiter(map(len, raws), np.int64, n)
         # One pass over the tokens in C: raw token -> raw id; then raw id -> term id in numpy.
         flat = list(chain.from_iterable(raws))
+        del raws
         raw_index = {t: i for i, t in enumerate(dict.fromkeys(flat))}
         raw_ids = np.fromiter(map(raw_index.__getitem__, flat), dtype=np.int64, count=len(flat))
+        del flat
         table = tokenizer._table(raw_index)
-        vocab = self._vocab
-        next_id = len(self._terms)
-        new_terms: dict[str, int] = {}
-        mapped: list[int] = []
-        for raw in raw_index:
-            term = table[raw]
-            if not term:  # stopword
-                mapped.append(-1)
-                continue
-            tid = vocab.get(term)
-            if tid is None:
-                tid = new_terms.get(term)
-                if tid is None:
-                    tid = new_terms[term] = next_id + len(new_terms)
-            mapped.append(tid)
+        mapped = [
+            local.setdefault(term, len(local)) if (term := table[raw]) else -1  # -1: stopword
+            for raw in raw_index
+        ]
         term_ids = np.array(mapped, dtype=np.int64)[raw_ids] if mapped else raw_ids
-        docs = np.repeat(np.arange(n, dtype=np.int64), np.fromiter(map(len, raws), np.int64, n))
+        del raw_ids
+        docs = np.repeat(np.arange(n, dtype=np.int64), lens)
         kept = term_ids >= 0
         if not kept.all():
             term_ids, docs = term_ids[kept], docs[kept]
-        lengths = np.bincount(docs, minlength=n).astype(np.int64)
-        return term_ids, docs, lengths, list(new_terms)
+        lengths = np.bincount(docs, minlength=n)
+        # Postings sorted by (term, doc), with their counts.
+        uniq, tfs = np.unique(term_ids * n + docs, return_counts=True)
+        lids = uniq // n
+        return lids, uniq - lids * n, tfs, lengths
 
-    def _add_tokenized(
-        self,
-        term_ids: NDArray[np.int64],
-        docs: NDArray[np.int64],
-        lengths: NDArray[np.int64],
-        new_terms: list[str],
-    ) -> NDArray[np.int64]:
-        n = len(lengths)
+    def _add_encoded(self, encoded: _Encoded, local_terms: list[str]) -> NDArray[np.int64]:
+        """Append the postings of one add call as one segment (caller holds the lock)."""
+        n = encoded.n_docs
         start = self.n_slots
         slots = np.arange(start, start + n, dtype=np.int64)
         if n == 0:
             return slots
+        vocab = self._vocab
+        first = len(self._terms)
+        new_terms: list[str] = []
+        to_global = np.empty(len(local_terms), dtype=np.int64)
+        for i, term in enumerate(local_terms):
+            tid = vocab.get(term)
+            if tid is None:
+                tid = first + len(new_terms)
+                new_terms.append(term)
+            to_global[i] = tid
+        n_terms = first + len(new_terms)
+        lengths = encoded.lengths
+        segment = _segment_from_encoded(start, encoded, to_global, n_terms)
+        # Nothing has changed so far; now update everything.
         if new_terms:
-            first = len(self._terms)
-            self._vocab.update(zip(new_terms, range(first, first + len(new_terms)), strict=True))
+            self._vocab.update(zip(new_terms, range(first, n_terms), strict=True))
             self._terms.extend(new_terms)
             self._df.extend(np.zeros(len(new_terms), dtype=np.int64))
-        n_terms = len(self._terms)
-        segment = _build_segment(start, n, term_ids, docs, n_terms)
-
         df = self._df.view
-        df += np.bincount(segment.doc_terms, minlength=n_terms)
-        self._doc_len.extend(lengths.astype(np.int32))
+        df += np.diff(segment.term_ptr)
+        self._doc_len.extend(lengths)
         self._live.extend(np.ones(n, dtype=np.bool_))
         self._n_live += n
-        self._total_len += int(lengths.sum())
+        self._total_len += int(lengths.sum(dtype=np.int64))
         self._segments.append(segment)
         self._maybe_merge()
         return slots

@@ -225,7 +225,7 @@ def test_validation() -> None:
 def test_show_progress_chunks_give_same_index(monkeypatch: pytest.MonkeyPatch) -> None:
     import langchain_fusion.lexical.bm25 as mod
 
-    monkeypatch.setattr(mod, "_PROGRESS_CHUNK", 7)
+    monkeypatch.setattr(mod, "_ADD_CHUNK", 7)
     texts = synthetic_corpus(50, seed=12)
     with_bar = BM25Index(PLAIN)
     with_bar.add(texts, show_progress=True)
@@ -236,6 +236,66 @@ def test_show_progress_chunks_give_same_index(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(TypeError, match=r"texts\[22\] must be a str"):
         with_bar.add([*texts[:22], None], show_progress=True)  # type: ignore[list-item]
     assert with_bar.n_slots == 50
+
+
+def _layout(index: BM25Index) -> dict[str, Any]:
+    """Everything an index stores, segment arrays included (with their dtypes)."""
+    out: dict[str, Any] = {
+        "terms": list(index._terms),
+        "df": index._df.view.tolist(),
+        "doc_len": index._doc_len.view.tolist(),
+        "live": index._live.view.tolist(),
+        "stats": (index.n_live, index.n_slots, index._total_len),
+        "segments": [],
+    }
+    for seg in index._segments:
+        arrays = ("term_ptr", "post_docs", "post_tfs", "doc_ptr", "doc_terms")
+        columns = [(str(getattr(seg, a).dtype), getattr(seg, a).tolist()) for a in arrays]
+        out["segments"].append((seg.start, seg.n_docs, *columns))
+    return out
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_chunked_add_equals_one_shot_add(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    import langchain_fusion.lexical.bm25 as mod
+
+    texts = [*synthetic_corpus(60, seed=21), "", "the of and", "Zebra w1 w1 w1"]
+    first = synthetic_corpus(10, seed=22)
+    one_shot = BM25Index()
+    one_shot.add(first)
+    one_shot.add(texts)
+    monkeypatch.setattr(mod, "_ADD_CHUNK", chunk)
+    chunked = BM25Index()
+    chunked.add(first)  # existing vocabulary: old terms keep their ids, new ones continue
+    chunked.add(texts)
+    assert _layout(chunked) == _layout(one_shot)
+    for q in ["w1", "w2 w3 w2", "zebra w7", "nothing here"]:
+        assert np.array_equal(all_scores(chunked, q), all_scores(one_shot, q))
+        a, b = chunked.search(q, 10), one_shot.search(q, 10)
+        assert a[0].tolist() == b[0].tolist() and np.array_equal(a[1], b[1])
+
+
+def test_failing_chunked_add_leaves_index_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    import langchain_fusion.lexical.bm25 as mod
+
+    monkeypatch.setattr(mod, "_ADD_CHUNK", 5)
+    index = BM25Index()
+    index.add(synthetic_corpus(12, seed=3))
+    before = _layout(index)
+    scores = all_scores(index, "w1 w4")
+    texts: list[Any] = [*synthetic_corpus(13, seed=4), "brandnewterm", 42, "tail"]
+    with pytest.raises(TypeError, match=r"texts\[14\] must be a str, got int"):
+        index.add(texts)  # chunks 0-1 encode fine (with new terms), chunk 2 fails
+    assert _layout(index) == before
+    assert np.array_equal(all_scores(index, "w1 w4"), scores)
+    assert index.known_terms("brandnewterm") == []
+    # and the index still takes the same texts once they are fixed, numbering terms afresh
+    texts[14] = "42"
+    assert index.add(texts).tolist() == list(range(12, 28))
+    fresh = BM25Index()
+    fresh.add(synthetic_corpus(12, seed=3))
+    fresh.add(texts)
+    assert _layout(index) == _layout(fresh)
 
 
 def test_non_english_and_emoji_documents() -> None:

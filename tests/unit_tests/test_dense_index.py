@@ -668,3 +668,40 @@ def test_searches_run_concurrently_with_a_writer(kind: str) -> None:
             thread.join()
     assert not errors, errors
     assert index.n_live == 3000 - 10
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_add_in_row_blocks_equals_whole_matrix(
+    monkeypatch: pytest.MonkeyPatch, dtype: type
+) -> None:
+    rng = np.random.default_rng(7)
+    vectors: NDArray[np.generic] = (rng.standard_normal((11, 5)) * 10).astype(dtype)
+    # The reference: convert to float32, float64 norms, float64 division rounded to float32.
+    as32 = np.ascontiguousarray(vectors, dtype=np.float32)
+    expected = (as32 / np.linalg.norm(as32.astype(np.float64), axis=1)[:, None]).astype(np.float32)
+    monkeypatch.setattr(index_module, "_ROW_CHUNK", 3)
+    blocked = DenseIndex(5, kind="flat")
+    blocked.add(vectors)
+    blocked.add(np.asfortranarray(vectors))  # not C-contiguous: same rows
+    assert np.array_equal(blocked.get_vectors(np.arange(11)), expected)
+    assert np.array_equal(blocked.get_vectors(np.arange(11, 22)), expected)
+    raw = DenseIndex(5, kind="flat", normalize=False)
+    raw.add(vectors)
+    assert np.array_equal(raw.get_vectors(np.arange(11)), as32)
+
+
+def test_add_in_row_blocks_reports_the_first_bad_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_module, "_ROW_CHUNK", 3)
+    index = DenseIndex(2, kind="flat")
+    index.add([[1.0, 0.0]])
+    bad = np.ones((10, 2), dtype=np.float32)
+    bad[2] = 0.0  # a zero vector in the first block ...
+    bad[7, 1] = np.nan  # ... but non-finite values are checked first, over all rows
+    with pytest.raises(ValueError, match="vectors row 7 contains NaN"):
+        index.add(bad)
+    bad[7, 1] = 1.0
+    with pytest.raises(ValueError, match="vectors row 2 is a zero vector"):
+        index.add(bad)
+    assert index.n_slots == 1 and index.n_live == 1  # nothing was added
+    bad[2] = 3.0
+    assert index.add(bad).tolist() == list(range(1, 11))

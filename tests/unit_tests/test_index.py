@@ -597,3 +597,31 @@ def test_read_lock_is_reentrant_and_upgrade_is_refused(index: HybridIndex) -> No
     with pytest.raises(RuntimeError, match="cannot modify the index while this thread is reading"):
         index.similarity_search("solar", filter=writing_predicate)
     assert "d1" in index
+
+
+def test_add_embeddings_checks_float_arrays_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import langchain_fusion.index as index_module
+
+    monkeypatch.setattr(index_module, "_CHECK_ROWS", 2)
+    index = HybridIndex(DeterministicFakeEmbedding(size=3))
+    texts = [f"text {i}" for i in range(7)]
+    vectors = np.arange(1, 22, dtype=np.float32).reshape(7, 3)
+    vectors[5, 0] = np.inf
+    vectors[1] = 0.0
+    with pytest.raises(ValueError, match=r"NaN or infinite values for texts\[5\]"):
+        index.add_embeddings(texts, vectors)
+    vectors[5, 0] = 1.0
+    with pytest.raises(ValueError, match=r"all-zero vector for texts\[1\]"):
+        index.add_embeddings(texts, vectors.astype(np.float64))
+    with pytest.raises(ValueError, match="returned 6 vectors for 7 texts"):
+        index.add_embeddings(texts, np.ones((6, 3)))
+    assert len(index) == 0 and index.dim is None  # nothing was added
+    vectors[1] = 2.0
+    before = vectors.copy()
+    ids = index.add_embeddings(texts, vectors, ids=[str(i) for i in range(7)])
+    assert np.array_equal(vectors, before)  # the caller's array is not modified
+    assert index.search_dense(vectors[4], 1)[0] == [ids[4]]
+    assert index.search_keyword("text", 7)[0] == ids  # both sides got every document
+    with pytest.raises(ValueError, match=r"vector of dimension 2 for texts\[0\]"):
+        index.add_embeddings(["x", "y"], np.ones((2, 2)))
+    assert len(index) == 7
