@@ -17,15 +17,27 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from numpy.typing import NDArray
 
+from langchain_fusion.lexical.stopwords import ENGLISH_STOPWORDS
+
 _SYLLABLES = [a + b for a in "bcdfghjklmnprstvwz" for b in "aeiou"]
 
 
 def _vocabulary(size: int, rng: np.random.Generator) -> np.ndarray:
+    """The Zipf head is English function words, the tail pseudo-words.
+
+    As in real English text, where the hundred or so most frequent words are function words
+    (about half of all tokens), which a real keyword engine drops as stopwords: without this,
+    the synthetic queries would be full of content words that occur in most documents, a case
+    no real corpus has.
+    """
+    head = sorted(ENGLISH_STOPWORDS)
+    rng.shuffle(head)
     words: set[str] = set()
-    while len(words) < size:
+    while len(words) < size - len(head):
         n = int(rng.integers(2, 5))
         words.add("".join(_SYLLABLES[i] for i in rng.integers(0, len(_SYLLABLES), n)))
-    return np.array(sorted(words))
+    words -= set(head)
+    return np.array(head + sorted(words))
 
 
 @dataclass
@@ -112,10 +124,15 @@ def make_corpus(
     picks = rng.integers(0, n_docs, n_queries)
     queries = []
     for i in picks:
+        # 2-5 content words of the document, with the function words between them.
         toks = texts[i].split()
         n = int(rng.integers(2, 6))
         start = int(rng.integers(0, max(1, len(toks) - n)))
-        queries.append(" ".join(toks[start : start + n]))
+        stop, content = start, 0
+        while stop < len(toks) and content < n:
+            content += toks[stop] not in ENGLISH_STOPWORDS
+            stop += 1
+        queries.append(" ".join(toks[start:stop]))
     qv = mixture.sample(n_queries, seed + 1, query=True)
     return Corpus(texts, vectors, queries, qv)
 

@@ -95,6 +95,20 @@ class CandidatePool:
             0 = not in that list).
         has_scores: Per retriever, whether it returns scores (False = rank only).
 
+    Example:
+        >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+        >>> retriever = FusionRetriever.from_texts(
+        ...     ["error E-217: cells too cold", "warranty: ten years"],
+        ...     DeterministicFakeEmbedding(size=8),
+        ...     ids=["e217", "warranty"],
+        ... )
+        >>> pool = retriever.gather("E-217")
+        >>> pool.names, len(pool)
+        (['dense', 'bm25'], 2)
+        >>> best = retriever.fuse_pool(pool, alpha=0.0).order[0]  # keyword only
+        >>> pool.document(int(best)).id
+        'e217'
+
     """
 
     keys: list[str]

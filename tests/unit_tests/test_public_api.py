@@ -46,3 +46,45 @@ def test_py_typed_is_shipped() -> None:
     from importlib.resources import files
 
     assert files("langchain_fusion").joinpath("py.typed").is_file()
+
+
+PUBLIC_MODULES = [
+    "langchain_fusion",
+    "langchain_fusion.fusion",
+    "langchain_fusion.lexical",
+    "langchain_fusion.dense",
+    "langchain_fusion.filters",
+    "langchain_fusion.ingest",
+    "langchain_fusion.qa",
+    "langchain_fusion.tools",
+    "langchain_fusion.evaluation",
+]
+
+
+def _public_objects() -> list[tuple[str, object]]:
+    import importlib
+    import inspect
+
+    found = []
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                found.append((f"{module_name}.{name}", obj))
+    return found
+
+
+def test_every_public_class_and_function_has_a_runnable_example() -> None:
+    """Each one's docstring holds a doctest (run by ``--doctest-modules`` in the test suite)."""
+    import inspect
+
+    def exempt(obj: object) -> bool:  # warnings and errors are shown where they are raised
+        return inspect.isclass(obj) and issubclass(obj, Warning | Exception)
+
+    missing = [
+        name
+        for name, obj in _public_objects()
+        if ">>>" not in (inspect.getdoc(obj) or "") and not exempt(obj)
+    ]
+    assert not missing, f"public objects without a '>>>' example: {missing}"
