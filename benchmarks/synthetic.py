@@ -35,8 +35,9 @@ def _vocabulary(size: int, rng: np.random.Generator) -> np.ndarray:
     words: set[str] = set()
     while len(words) < size - len(head):
         n = int(rng.integers(2, 5))
-        words.add("".join(_SYLLABLES[i] for i in rng.integers(0, len(_SYLLABLES), n)))
-    words -= set(head)
+        word = "".join(_SYLLABLES[i] for i in rng.integers(0, len(_SYLLABLES), n))
+        if word not in ENGLISH_STOPWORDS:
+            words.add(word)
     return np.array(head + sorted(words))
 
 
