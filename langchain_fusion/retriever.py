@@ -739,7 +739,7 @@ class FusionRetriever(BaseRetriever):
         flt = kwargs.pop("filter", None)
         s = self._settings(kwargs)
         pool = self.gather(query, fetch_k=s["fetch_k"], filter=flt)
-        return self._finish(pool, s)
+        return self._finish(pool, self._settings_for_pool(query, pool, s, kwargs))
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
@@ -747,7 +747,17 @@ class FusionRetriever(BaseRetriever):
         flt = kwargs.pop("filter", None)
         s = self._settings(kwargs)
         pool = await self.agather(query, fetch_k=s["fetch_k"], filter=flt)
-        return self._finish(pool, s)
+        return self._finish(pool, self._settings_for_pool(query, pool, s, kwargs))
+
+    def _settings_for_pool(
+        self,
+        query: str,
+        pool: CandidatePool,
+        settings: dict[str, Any],
+        overrides: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Return the settings to fuse ``pool`` with (a hook: subclasses adapt them per query)."""
+        return settings
 
     def explain(self, query: str, **kwargs: Any) -> str:
         """Return a readable table of the fused results and each retriever's contribution.

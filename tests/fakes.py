@@ -8,8 +8,11 @@ import time
 from typing import Any
 
 import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
+from langchain_core.retrievers import BaseRetriever
+from pydantic import Field
 
 from langchain_fusion.sources import Candidates, Source
 
@@ -73,3 +76,16 @@ class ScriptedSource(Source):
             scores=None if self.scores is None else np.array(self.scores[:k], dtype=float),
             scorer=scorer,
         )
+
+
+class FixedRetriever(BaseRetriever):
+    """Returns fixed documents and records the queries it received."""
+
+    docs: list[Document]
+    queries: list[str] = Field(default_factory=list)
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        self.queries.append(query)
+        return list(self.docs)

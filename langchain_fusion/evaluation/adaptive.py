@@ -39,11 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForRetrieverRun,
-    CallbackManagerForRetrieverRun,
-)
-from langchain_core.documents import Document
 from numpy.typing import NDArray
 from pydantic import model_validator
 
@@ -753,25 +748,16 @@ class AdaptiveFusionRetriever(FusionRetriever):
         stats = TermStats.from_index(self.index) if self.index is not None else None
         return self.adaptive.alpha_for(query, pool, stats)
 
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
-    ) -> list[Document]:
-        flt = kwargs.pop("filter", None)
-        s = self._settings(kwargs)
-        pool = self.gather(query, fetch_k=s["fetch_k"], filter=flt)
-        if "alpha" not in kwargs and "weights" not in kwargs:
-            s = self._settings({**kwargs, "alpha": self.choose_alpha(query, pool)})
-        return self._finish(pool, s)
-
-    async def _aget_relevant_documents(
-        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
-    ) -> list[Document]:
-        flt = kwargs.pop("filter", None)
-        s = self._settings(kwargs)
-        pool = await self.agather(query, fetch_k=s["fetch_k"], filter=flt)
-        if "alpha" not in kwargs and "weights" not in kwargs:
-            s = self._settings({**kwargs, "alpha": self.choose_alpha(query, pool)})
-        return self._finish(pool, s)
+    def _settings_for_pool(
+        self,
+        query: str,
+        pool: CandidatePool,
+        settings: dict[str, Any],
+        overrides: dict[str, Any],
+    ) -> dict[str, Any]:
+        if "alpha" in overrides or "weights" in overrides:  # an explicit choice wins
+            return settings
+        return self._settings({**overrides, "alpha": self.choose_alpha(query, pool)})
 
 
 # ------------------------------------------------------------------------------------ evaluation

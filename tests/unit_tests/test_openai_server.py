@@ -6,14 +6,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from langchain_core.callbacks.manager import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
-from langchain_core.retrievers import BaseRetriever
-from pydantic import Field
 
 from langchain_fusion.qa import LLMError, build_qa_chain
 from langchain_fusion.verify import UNVERIFIED_QUOTE_MARKER
+from tests.fakes import FixedRetriever
 from tests.openai_stub_server import Reply, StubOpenAIServer
 
 langchain_openai = pytest.importorskip("langchain_openai")
@@ -41,17 +39,6 @@ CLEAN = (
     'Explainable AI "aims to make AI systems more transparent and understandable" [1]; this '
     f"matters because {UNVERIFIED_QUOTE_MARKER} [1], and transparency builds trust [2]."
 )
-
-
-class FixedRetriever(BaseRetriever):
-    docs: list[Document]
-    queries: list[str] = Field(default_factory=list)
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[Document]:
-        self.queries.append(query)
-        return list(self.docs)
 
 
 @pytest.fixture(autouse=True)

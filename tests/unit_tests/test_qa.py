@@ -9,13 +9,11 @@ from uuid import UUID
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler, CallbackManagerForLLMRun
-from langchain_core.callbacks.manager import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda
 from pydantic import Field
 
@@ -32,6 +30,7 @@ from langchain_fusion.qa import (
     resolve_llm,
 )
 from langchain_fusion.verify import UNVERIFIED_QUOTE_MARKER
+from tests.fakes import FixedRetriever
 
 DOCS = [
     Document(
@@ -61,19 +60,6 @@ DOCS = [
     ),
     Document("Reinforcement learning trains an agent by trial and error.", id="d3"),
 ]
-
-
-class FixedRetriever(BaseRetriever):
-    """Returns fixed documents and records the queries it received."""
-
-    docs: list[Document]
-    queries: list[str] = Field(default_factory=list)
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[Document]:
-        self.queries.append(query)
-        return list(self.docs)
 
 
 class ScriptedChatModel(BaseChatModel):

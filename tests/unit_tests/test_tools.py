@@ -5,18 +5,17 @@ from typing import Any
 
 import pytest
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.callbacks.manager import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.tools import BaseTool
 from pydantic import Field
 
 from langchain_fusion.tools import DEFAULT_TOOL_DESCRIPTION, create_fusion_tool
 from langchain_fusion.verify import verify_answer
+from tests.fakes import FixedRetriever
 
 DOCS = [
     Document(
@@ -34,17 +33,6 @@ DOCS = [
         metadata={"file_name": "AI_Information.pdf", "page": 5, "fusion": {"score": 0.42}},
     ),
 ]
-
-
-class FixedRetriever(BaseRetriever):
-    docs: list[Document]
-    queries: list[str] = Field(default_factory=list)
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[Document]:
-        self.queries.append(query)
-        return list(self.docs)
 
 
 class ScriptedToolCallingModel(BaseChatModel):
