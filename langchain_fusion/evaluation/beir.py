@@ -23,6 +23,8 @@ from typing import Any, Union
 
 from langchain_core.documents import Document
 
+from langchain_fusion.evaluation._checks import examples
+
 __all__ = [
     "BeirDataset",
     "available_splits",
@@ -352,11 +354,6 @@ def load_qrels(path: PathLike, split: str = "test") -> dict[str, dict[str, int]]
 # --------------------------------------------------------------------------------------------------
 
 
-def _examples(ids: Collection[str], n: int = 5) -> str:
-    shown = ", ".join(repr(i) for i in list(ids)[:n])
-    return shown + (", ..." if len(ids) > n else "")
-
-
 def _check_references(
     qrels: dict[str, dict[str, int]],
     doc_ids: Collection[str],
@@ -374,12 +371,12 @@ def _check_references(
     problems = []
     if unknown_docs:
         problems.append(
-            f"{len(unknown_docs)} document id(s) not in corpus.jsonl ({_examples(unknown_docs)})"
+            f"{len(unknown_docs)} document id(s) not in corpus.jsonl ({examples(unknown_docs, 5)})"
         )
     if unknown_queries:
         problems.append(
             f"{len(unknown_queries)} query id(s) not in queries.jsonl "
-            f"({_examples(unknown_queries)})"
+            f"({examples(unknown_queries, 5)})"
         )
     problem = f"{file} names " + " and ".join(problems)
     if strict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
@@ -16,6 +16,8 @@ from langchain_core.retrievers import BaseRetriever, RetrieverLike
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
+from langchain_fusion.evaluation._checks import check_int as _check_int
+from langchain_fusion.evaluation._checks import examples as _examples
 from langchain_fusion.evaluation.metrics import (
     Metric,
     Qrels,
@@ -286,22 +288,6 @@ def _document_ids(result: object, query_id: str, id_key: str | None) -> list[str
     return list(dict.fromkeys(ids))
 
 
-def _examples(ids: Iterable[str], n: int = 3) -> str:
-    shown = []
-    for i, item in enumerate(ids):
-        if i == n:
-            shown.append("...")
-            break
-        shown.append(repr(item))
-    return ", ".join(shown)
-
-
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        msg = f"{name} must be an integer >= 1, got {value!r}"
-        raise ValueError(msg)
-
-
 def _warn_if_ids_unknown(run: Mapping[str, list[str]], qrels: Qrels) -> None:
     """Warn when no retrieved id is judged at all: almost always an id mismatch."""
     judged = qrels._judgments
@@ -414,10 +400,10 @@ def evaluate(
     max_cutoff = max(metric.k for _, metric in parsed)
     if k is None:
         k = max_cutoff
-    _check_positive_int("k", k)
-    _check_positive_int("batch_size", batch_size)
+    _check_int("k", k)
+    _check_int("batch_size", batch_size)
     if max_concurrency is not None:
-        _check_positive_int("max_concurrency", max_concurrency)
+        _check_int("max_concurrency", max_concurrency)
     if not isinstance(queries, Mapping):
         msg = f"queries must be a mapping {{query_id: text}}, got {type(queries).__name__}"
         raise TypeError(msg)

@@ -46,6 +46,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from langchain_fusion import fusion
+from langchain_fusion.evaluation._checks import check_int as _check_int
+from langchain_fusion.evaluation._checks import examples as _examples
 from langchain_fusion.evaluation.metrics import Metric, Qrels, QrelsLike, parse_metric
 from langchain_fusion.retriever import CandidatePool, FusionRetriever
 
@@ -122,22 +124,6 @@ def simplex_grid(n: int, step: float = 0.1) -> list[tuple[float, ...]]:
                 yield (first, *rest)
 
     return [tuple(round(c / m, 10) for c in combo) for combo in compositions(m, int(n))]
-
-
-def _examples(items: Iterable[Any], n: int = 3) -> str:
-    shown: list[str] = []
-    for i, item in enumerate(items):
-        if i == n:
-            shown.append("...")
-            break
-        shown.append(repr(item))
-    return ", ".join(shown)
-
-
-def _check_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _fmt(value: Any) -> str:
