@@ -74,6 +74,27 @@ def embed_cached(texts: Sequence[str], base: Embeddings, cache: Path, name: str)
     return vecs
 
 
+def beir_with_embeddings(
+    name: str, splits: Sequence[str], root: Path, cache: Path
+) -> tuple[CachedEmbeddings, dict[str, Any]]:
+    """Load BEIR ``name`` (every split) and cached local embeddings of its corpus and queries.
+
+    Returns the embeddings (corpus texts and every split's queries precomputed) and
+    ``{split: BeirDataset}``.
+    """
+    from langchain_fusion import LocalEmbeddings
+    from langchain_fusion.evaluation import load_beir
+
+    model = LocalEmbeddings(batch_size=32)
+    data = {split: load_beir(root / "beir" / name, split) for split in splits}
+    texts = [d.page_content for d in data[splits[0]].corpus]
+    table = dict(zip(texts, embed_cached(texts, model, cache, f"{name}-corpus")))
+    for split, ds in data.items():
+        queries = list(ds.queries.values())
+        table.update(zip(queries, embed_cached(queries, model, cache, f"{name}-{split}-queries")))
+    return CachedEmbeddings(model, table), data
+
+
 def median_ms(fn: Callable[[], Any], repeat: int) -> float:
     times = []
     for _ in range(repeat):

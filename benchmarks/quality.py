@@ -23,20 +23,18 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     DEFAULT_CACHE,
     CachedEmbeddings,
+    beir_with_embeddings,
     data_dir,
-    embed_cached,
     markdown_table,
     save_json,
 )
 
-from langchain_fusion import BM25Retriever, FusionRetriever, HybridIndex, LocalEmbeddings
-from langchain_fusion.evaluation import evaluate, load_beir
+from langchain_fusion import BM25Retriever, FusionRetriever, HybridIndex
+from langchain_fusion.evaluation import evaluate
 
 SPLITS = {"scifact": "test", "nfcorpus": "dev"}
 METRICS = ("ndcg@10", "recall@100")
@@ -103,19 +101,12 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore", FutureWarning)
     root = data_dir(args.data)
-    model = LocalEmbeddings(batch_size=32)
     results: dict[str, dict[str, dict[str, float]]] = {}
     for name in args.datasets:
         split = SPLITS[name]
-        ds = load_beir(root / "beir" / name, split)
+        emb, data = beir_with_embeddings(name, (split,), root, args.cache)
+        ds = data[split]
         print(f"\n## {name} ({split}): {len(ds.corpus)} documents, {len(ds.queries)} queries")
-        texts = [d.page_content for d in ds.corpus]
-        qtexts = list(ds.queries.values())
-        table = dict(zip(texts, embed_cached(texts, model, args.cache, f"{name}-corpus")))
-        table.update(
-            zip(qtexts, embed_cached(qtexts, model, args.cache, f"{name}-{split}-queries"))
-        )
-        emb = CachedEmbeddings(model, table)
         systems = build_systems(name, ds.corpus, emb, set(args.systems) if args.systems else None)
         rows = []
         results[name] = {}
@@ -132,7 +123,6 @@ def main() -> None:
     if args.out:
         save_json(args.out, results)
         print(f"\nwrote {args.out}")
-    _ = np  # numpy is used by common
 
 
 if __name__ == "__main__":

@@ -32,20 +32,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     DEFAULT_CACHE,
     CachedEmbeddings,
+    beir_with_embeddings,
     data_dir,
-    embed_cached,
     markdown_table,
     save_json,
 )
 
-from langchain_fusion import BM25Retriever, FusionRetriever, HybridIndex, LocalEmbeddings
+from langchain_fusion import BM25Retriever, FusionRetriever, HybridIndex
 from langchain_fusion.evaluation import (
     AdaptiveFusion,
     compare,
     cross_validate_adaptive,
     evaluate,
     gather_pools,
-    load_beir,
     plot_alpha_sweep,
     tune,
 )
@@ -60,19 +59,6 @@ ASSETS = Path(__file__).resolve().parents[1] / "docs" / "assets"
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def embeddings_for(name: str, splits: tuple[str, ...], root: Path, cache: Path) -> tuple[Any, dict]:
-    """Cached embeddings of the corpus and of every split's queries."""
-    model = LocalEmbeddings(batch_size=32)
-    data = {split: load_beir(root / "beir" / name, split) for split in splits}
-    corpus = data[splits[0]].corpus
-    texts = [d.page_content for d in corpus]
-    table = dict(zip(texts, embed_cached(texts, model, cache, f"{name}-corpus")))
-    for split, ds in data.items():
-        q = list(ds.queries.values())
-        table.update(zip(q, embed_cached(q, model, cache, f"{name}-{split}-queries")))
-    return CachedEmbeddings(model, table), data
 
 
 def build_index(corpus: list, emb: CachedEmbeddings, **bm25: float) -> HybridIndex:
@@ -127,7 +113,7 @@ def tune_bm25(corpus: list, emb: CachedEmbeddings, train: Any, grid: dict) -> tu
 
 def run_dataset(name: str, root: Path, cache: Path, bm25_grid: bool, assets: Path) -> dict:
     train_split, eval_split = SPLITS[name]
-    emb, data = embeddings_for(name, (train_split, eval_split), root, cache)
+    emb, data = beir_with_embeddings(name, (train_split, eval_split), root, cache)
     train, held = data[train_split], data[eval_split]
     corpus = train.corpus
     print(

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
-from langchain_core.embeddings import Embeddings
+from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field
 
@@ -89,3 +89,17 @@ class FixedRetriever(BaseRetriever):
     ) -> list[Document]:
         self.queries.append(query)
         return list(self.docs)
+
+
+class LookupEmbedding(Embeddings):
+    """Maps each known text to a fixed vector; unknown texts to a deterministic random one."""
+
+    def __init__(self, table: dict[str, list[float]], size: int) -> None:
+        self.table = table
+        self.fallback = DeterministicFakeEmbedding(size=size)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self.embed_query(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.table.get(text) or self.fallback.embed_query(text)

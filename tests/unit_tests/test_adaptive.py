@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from langchain_core.documents import Document
-from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
+from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_fusion import BM25Index, CandidatePool, FusionRetriever
 from langchain_fusion.evaluation import evaluate
@@ -23,7 +23,7 @@ from langchain_fusion.evaluation.adaptive import (
     query_text_features,
 )
 from langchain_fusion.evaluation.tune import gather_pools
-from tests.fakes import ScriptedSource
+from tests.fakes import LookupEmbedding, ScriptedSource
 
 # ------------------------------------------------------------------------------ text features
 
@@ -144,18 +144,6 @@ def test_empty_sides_and_feature_vector() -> None:
 
 
 # ------------------------------------------------------------------------------ learning
-
-
-class LookupEmbedding(Embeddings):
-    def __init__(self, table: dict[str, list[float]], size: int) -> None:
-        self.table = table
-        self.fallback = DeterministicFakeEmbedding(size=size)
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return [self.embed_query(t) for t in texts]
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.table.get(text) or self.fallback.embed_query(text)
 
 
 def _mixed_world(

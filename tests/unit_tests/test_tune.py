@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 from langchain_core.documents import Document
-from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
+from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_fusion import CandidatePool, FusionRetriever
 from langchain_fusion.evaluation import evaluate
@@ -23,7 +23,7 @@ from langchain_fusion.evaluation.tune import (
     tune,
     window,
 )
-from tests.fakes import BagOfWordsEmbedding, ScriptedSource
+from tests.fakes import BagOfWordsEmbedding, LookupEmbedding, ScriptedSource
 
 # ------------------------------------------------------------------------------ fixtures
 
@@ -63,20 +63,6 @@ def judged(corpus: list[Document]) -> tuple[dict[str, str], dict[str, dict[str, 
         queries[f"q{q}"] = " ".join(rng.choice(words, size=3, replace=False).tolist())
         qrels[f"q{q}"] = {f"d{target}": 2, f"d{(target + 1) % len(corpus)}": 1}
     return queries, qrels
-
-
-class LookupEmbedding(Embeddings):
-    """Maps each known text to a fixed vector; unknown texts to a random one."""
-
-    def __init__(self, table: dict[str, list[float]], size: int) -> None:
-        self.table = table
-        self.fallback = DeterministicFakeEmbedding(size=size)
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return [self.embed_query(t) for t in texts]
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.table.get(text) or self.fallback.embed_query(text)
 
 
 def _keyword_world() -> tuple[FusionRetriever, dict[str, str], dict[str, dict[str, int]]]:
