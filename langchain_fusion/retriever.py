@@ -126,10 +126,21 @@ class CandidatePool:
         """Return candidate ``i`` as a Document (loaded on first use)."""
         doc = self._docs[i]
         if doc is None:
-            key = self.keys[i]
-            doc = self._loaders[i]([key[3:] if key.startswith("id:") else key])[0]
-            self._docs[i] = doc
+            self._load([i])
+            doc = self._docs[i]
+            assert doc is not None
         return doc
+
+    def _load(self, positions: Iterable[int]) -> None:
+        """Load the not-yet-loaded candidates among ``positions``: one call per loader."""
+        pending: dict[Any, list[int]] = {}  # loader -> positions (equal bound methods merge)
+        for i in positions:
+            if self._docs[i] is None:
+                pending.setdefault(self._loaders[i], []).append(i)
+        for loader, group in pending.items():
+            ids = [k[3:] if k.startswith("id:") else k for k in (self.keys[i] for i in group)]
+            for i, doc in zip(group, loader(ids), strict=True):
+                self._docs[i] = doc
 
     def window(self, fetch_k: int) -> CandidatePool:
         """Return the pool as it would have been with a smaller ``fetch_k`` (for tuning).
@@ -683,6 +694,7 @@ class FusionRetriever(BaseRetriever):
 
     def _select(self, pool: CandidatePool, res: FusedResult, s: dict[str, Any]) -> list[Document]:
         k, cap = s["k"], s["max_per_source"]
+        pool._load(int(j) for j in res.order[:k])  # the likely results, in one call per loader
         per_source: dict[Any, int] = {}
         out: list[Document] = []
         for position in res.order:
