@@ -5,7 +5,8 @@ Compares, over the same cached embeddings, in one run:
   * dense alone (exact cosine);
   * today's LangChain answer: EnsembleRetriever([BM25Retriever, FAISS.as_retriever()]);
   * FusionRetriever wrapping that same community FAISS + BM25Retriever;
-  * FusionRetriever at defaults, and every method / normalization.
+  * FusionRetriever at defaults, and every method / normalization;
+  * FusionRetriever at defaults with pseudo-relevance feedback (feedback_docs=2; off by default).
 
 Usage:
     python benchmarks/quality.py --data ../shared/data [--datasets scifact nfcorpus] [--out r.json]
@@ -86,6 +87,10 @@ def build_systems(
                 index, k=100, method=m, complete_scoring=False
             ),
         )
+    add(
+        "FusionRetriever (defaults) + feedback_docs=2",
+        lambda: FusionRetriever.from_index(index, k=100, feedback_docs=2),
+    )
     return systems
 
 

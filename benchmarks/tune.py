@@ -8,6 +8,8 @@ system goes through the real retriever (``evaluate``):
   * FusionRetriever at defaults, and each method / normalization at defaults;
   * tuned on train: ``tune`` over method x alpha x normalization x RRF k x fetch_k;
   * tuned on train with BM25 k1/b also chosen on train (an outer loop over HybridIndex params);
+  * then pseudo-relevance feedback chosen on train (``tune_feedback``: off, or 2/3/5 feedback
+    documents at weight 1/3 or 1/2), with its 5-fold check on train;
   * adaptive alpha (``AdaptiveFusion`` trained on train), with its k-fold check on train.
 
 It also times a 21-point alpha sweep against one evaluation pass, and saves the metric-vs-alpha
@@ -47,6 +49,7 @@ from langchain_fusion.evaluation import (
     gather_pools,
     plot_alpha_sweep,
     tune,
+    tune_feedback,
 )
 from langchain_fusion.evaluation.tune import DEFAULT_ALPHAS
 
@@ -146,6 +149,18 @@ def run_dataset(name: str, root: Path, cache: Path, bm25_grid: bool, assets: Pat
         final_r = FusionRetriever.from_index(final_index, fetch_k=TUNE_FETCH_K)
         final_tuned = tune(final_r, train.queries, train.qrels, cv=5, show_progress=False)
     out["bm25"] = {"chosen": bm25_best, "grid": bm25_rows}
+
+    log(f"[{name}] feedback chosen on {train_split} (5-fold check)")
+    fb_report = tune_feedback(
+        final_tuned.retriever, train.queries, train.qrels, cv=5, show_progress=False
+    )
+    out["feedback"] = {
+        "best": fb_report.best,
+        "train": fb_report.best_score,
+        "train_cv": fb_report.cv.mean_score if fb_report.cv else None,
+        "grid": [[str(st), float(sc)] for st, sc in zip(fb_report.settings, fb_report.scores)],
+        "seconds": fb_report.seconds,
+    }
     final_base = FusionRetriever.from_index(final_index, fetch_k=TUNE_FETCH_K)
 
     log(f"[{name}] adaptive fusion (train, 5-fold check)")
@@ -177,6 +192,8 @@ def run_dataset(name: str, root: Path, cache: Path, bm25_grid: bool, assets: Pat
     if bm25_grid:
         label = f"tuned on {train_split} + BM25 k1={bm25_best['k1']} b={bm25_best['b']}"
         systems[label] = final_tuned.retriever
+    fb_label = f"tuned on {train_split} + feedback {fb_report.best}"
+    systems[fb_label] = fb_report.retriever
     systems[f"adaptive alpha (trained on {train_split})"] = model.as_retriever(final_base)
     reports = {}
     for label, retriever in systems.items():
@@ -222,6 +239,10 @@ def run_dataset(name: str, root: Path, cache: Path, bm25_grid: bool, assets: Pat
         )
         print("\nBM25 parameters, each with fusion tuned on train:\n")
         print(markdown_table(["k1", "b", "train nDCG@10", "best setting", "s"], bm25_rows))
+    print(f"\nfeedback settings, each with the tuned fusion, on {train_split}:\n")
+    print(fb_report.to_markdown(top=None))
+    if fb_report.cv:
+        print(f"5-fold CV of the feedback choice on {train_split}: {fb_report.cv.mean_score:.4f}")
     print(f"\n### adaptive alpha vs best fixed setting, 5-fold CV on {train_split}\n")
     print(cv_adaptive.to_markdown())
     t = out["timing"]

@@ -39,7 +39,7 @@ def _fail(message: str) -> NoReturn:
 
 def _retriever_options(args: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = {}
-    for name in ("k", "alpha", "method", "normalization", "fetch_k"):
+    for name in ("k", "alpha", "method", "normalization", "fetch_k", "feedback_docs"):
         value = getattr(args, name, None)
         if value is not None:
             opts[name] = value
@@ -245,6 +245,13 @@ def _add_fusion_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--normalization", choices=["minmax", "zscore", "dbsf", "none"])
     p.add_argument("--fetch-k", dest="fetch_k", type=int, help="candidates per retriever")
+    p.add_argument(
+        "--feedback-docs",
+        dest="feedback_docs",
+        type=int,
+        metavar="N",
+        help="expand the query with the top N fused results and search again (default 0 = off)",
+    )
 
 
 def _add_source(p: argparse.ArgumentParser) -> None:

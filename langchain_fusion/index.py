@@ -1100,10 +1100,9 @@ class HybridIndex(VectorStore):
         return out
 
     def _keyword_top(
-        self, query: str, k: int, filter: Filter | None
+        self, query: str | Mapping[str, float], k: int, filter: Filter | None
     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a str, got {type(query).__name__} {query!r}")
+        _check_keyword_query(query)
         if not self._docs.n_live:
             return _NO_SLOTS, _NO_SCORES
         mask = self._mask(filter)
@@ -1164,9 +1163,11 @@ class HybridIndex(VectorStore):
             return [(self._docs.ids_of(s.tolist()), sc) for s, sc in results]
 
     def search_keyword(
-        self, query: str, k: int, *, filter: Filter | None = None
+        self, query: str | Mapping[str, float], k: int, *, filter: Filter | None = None
     ) -> tuple[list[str], NDArray[np.float64]]:
         """Top-``k`` ids by BM25 score (best first; only documents sharing a term, score > 0).
+
+        ``query`` is a text or ``{term: weight}`` over index terms (see `expand_keyword_query`).
 
         Example:
             >>> from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -1204,8 +1205,10 @@ class HybridIndex(VectorStore):
                 out[known] = self._dense.score(query, slots[known])
             return out
 
-    def score_keyword(self, query: str, ids: Sequence[str]) -> NDArray[np.float64]:
-        """Exact BM25 scores of the given documents for ``query``.
+    def score_keyword(
+        self, query: str | Mapping[str, float], ids: Sequence[str]
+    ) -> NDArray[np.float64]:
+        """Exact BM25 scores of the given documents for ``query`` (a text or ``{term: weight}``).
 
         Returns:
             One score per id; 0.0 for a document without query terms, NaN for an unknown id.
@@ -1218,8 +1221,7 @@ class HybridIndex(VectorStore):
             array([0.   , 0.277,   nan])
 
         """
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a str, got {type(query).__name__} {query!r}")
+        _check_keyword_query(query)
         with self._lock.read():
             slots = self._docs.slots_of(list(ids))
             out = np.full(len(slots), np.nan)
@@ -1227,6 +1229,48 @@ class HybridIndex(VectorStore):
             if known.any():
                 out[known] = self._bm25.score(query, slots[known])
             return out
+
+    def get_vectors(self, ids: Sequence[str]) -> NDArray[np.float32]:
+        """Return the stored (unit-length) vectors of documents, shape ``(len(ids), dim)``.
+
+        Raises:
+            KeyError: An id that is not in the index.
+
+        Example:
+            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+            >>> index = HybridIndex.from_texts(["a", "b"], DeterministicFakeEmbedding(size=8),
+            ...                                ids=["1", "2"])
+            >>> index.get_vectors(["2"]).shape
+            (1, 8)
+
+        """
+        with self._lock.read():
+            slots = self._docs.slots_of(list(ids))
+            if (slots < 0).any():
+                missing = list(ids)[int(np.flatnonzero(slots < 0)[0])]
+                raise KeyError(f"document id {missing!r} is not in the index")
+            if self._dense is None:
+                return np.zeros((0, 0), dtype=np.float32)
+            return self._dense.get_vectors(slots)
+
+    def expand_keyword_query(
+        self, query: str, ids: Sequence[str], *, n_terms: int = 20, weight: float = 0.5
+    ) -> dict[str, float]:
+        """RM3 expansion of ``query`` with the terms of the documents ``ids`` (feedback).
+
+        Returns ``{term: weight}`` for `search_keyword` / `score_keyword`; see
+        [`langchain_fusion.feedback`][].
+
+        Example:
+            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+            >>> index = HybridIndex.from_texts(["solar panels", "solar roofs", "wind"],
+            ...     DeterministicFakeEmbedding(size=8), ids=["1", "2", "3"])
+            >>> sorted(index.expand_keyword_query("solar", ["1"], n_terms=2))
+            ['panel', 'solar']
+
+        """
+        texts = [d.page_content for d in self.documents(list(ids))]
+        return self._bm25.expand(query, texts, n_terms=n_terms, weight=weight)
 
     def known_terms(self, query: str) -> list[str]:
         """Return the query's BM25 terms that occur in at least one document.
@@ -1714,3 +1758,11 @@ class HybridIndex(VectorStore):
                 "not comparable"
             )
         return embedding
+
+
+def _check_keyword_query(query: object) -> None:
+    if not isinstance(query, (str, Mapping)):
+        raise TypeError(
+            f"query must be a str (or a {{term: weight}} mapping), got {type(query).__name__} "
+            f"{query!r}"
+        )

@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from langchain_fusion import fusion
+from langchain_fusion.feedback import check_feedback
 from langchain_fusion.sources import (
     Candidates,
     HybridDenseSource,
@@ -94,6 +95,8 @@ class CandidatePool:
         found_rank: Rank of each candidate in each retriever's own list (1 = best,
             0 = not in that list).
         has_scores: Per retriever, whether it returns scores (False = rank only).
+        feedback: Ids of the documents the query was expanded with (``feedback_docs``), in
+            first-round order; empty without feedback.
 
     Example:
         >>> from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -116,6 +119,7 @@ class CandidatePool:
     raw: NDArray[np.float64]
     found_rank: NDArray[np.int64]
     has_scores: NDArray[np.bool_]
+    feedback: list[str] = field(default_factory=list)
     _docs: list[Document | None] = field(default_factory=list, repr=False)
     _loaders: list[Any] = field(default_factory=list, repr=False)
 
@@ -159,6 +163,7 @@ class CandidatePool:
             raw=np.where(self.has_scores[:, None], raw, np.nan),
             found_rank=rank.astype(np.int64),
             has_scores=self.has_scores,
+            feedback=self.feedback,
             _docs=[self._docs[i] for i in keep],
             _loaders=[self._loaders[i] for i in keep],
         )
@@ -245,10 +250,16 @@ class FusionRetriever(BaseRetriever):
             ``Document.id``, else identical text).
         max_per_source: At most this many results per value of ``metadata[source_key]``.
         source_key: The metadata key ``max_per_source`` groups by (default ``"source"``).
+        feedback_docs: Pseudo-relevance feedback: treat the top ``feedback_docs`` fused results
+            as relevant, expand the query with them (dense: Rocchio; BM25: RM3) and retrieve
+            again (default 0 = off; about twice the query cost). Helps collections with many
+            relevant documents per query (+0.01 nDCG@10 on NFCorpus); `tune_feedback` decides.
+        feedback_weight: Share of the feedback documents in the expanded query (default 0.5).
+        feedback_terms: Feedback terms added to the BM25 query (default 20).
 
     All of ``k``, ``alpha``, ``weights``, ``method``, ``normalization``, ``fetch_k``, ``rrf_k``,
-    ``max_per_source`` and ``filter`` can also be passed per call:
-    ``retriever.invoke(query, k=3, alpha=0.3)``.
+    ``max_per_source``, ``feedback_docs``, ``feedback_weight``, ``feedback_terms`` and
+    ``filter`` can also be passed per call: ``retriever.invoke(query, k=3, alpha=0.3)``.
 
     Example:
         >>> from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -290,6 +301,9 @@ class FusionRetriever(BaseRetriever):
     source_key: str = "source"
     filter: Any = None
     """Default metadata filter for every call (a dict or a callable on metadata)."""
+    feedback_docs: int = 0
+    feedback_weight: float = 0.5
+    feedback_terms: int = 20
     index: Any = Field(default=None, exclude=True, repr=False)
     """The [`HybridIndex`][langchain_fusion.HybridIndex] when built from documents."""
 
@@ -337,7 +351,7 @@ class FusionRetriever(BaseRetriever):
             )
         _validate_k("k", self.k)
         _validate_k("fetch_k", self.fetch_k)
-        self._settings({})  # validates alpha, weights, method, normalization
+        self._settings({})  # validates alpha, weights, method, normalization, feedback
         if self.max_per_source is not None:
             _validate_k("max_per_source", self.max_per_source)
         return self
@@ -487,6 +501,14 @@ class FusionRetriever(BaseRetriever):
             raise ValueError(f"rrf_k must be a finite number >= 0, got {rrf_k!r}")
         if s["max_per_source"] is not None:
             _validate_k("max_per_source", s["max_per_source"])
+        fb = check_feedback(s["feedback_docs"], s["feedback_weight"], s["feedback_terms"])
+        s["feedback_docs"], s["feedback_weight"], s["feedback_terms"] = fb
+        if fb[0] and not any(src.supports_feedback for src in self.sources):
+            raise ValueError(
+                "feedback_docs needs a retriever that can expand queries, and none of "
+                f"{[type(src).__name__ for src in self.sources]} can: build the retriever on a "
+                "HybridIndex (FusionRetriever.from_documents / from_index), or set feedback_docs=0"
+            )
         n = len(self.sources)
         weights = overrides.get("weights") if "weights" in overrides else None
         if weights is None and "alpha" not in overrides:
@@ -532,30 +554,92 @@ class FusionRetriever(BaseRetriever):
 
         """
         self._check_query(query)
-        fk = _validate_k("fetch_k", fetch_k if fetch_k is not None else self.fetch_k)
+        overrides = {} if fetch_k is None else {"fetch_k": fetch_k}
+        return self._gather(query, self._settings(overrides), filter)
+
+    def _gather(self, query: str, s: dict[str, Any], filter: Any) -> CandidatePool:
+        fk = s["fetch_k"]
         flt = filter if filter is not None else self.filter
-        if len(self.sources) == 1 or threading.current_thread().name.startswith(_THREAD_PREFIX):
-            # One retriever, or already inside a fusion worker (a FusionRetriever used as a
-            # source of another): run in this thread, so nested retrievers cannot deadlock.
-            results = [self._search_one(s, query, fk, flt) for s in self.sources]
-        else:
-            futures = [
-                _executor().submit(self._search_one, s, query, fk, flt) for s in self.sources
+        results = _run_all(
+            [lambda src=src: self._search_one(src, query, fk, flt) for src in self.sources]
+        )
+        pool = self._build_pool(results)
+        feedback = self._feedback_docs(pool, s)
+        if not feedback:
+            return pool
+        again = _run_all(
+            [
+                lambda src=src, c=c: self._feedback_one(src, c, query, feedback, s, flt)
+                for src, c in zip(self.sources, results, strict=True)
             ]
-            results = [f.result() for f in futures]
-        return self._build_pool(results)
+        )
+        return self._with_feedback(self._build_pool(again), feedback)
 
     async def agather(
         self, query: str, *, fetch_k: int | None = None, filter: Any = None
     ) -> CandidatePool:
         """Async version of `gather`: the retrievers run concurrently."""
         self._check_query(query)
-        fk = _validate_k("fetch_k", fetch_k if fetch_k is not None else self.fetch_k)
+        overrides = {} if fetch_k is None else {"fetch_k": fetch_k}
+        return await self._agather(query, self._settings(overrides), filter)
+
+    async def _agather(self, query: str, s: dict[str, Any], filter: Any) -> CandidatePool:
+        fk = s["fetch_k"]
         flt = filter if filter is not None else self.filter
         results = await asyncio.gather(
-            *[s.asearch(query, fk, filter=flt if s.supports_filter else None) for s in self.sources]
+            *[
+                src.asearch(query, fk, filter=flt if src.supports_filter else None)
+                for src in self.sources
+            ]
         )
-        return await asyncio.to_thread(self._build_pool, list(results))
+        pool = await asyncio.to_thread(self._build_pool, list(results))
+        feedback = await asyncio.to_thread(self._feedback_docs, pool, s)
+        if not feedback:
+            return pool
+        again = await asyncio.gather(
+            *[
+                asyncio.to_thread(self._feedback_one, src, c, query, feedback, s, flt)
+                for src, c in zip(self.sources, results, strict=True)
+            ]
+        )
+        return self._with_feedback(await asyncio.to_thread(self._build_pool, list(again)), feedback)
+
+    def _feedback_docs(self, pool: CandidatePool, s: dict[str, Any]) -> list[Document]:
+        """Return the first round's top ``feedback_docs`` fused documents (empty when off)."""
+        m = s["feedback_docs"]
+        if not m or not len(pool):
+            return []
+        top = [int(j) for j in _fuse(pool, s).order[:m]]
+        pool._load(top)
+        return [pool.document(j) for j in top]
+
+    def _feedback_one(
+        self,
+        source: Source,
+        first: Candidates,
+        query: str,
+        feedback: list[Document],
+        s: dict[str, Any],
+        flt: Any,
+    ) -> Candidates:
+        """Second round of one source; a source that cannot expand keeps its first answer."""
+        if not source.supports_feedback:
+            return first
+        return source.feedback_search(
+            query,
+            feedback,
+            s["fetch_k"],
+            weight=s["feedback_weight"],
+            n_terms=s["feedback_terms"],
+            filter=flt if source.supports_filter else None,
+        )
+
+    @staticmethod
+    def _with_feedback(pool: CandidatePool, feedback: list[Document]) -> CandidatePool:
+        pool.feedback = [
+            str(d.id) if d.id is not None else content_key(d.page_content) for d in feedback
+        ]
+        return pool
 
     def _key(self, doc: Document) -> str | None:
         if self.id_key is not None and self.id_key in doc.metadata:
@@ -743,6 +827,11 @@ class FusionRetriever(BaseRetriever):
             "weights": {n: float(w) for n, w in zip(pool.names, s["weights"])},
             "retrievers": breakdown,
         }
+        if pool.feedback:
+            meta["fusion"]["feedback"] = {
+                "documents": list(pool.feedback),
+                "weight": s["feedback_weight"],
+            }
         return Document(page_content=doc.page_content, metadata=meta, id=doc.id)
 
     def _get_relevant_documents(
@@ -750,7 +839,7 @@ class FusionRetriever(BaseRetriever):
     ) -> list[Document]:
         flt = kwargs.pop("filter", None)
         s = self._settings(kwargs)
-        pool = self.gather(query, fetch_k=s["fetch_k"], filter=flt)
+        pool = self._gather(self._check_query(query), s, flt)
         return self._finish(pool, self._settings_for_pool(query, pool, s, kwargs))
 
     async def _aget_relevant_documents(
@@ -758,7 +847,7 @@ class FusionRetriever(BaseRetriever):
     ) -> list[Document]:
         flt = kwargs.pop("filter", None)
         s = self._settings(kwargs)
-        pool = await self.agather(query, fetch_k=s["fetch_k"], filter=flt)
+        pool = await self._agather(self._check_query(query), s, flt)
         return self._finish(pool, self._settings_for_pool(query, pool, s, kwargs))
 
     def _settings_for_pool(
@@ -800,8 +889,32 @@ def _executor() -> ThreadPoolExecutor:
 
 
 _OVERRIDES = frozenset(
-    {"k", "fetch_k", "alpha", "weights", "method", "normalization", "rrf_k", "max_per_source"}
+    {
+        "k",
+        "fetch_k",
+        "alpha",
+        "weights",
+        "method",
+        "normalization",
+        "rrf_k",
+        "max_per_source",
+        "feedback_docs",
+        "feedback_weight",
+        "feedback_terms",
+    }
 )
+
+
+def _run_all(tasks: Sequence[Any]) -> list[Candidates]:
+    """Run the sources' searches concurrently and return their answers in order.
+
+    One task, or already inside a fusion worker (a FusionRetriever used as a source of
+    another): run in this thread, so nested retrievers cannot deadlock.
+    """
+    if len(tasks) == 1 or threading.current_thread().name.startswith(_THREAD_PREFIX):
+        return [task() for task in tasks]
+    futures = [_executor().submit(task) for task in tasks]
+    return [f.result() for f in futures]
 
 
 def _default_names(sources: Sequence[Source]) -> list[str]:
@@ -862,6 +975,8 @@ def format_breakdown(docs: Sequence[Document], names: Sequence[str], width: int 
         #  fused  dense (raw/norm/rank)  bm25 (raw/norm/rank)  text
         1  0.900  0.500/1.000/1          -                     hello
 
+    With ``feedback_docs``, a last line names the documents the query was expanded with.
+
     """
     header = ["#", "fused"] + [f"{n} (raw/norm/rank)" for n in names] + ["text"]
     rows = [header]
@@ -885,4 +1000,10 @@ def format_breakdown(docs: Sequence[Document], names: Sequence[str], width: int 
     for r in rows:
         cells = [r[c].ljust(widths[c]) for c in range(len(widths))] + [r[-1]]
         lines.append("  ".join(cells).rstrip())
+    feedback = docs[0].metadata.get("fusion", {}).get("feedback") if docs else None
+    if feedback:
+        lines.append(
+            f"(query expanded with {len(feedback['documents'])} feedback document(s) "
+            f"{', '.join(feedback['documents'])} at weight {feedback['weight']:g})"
+        )
     return "\n".join(lines)

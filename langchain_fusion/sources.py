@@ -126,9 +126,29 @@ class Source(ABC):
     supports_filter: bool = False
     """Whether ``filter`` is applied by this source (before its top-k cut)."""
 
+    supports_feedback: bool = False
+    """Whether `feedback_search` can expand a query with feedback documents."""
+
     @abstractmethod
     def search(self, query: str, k: int, *, filter: Any = None) -> Candidates:
         """Return the top ``k`` candidates for ``query``, best first."""
+
+    def feedback_search(
+        self,
+        query: str,
+        feedback: Sequence[Document],
+        k: int,
+        *,
+        weight: float,
+        n_terms: int,
+        filter: Any = None,
+    ) -> Candidates:
+        """Search again with ``query`` expanded by ``feedback`` (documents assumed relevant).
+
+        Only sources with ``supports_feedback = True`` implement it; see
+        [`langchain_fusion.feedback`][].
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support query feedback")
 
     async def asearch(self, query: str, k: int, *, filter: Any = None) -> Candidates:
         """Async variant of ``search``; by default runs ``search`` in a worker thread."""
@@ -195,9 +215,31 @@ class HybridDenseSource(Source):
     def __init__(self, index: HybridIndex) -> None:
         self.index = index
 
+    supports_feedback = True
+
     def search(self, query: str, k: int, *, filter: Any = None) -> Candidates:
         """Search the dense index; the query is embedded once and reused for rescoring."""
-        vector = self.index.embed_query(query)
+        return self._search_vector(self.index.embed_query(query), k, filter)
+
+    def feedback_search(
+        self,
+        query: str,
+        feedback: Sequence[Document],
+        k: int,
+        *,
+        weight: float,
+        n_terms: int,
+        filter: Any = None,
+    ) -> Candidates:
+        """Search with the query vector moved towards the feedback documents (Rocchio)."""
+        from langchain_fusion.feedback import rocchio
+
+        vectors = self.index.get_vectors([str(d.id) for d in feedback])
+        return self._search_vector(
+            rocchio(self.index.embed_query(query), vectors, weight), k, filter
+        )
+
+    def _search_vector(self, vector: Any, k: int, filter: Any) -> Candidates:
         ids, scores = self.index.search_dense(vector, k, filter=filter)
         return Candidates(
             ids=ids,
@@ -228,8 +270,29 @@ class HybridKeywordSource(Source):
     def __init__(self, index: HybridIndex) -> None:
         self.index = index
 
+    supports_feedback = True
+
     def search(self, query: str, k: int, *, filter: Any = None) -> Candidates:
         """Search the BM25 index."""
+        return self._search_terms(query, k, filter)
+
+    def feedback_search(
+        self,
+        query: str,
+        feedback: Sequence[Document],
+        k: int,
+        *,
+        weight: float,
+        n_terms: int,
+        filter: Any = None,
+    ) -> Candidates:
+        """Search with the query expanded by the feedback documents' terms (RM3)."""
+        terms = self.index.expand_keyword_query(
+            query, [str(d.id) for d in feedback], n_terms=n_terms, weight=weight
+        )
+        return self._search_terms(terms, k, filter)
+
+    def _search_terms(self, query: str | Mapping[str, float], k: int, filter: Any) -> Candidates:
         ids, scores = self.index.search_keyword(query, k, filter=filter)
         return Candidates(
             ids=list(ids),

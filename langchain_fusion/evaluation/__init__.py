@@ -60,6 +60,7 @@ from langchain_fusion.evaluation.tune import (
     score_settings,
     simplex_grid,
     tune,
+    tune_feedback,
 )
 
 __all__ = [
@@ -104,4 +105,5 @@ __all__ = [
     "score_settings",
     "simplex_grid",
     "tune",
+    "tune_feedback",
 ]

@@ -247,7 +247,8 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
 
     """
     from langchain_fusion.evaluation.beir import available_splits
-    from langchain_fusion.evaluation.tune import DEFAULT_ALPHAS, gather_pools, tune
+    from langchain_fusion.evaluation.evaluate import evaluate
+    from langchain_fusion.evaluation.tune import DEFAULT_ALPHAS, gather_pools, tune, tune_feedback
     from langchain_fusion.retriever import FusionRetriever
 
     show = not getattr(args, "quiet", False)
@@ -283,6 +284,19 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
     print(f"## Tuning on {train_name}: {len(report.query_ids)} queries\n")
     print(report.to_markdown(top=args.top))
     print(f"\nbest: {_snippet(report.best)}")
+    feedback = None
+    if getattr(args, "feedback", False):
+        feedback = tune_feedback(
+            report.retriever,
+            train_queries,
+            train_qrels,
+            metric=args.metric,
+            cv=cv,
+            show_progress=show,
+        )
+        print(f"\n## Pseudo-relevance feedback on {train_name} (tuned fusion kept)\n")
+        print(feedback.to_markdown(top=None))
+        print(f"\nbest: {_snippet(feedback.best)}")
 
     sweep = report
     sweep_name = train_name
@@ -303,6 +317,18 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
             "tuned on " + train_name: dict(report.best),
         }
         columns = _score_systems(retriever, pools, test_qrels, systems, [args.metric])
+        if feedback is not None:
+            label = f"tuned on {train_name} + feedback ({_snippet(feedback.best)})"
+            systems[label] = dict(feedback.best)
+            scored = evaluate(
+                feedback.retriever,
+                test_queries,
+                test_qrels,
+                metrics=[args.metric],
+                show_progress=False,
+            )
+            for name in columns:
+                columns[name].append(scored.metrics[name])
         print(f"\n## {test_name}: {len(pools)} queries\n")
         print(_table(list(systems), columns))
         if args.plot:
@@ -414,4 +440,9 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--cv", type=int, help="also k-fold cross-validate the tuning")
     p.add_argument("--plot", metavar="PNG", help="write the metric-vs-alpha plot here")
     p.add_argument("--top", type=int, default=10, help="settings shown (default 10)")
+    p.add_argument(
+        "--feedback",
+        action="store_true",
+        help="then choose pseudo-relevance feedback on the train split (about 13 more passes)",
+    )
     p.set_defaults(func=cmd_tune)

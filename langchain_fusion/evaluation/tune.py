@@ -53,8 +53,10 @@ from langchain_fusion.retriever import CandidatePool, FusionRetriever
 
 __all__ = [
     "DEFAULT_ALPHAS",
+    "DEFAULT_FEEDBACK_GRID",
     "DEFAULT_NORMALIZATIONS",
     "DEFAULT_RRF_K",
+    "FEEDBACK_KEYS",
     "GRID_KEYS",
     "CrossValidation",
     "Fold",
@@ -66,6 +68,7 @@ __all__ = [
     "score_settings",
     "simplex_grid",
     "tune",
+    "tune_feedback",
     "window",
 ]
 
@@ -949,7 +952,7 @@ class TuningReport:
         """
         rows = self.table()
         shown = rows if top is None else rows[:top]
-        order = ("method", "normalization", "rrf_k", "alpha", "weights", "fetch_k")
+        order = ("method", "normalization", "rrf_k", "alpha", "weights", "fetch_k", *FEEDBACK_KEYS)
         keys = [k for k in order if any(k in s for s in self.settings)]
         keys = [k for k in keys if k != "fetch_k" or len({s.get(k) for s in self.settings}) > 1]
         align = {"method": ":--", "normalization": ":--"}
@@ -1113,3 +1116,138 @@ def tune(
         seconds={"gather": pools.seconds, "sweep": perf_counter() - start},
     )
     return report
+
+
+# ------------------------------------------------------------------------------------ feedback
+
+FEEDBACK_KEYS: tuple[str, ...] = ("feedback_docs", "feedback_weight", "feedback_terms")
+"""The settings `tune_feedback` may vary."""
+
+DEFAULT_FEEDBACK_GRID: dict[str, list[Any]] = {
+    "feedback_docs": [0, 2, 3, 5],
+    "feedback_weight": [round(1 / 3, 4), 0.5],
+}
+"""The feedback settings searched by default (``feedback_docs=0`` is feedback off)."""
+
+
+def _feedback_settings(
+    retriever: FusionRetriever, grid: Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
+    grid = DEFAULT_FEEDBACK_GRID if grid is None else grid
+    if not isinstance(grid, Mapping):
+        raise TypeError(f"grid must be a mapping {{setting: [values]}}, got {type(grid).__name__}")
+    unknown = [k for k in grid if k not in FEEDBACK_KEYS]
+    if unknown or not grid:
+        raise ValueError(
+            f"grid must vary some of {list(FEEDBACK_KEYS)}, got {list(grid)}; fusion settings "
+            "are tuned by tune()"
+        )
+    keys = list(grid)
+    settings: list[dict[str, Any]] = []
+    for combo in product(*(_as_list(k, grid[k]) for k in keys)):
+        s = dict(zip(keys, combo, strict=True))
+        retriever._settings(s)  # validates, and rejects feedback the sources cannot do
+        if s.get("feedback_docs", retriever.feedback_docs) == 0:
+            s = {"feedback_docs": 0}  # off: weight and terms do not matter
+        if s not in settings:
+            settings.append(s)
+    return settings
+
+
+def tune_feedback(
+    retriever: FusionRetriever,
+    queries: Mapping[str, str],
+    qrels: QrelsLike,
+    *,
+    metric: str | Metric = "ndcg@10",
+    grid: Mapping[str, Any] | None = None,
+    cv: int | None = None,
+    show_progress: bool = True,
+    seed: int = 0,
+    id_key: str | None = None,
+    max_concurrency: int | None = None,
+) -> TuningReport:
+    """Decide whether pseudo-relevance feedback helps, and how much of it.
+
+    Feedback changes what is retrieved, so unlike `tune` each setting needs its own retrieval
+    pass (two rounds per query): the default grid of 7 settings costs about 13 evaluation
+    passes. The fusion settings stay the retriever's: run `tune` first and pass its
+    ``report.retriever``. ``feedback_docs=0`` (off) is part of the default grid, so the tuned
+    retriever only uses feedback where it wins on the tuning queries.
+
+    Args:
+        retriever: A `FusionRetriever` whose sources support feedback (built on a
+            ``HybridIndex``).
+        queries: ``{query_id: text}``; queries without judgments are dropped with a warning.
+        qrels: ``{query_id: {doc_id: relevance}}`` or a `Qrels`.
+        metric: What to maximize, e.g. ``"ndcg@10"``.
+        grid: ``{setting: [values]}`` over `FEEDBACK_KEYS`; default `DEFAULT_FEEDBACK_GRID`.
+        cv: k-fold cross-validation of the choice (as in `tune`).
+        show_progress: Show progress bars.
+        seed: Seed of the cross-validation shuffle.
+        id_key: Read document ids from ``metadata[id_key]`` instead of ``Document.id``.
+        max_concurrency: Queries gathered in parallel.
+
+    Returns:
+        A `TuningReport` over the feedback settings; ``report.retriever`` uses the best.
+
+    Raises:
+        ValueError: If no query has judgments, the grid is empty, has unknown keys or invalid
+            values, or the retriever's sources cannot expand queries.
+        TypeError: If ``retriever`` is not a `FusionRetriever`.
+
+    Example:
+        >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+        >>> r = FusionRetriever.from_texts(
+        ...     ["solar panel output", "solar panel cleaning", "wind turbine noise"],
+        ...     DeterministicFakeEmbedding(size=8), ids=["1", "2", "3"], k=2)
+        >>> report = tune_feedback(r, {"q": "solar"}, {"q": {"1": 1, "2": 1}},
+        ...     grid={"feedback_docs": [0, 1]}, show_progress=False)
+        >>> [s["feedback_docs"] for s in report.settings], report.best_score
+        ([0, 1], 1.0)
+
+    """
+    if not isinstance(retriever, FusionRetriever):
+        raise TypeError(f"retriever must be a FusionRetriever, got {type(retriever).__name__}")
+    parsed = parse_metric(metric)
+    metric_name = metric.strip() if isinstance(metric, str) else str(metric)
+    if cv is not None:
+        _check_int("cv", cv, 2)
+    prepared = qrels if isinstance(qrels, Qrels) else Qrels(qrels)
+    settings = _feedback_settings(retriever, grid)
+    judged = _judged(queries, prepared)
+    if cv is not None and cv > len(judged):
+        raise ValueError(
+            f"cv must be at most the number of judged queries ({len(judged)}), got {cv}"
+        )
+    rows: list[NDArray[np.float64]] = []
+    seconds = {"gather": 0.0, "sweep": 0.0}
+    for setting in settings:
+        candidate = retriever.model_copy(update=setting)
+        pools = gather_pools(
+            candidate,
+            {q: queries[q] for q in judged},
+            show_progress=show_progress,
+            max_concurrency=max_concurrency,
+        )
+        seconds["gather"] += pools.seconds
+        start = perf_counter()
+        rows.append(
+            score_settings(candidate, pools, prepared, [{}], metric=parsed, id_key=id_key)[0]
+        )
+        seconds["sweep"] += perf_counter() - start
+    per_query = np.vstack(rows)
+    means = per_query.mean(axis=1)
+    b = _best_index(means)
+    return TuningReport(
+        metric=metric_name,
+        settings=settings,
+        scores=means,
+        per_query=per_query,
+        query_ids=list(judged),
+        best=dict(settings[b]),
+        best_score=float(means[b]),
+        retriever=retriever.model_copy(update=settings[b]),
+        cv=cross_validate(per_query, settings, cv, seed) if cv is not None else None,
+        seconds=seconds,
+    )

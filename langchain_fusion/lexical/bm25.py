@@ -27,7 +27,7 @@ import json
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -683,6 +683,42 @@ class BM25Index:
         qtf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
         return ids, qtf
 
+    def _weighted_terms(
+        self, terms: Mapping[str, float]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Known term ids of a ``{term: weight}`` query and their (positive) weights."""
+        vocab = self._vocab
+        df = self._df.view
+        pairs: dict[int, float] = {}
+        for term, weight in terms.items():
+            if not isinstance(term, str):
+                raise TypeError(f"query terms must be str, got {type(term).__name__} {term!r}")
+            w = float(weight)
+            if not np.isfinite(w) or w < 0:
+                raise ValueError(f"query term weights must be finite and >= 0, got {term!r}: {w}")
+            tid = vocab.get(term)
+            if tid is not None and df[tid] > 0 and w > 0:
+                pairs[tid] = pairs.get(tid, 0.0) + w
+        ids = np.fromiter(pairs.keys(), dtype=np.int64, count=len(pairs))
+        qtf = np.fromiter(pairs.values(), dtype=np.float64, count=len(pairs))
+        return ids, qtf
+
+    def _parse_query(self, query: str | Mapping[str, float]) -> Any:
+        """Tokens of a text query, or the mapping itself (checked for type only)."""
+        if isinstance(query, str):
+            return self._tokenizer(query)
+        if isinstance(query, Mapping):
+            return query
+        raise TypeError(
+            f"query must be a str or a {{term: weight}} mapping, got {type(query).__name__}"
+        )
+
+    def _resolve(self, parsed: Any) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Term ids and query weights of parsed query (caller holds the lock)."""
+        if isinstance(parsed, Mapping):
+            return self._weighted_terms(parsed)
+        return self._query_terms(parsed)
+
     def _term_weights(
         self, ids: NDArray[np.int64], qtf: NDArray[np.float64]
     ) -> tuple[NDArray[np.float64], float]:
@@ -762,9 +798,9 @@ class BM25Index:
         return arr
 
     def _search_tokens(
-        self, tokens: Sequence[str], k: int, mask: NDArray[np.bool_] | None
+        self, tokens: Sequence[str] | Mapping[str, float], k: int, mask: NDArray[np.bool_] | None
     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        ids, qtf = self._query_terms(tokens)
+        ids, qtf = self._resolve(tokens)
         if len(ids) == 0:
             return _empty_result()
         weights, base = self._term_weights(ids, qtf)
@@ -811,12 +847,14 @@ class BM25Index:
         return scratch
 
     def search(
-        self, query: str, k: int, *, mask: NDArray[np.bool_] | None = None
+        self, query: str | Mapping[str, float], k: int, *, mask: NDArray[np.bool_] | None = None
     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         """Top-``k`` live documents for a query.
 
         Args:
-            query: The query text.
+            query: The query text, or ``{term: weight}`` over index terms (tokenized as the
+                index tokenizes, e.g. from :meth:`expand`); a text counts each term once per
+                occurrence, so ``"solar solar"`` is ``{"solar": 2}``.
             k: Maximum number of results, ``>= 1``.
             mask: Optional boolean array of shape ``(n_slots,)``; only True slots are returned.
 
@@ -840,9 +878,9 @@ class BM25Index:
 
         """
         k = self._check_k(k)
-        tokens = self._tokenizer(query)
+        parsed = self._parse_query(query)
         with self._lock:
-            return self._search_tokens(tokens, k, self._check_mask(mask))
+            return self._search_tokens(parsed, k, self._check_mask(mask))
 
     def search_many(
         self, queries: Sequence[str], k: int, *, mask: NDArray[np.bool_] | None = None
@@ -864,11 +902,11 @@ class BM25Index:
             checked = self._check_mask(mask)
             return [self._search_tokens(tokens, k, checked) for tokens in token_lists]
 
-    def score(self, query: str, slots: ArrayLike) -> NDArray[np.float64]:
+    def score(self, query: str | Mapping[str, float], slots: ArrayLike) -> NDArray[np.float64]:
         """Exact BM25 scores of given documents, whatever their rank.
 
         Args:
-            query: The query text.
+            query: The query text, or ``{term: weight}`` over index terms (as in :meth:`search`).
             slots: Live slots to score (any order, repeats allowed).
 
         Returns:
@@ -884,11 +922,11 @@ class BM25Index:
             [0.0, 0.532]
 
         """
-        tokens = self._tokenizer(query)
+        parsed = self._parse_query(query)
         with self._lock:
             idx = self._check_slots(slots, "slots")
             out = np.zeros(len(idx), dtype=np.float64)
-            ids, qtf = self._query_terms(tokens)
+            ids, qtf = self._resolve(parsed)
             if len(ids) == 0 or len(idx) == 0:
                 return out
             weights, base = self._term_weights(ids, qtf)
@@ -922,6 +960,44 @@ class BM25Index:
             if base:
                 out[matched] += base
             return out
+
+    def expand(
+        self,
+        query: str,
+        feedback: Sequence[str],
+        *,
+        n_terms: int = 20,
+        weight: float = 0.5,
+    ) -> dict[str, float]:
+        """RM3 query expansion: the query's terms mixed with the feedback texts' top terms.
+
+        See :func:`langchain_fusion.feedback.rm3_terms`; only terms of live documents are kept.
+        Pass the result to :meth:`search` or :meth:`score`.
+
+        Example:
+            >>> index = BM25Index()
+            >>> _ = index.add(["solar panels", "solar roofs and panels", "wind"])
+            >>> terms = index.expand("solar", ["solar panels"], n_terms=1, weight=0.5)
+            >>> {t: round(w, 2) for t, w in terms.items()}
+            {'solar': 0.5, 'panel': 0.5}
+            >>> index.search(terms, k=3)[0].tolist()
+            [0, 1]
+
+        """
+        from langchain_fusion.feedback import rm3_terms
+
+        if isinstance(feedback, str):
+            raise TypeError("feedback must be a sequence of texts, got a single str")
+        tokens = self._tokenizer(query)
+        docs = self._tokenizer.tokenize_many(list(feedback))
+        with self._lock:
+            vocab, df = self._vocab, self._df.view
+
+            def known(term: str) -> bool:
+                tid = vocab.get(term)
+                return tid is not None and bool(df[tid] > 0)
+
+            return rm3_terms(tokens, docs, n_terms=n_terms, weight=weight, known=known)
 
     def known_terms(self, query: str) -> list[str]:
         """Return the query's terms that occur in a live document (distinct, in query order).

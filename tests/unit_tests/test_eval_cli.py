@@ -202,3 +202,26 @@ def test_index_dir_without_corpus_is_an_error(
     )
     err = capsys.readouterr().err
     assert code == 1 and "error:" in err
+
+
+def test_tune_feedback_reports_the_feedback_choice_on_test(
+    beir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["tune", "--beir", str(beir), "--feedback", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "## Pseudo-relevance feedback on tiny train (tuned fusion kept)" in out
+    section = out.split("## Pseudo-relevance feedback", 1)[1].split("## tiny test", 1)[0]
+    assert "| rank | feedback_docs | feedback_weight | ndcg@10 |" in section
+    assert len([line for line in section.splitlines() if line.startswith("| ")]) == 7 + 1
+    row = next(
+        line for line in out.splitlines() if line.startswith("| tuned on tiny train + feedback")
+    )
+    value = float(row.split("|")[2].strip("* "))
+    assert 0.0 <= value <= 1.0
+
+
+def test_search_options_take_feedback_docs() -> None:
+    from langchain_fusion.cli import _retriever_options
+
+    args = build_parser().parse_args(["search", "--sample", "q", "--feedback-docs", "2"])
+    assert _retriever_options(args) == {"feedback_docs": 2}
