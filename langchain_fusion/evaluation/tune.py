@@ -1100,22 +1100,38 @@ def tune(
 
     start = perf_counter()
     per_query = _score(retriever, pools, prepared, settings, parsed, id_key, show_progress)
+    seconds = {"gather": pools.seconds, "sweep": perf_counter() - start}
+    return _report(
+        retriever, metric_name, settings, per_query, list(pools.query_ids), cv, seed, seconds
+    )
+
+
+def _report(
+    retriever: FusionRetriever,
+    metric: str,
+    settings: list[dict[str, Any]],
+    per_query: NDArray[np.float64],
+    query_ids: list[str],
+    cv: int | None,
+    seed: int,
+    seconds: dict[str, float],
+) -> TuningReport:
+    """Pick the best setting (first on ties) and configure the retriever with it."""
     means = per_query.mean(axis=1)
     b = _best_index(means)
     best = dict(settings[b])
-    report = TuningReport(
-        metric=metric_name,
+    return TuningReport(
+        metric=metric,
         settings=settings,
         scores=means,
         per_query=per_query,
-        query_ids=list(pools.query_ids),
+        query_ids=query_ids,
         best=best,
         best_score=float(means[b]),
         retriever=retriever.model_copy(update=_update_for(best)),
         cv=cross_validate(per_query, settings, cv, seed) if cv is not None else None,
-        seconds={"gather": pools.seconds, "sweep": perf_counter() - start},
+        seconds=seconds,
     )
-    return report
 
 
 # ------------------------------------------------------------------------------------ feedback
@@ -1236,18 +1252,4 @@ def tune_feedback(
             score_settings(candidate, pools, prepared, [{}], metric=parsed, id_key=id_key)[0]
         )
         seconds["sweep"] += perf_counter() - start
-    per_query = np.vstack(rows)
-    means = per_query.mean(axis=1)
-    b = _best_index(means)
-    return TuningReport(
-        metric=metric_name,
-        settings=settings,
-        scores=means,
-        per_query=per_query,
-        query_ids=list(judged),
-        best=dict(settings[b]),
-        best_score=float(means[b]),
-        retriever=retriever.model_copy(update=settings[b]),
-        cv=cross_validate(per_query, settings, cv, seed) if cv is not None else None,
-        seconds=seconds,
-    )
+    return _report(retriever, metric_name, settings, np.vstack(rows), judged, cv, seed, seconds)
