@@ -197,6 +197,11 @@ class _PositionLookup:
 # --------------------------------------------------------------------------------------------
 
 
+def _indexed_ids(index: HybridIndex, documents: Sequence[Document]) -> list[str]:
+    """Ids of the documents that are in ``index`` (feedback from other sources may not be)."""
+    return [str(d.id) for d in documents if d.id is not None and str(d.id) in index]
+
+
 class HybridDenseSource(Source):
     """Dense side of a [`HybridIndex`][langchain_fusion.HybridIndex]: cosine scores, rescoring.
 
@@ -234,7 +239,10 @@ class HybridDenseSource(Source):
         """Search with the query vector moved towards the feedback documents (Rocchio)."""
         from langchain_fusion.feedback import rocchio
 
-        vectors = self.index.get_vectors([str(d.id) for d in feedback])
+        ids = _indexed_ids(self.index, feedback)
+        if not ids:
+            return self.search(query, k, filter=filter)
+        vectors = self.index.get_vectors(ids)
         return self._search_vector(
             rocchio(self.index.embed_query(query), vectors, weight), k, filter
         )
@@ -287,9 +295,10 @@ class HybridKeywordSource(Source):
         filter: Any = None,
     ) -> Candidates:
         """Search with the query expanded by the feedback documents' terms (RM3)."""
-        terms = self.index.expand_keyword_query(
-            query, [str(d.id) for d in feedback], n_terms=n_terms, weight=weight
-        )
+        ids = _indexed_ids(self.index, feedback)
+        if not ids:
+            return self.search(query, k, filter=filter)
+        terms = self.index.expand_keyword_query(query, ids, n_terms=n_terms, weight=weight)
         return self._search_terms(terms, k, filter)
 
     def _search_terms(self, query: str | Mapping[str, float], k: int, filter: Any) -> Candidates:

@@ -262,3 +262,28 @@ def test_explain_names_the_feedback_documents(index: HybridIndex) -> None:
         f"(query expanded with 2 feedback document(s) {top2[0].id}, {top2[1].id} at weight 0.4)"
     )
     assert "feedback" not in FusionRetriever.from_index(index).explain("solar panel")
+
+
+def test_feedback_documents_from_outside_the_index_are_skipped(index: HybridIndex) -> None:
+    from langchain_fusion.sources import HybridDenseSource, HybridKeywordSource
+
+    # the scripted source ranks a document the index does not hold (no id) first
+    outsider = Document("solar panel leasing contracts")
+    scripted = ScriptedSource([outsider, Document("tidal lagoons")], [10.0, 1.0])
+    r = FusionRetriever(
+        retrievers=[HybridDenseSource(index), HybridKeywordSource(index), scripted],
+        weights=[0.2, 0.2, 0.6],
+        k=5,
+        feedback_docs=1,
+    )
+    docs = r.invoke("solar panel")
+    assert docs[0].page_content == outsider.page_content
+    # only the outsider was feedback: the index sides searched with the plain query
+    plain = FusionRetriever(
+        retrievers=[HybridDenseSource(index), HybridKeywordSource(index), scripted],
+        weights=[0.2, 0.2, 0.6],
+        k=5,
+    ).invoke("solar panel")
+    assert [d.metadata["fusion"]["retrievers"] for d in docs] == [
+        d.metadata["fusion"]["retrievers"] for d in plain
+    ]
