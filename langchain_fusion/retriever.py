@@ -632,6 +632,7 @@ class FusionRetriever(BaseRetriever):
             weight=s["feedback_weight"],
             n_terms=s["feedback_terms"],
             filter=flt if source.supports_filter else None,
+            first=first,
         )
 
     @staticmethod

@@ -84,6 +84,8 @@ class Candidates:
         loader: Turns ids into documents (index-backed sources).
         scorer: Complete candidate scoring for the same query, or ``None``.
         id_scorer: Like ``scorer`` but on ids (index-backed sources; avoids building documents).
+        query_vector: The query embedding the source searched with, if it embeds queries
+            (reused by `Source.feedback_search` instead of embedding the query again).
 
     Example:
         >>> c = Candidates(documents=[Document("a"), Document("b")], scores=np.array([2.0, 1.0]))
@@ -98,6 +100,7 @@ class Candidates:
     loader: Callable[[Sequence[str]], list[Document]] | None = None
     scorer: Scorer | None = None
     id_scorer: Callable[[Sequence[str]], NDArray[np.float64]] | None = None
+    query_vector: NDArray[np.float32] | None = None
 
     def __len__(self) -> int:
         return len(self.ids) if self.ids is not None else len(self.documents)
@@ -142,11 +145,13 @@ class Source(ABC):
         weight: float,
         n_terms: int,
         filter: Any = None,
+        first: Candidates | None = None,
     ) -> Candidates:
         """Search again with ``query`` expanded by ``feedback`` (documents assumed relevant).
 
-        Only sources with ``supports_feedback = True`` implement it; see
-        [`langchain_fusion.feedback`][].
+        ``first`` is this source's first-round answer to the same query (to reuse its work,
+        e.g. the query embedding). Only sources with ``supports_feedback = True`` implement it;
+        see [`langchain_fusion.feedback`][].
         """
         raise NotImplementedError(f"{type(self).__name__} does not support query feedback")
 
@@ -235,25 +240,28 @@ class HybridDenseSource(Source):
         weight: float,
         n_terms: int,
         filter: Any = None,
+        first: Candidates | None = None,
     ) -> Candidates:
         """Search with the query vector moved towards the feedback documents (Rocchio)."""
         from langchain_fusion.feedback import rocchio
 
+        if first is not None and first.query_vector is not None:
+            vector = first.query_vector
+        else:
+            vector = self.index.embed_query(query)
         ids = _indexed_ids(self.index, feedback)
-        if not ids:
-            return self.search(query, k, filter=filter)
-        vectors = self.index.get_vectors(ids)
-        return self._search_vector(
-            rocchio(self.index.embed_query(query), vectors, weight), k, filter
-        )
+        if ids:
+            vector = rocchio(vector, self.index.get_vectors(ids), weight)
+        return self._search_vector(vector, k, filter)
 
-    def _search_vector(self, vector: Any, k: int, filter: Any) -> Candidates:
+    def _search_vector(self, vector: NDArray[np.float32], k: int, filter: Any) -> Candidates:
         ids, scores = self.index.search_dense(vector, k, filter=filter)
         return Candidates(
             ids=ids,
             scores=np.asarray(scores, dtype=np.float64),
             loader=self.index.documents,
             id_scorer=lambda other: self.index.score_dense(vector, other),
+            query_vector=vector,
         )
 
     def __repr__(self) -> str:
@@ -293,6 +301,7 @@ class HybridKeywordSource(Source):
         weight: float,
         n_terms: int,
         filter: Any = None,
+        first: Candidates | None = None,
     ) -> Candidates:
         """Search with the query expanded by the feedback documents' terms (RM3)."""
         ids = _indexed_ids(self.index, feedback)

@@ -287,3 +287,19 @@ def test_feedback_documents_from_outside_the_index_are_skipped(index: HybridInde
     assert [d.metadata["fusion"]["retrievers"] for d in docs] == [
         d.metadata["fusion"]["retrievers"] for d in plain
     ]
+
+
+def test_feedback_round_reuses_the_query_embedding() -> None:
+    class Counting(BagOfWordsEmbedding):
+        queries = 0
+
+        def embed_query(self, text: str) -> list[float]:
+            Counting.queries += 1
+            return super().embed_query(text)
+
+    index = HybridIndex.from_texts(TEXTS, Counting(), ids=[f"d{i}" for i in range(len(TEXTS))])
+    r = FusionRetriever.from_index(index, feedback_docs=2)
+    r.invoke("solar panel")
+    assert Counting.queries == 1
+    asyncio.run(r.ainvoke("solar panel"))
+    assert Counting.queries == 2
