@@ -674,50 +674,36 @@ class BM25Index:
 
     # ------------------------------------------------------------------ reading
 
-    def _query_terms(self, tokens: Sequence[str]) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        """Distinct known term ids of a query and their counts in it."""
-        vocab = self._vocab
-        df = self._df.view
-        counts = Counter(tid for tid in map(vocab.get, tokens) if tid is not None and df[tid] > 0)
-        ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-        qtf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
-        return ids, qtf
-
-    def _weighted_terms(
+    def _query_terms(
         self, terms: Mapping[str, float]
     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        """Known term ids of a ``{term: weight}`` query and their (positive) weights."""
+        """Known term ids of a ``{term: weight}`` query and their positive weights."""
         vocab = self._vocab
         df = self._df.view
         pairs: dict[int, float] = {}
         for term, weight in terms.items():
+            tid = vocab.get(term)
+            if tid is not None and df[tid] > 0 and weight > 0:
+                pairs[tid] = pairs.get(tid, 0.0) + float(weight)
+        ids = np.fromiter(pairs.keys(), dtype=np.int64, count=len(pairs))
+        qtf = np.fromiter(pairs.values(), dtype=np.float64, count=len(pairs))
+        return ids, qtf
+
+    def _parse_query(self, query: str | Mapping[str, float]) -> Mapping[str, float]:
+        """``{term: weight}`` of a query: a text's term counts, or a checked mapping."""
+        if isinstance(query, str):
+            return Counter(self._tokenizer(query))
+        if not isinstance(query, Mapping):
+            raise TypeError(
+                f"query must be a str or a {{term: weight}} mapping, got {type(query).__name__}"
+            )
+        for term, weight in query.items():
             if not isinstance(term, str):
                 raise TypeError(f"query terms must be str, got {type(term).__name__} {term!r}")
             w = float(weight)
             if not np.isfinite(w) or w < 0:
                 raise ValueError(f"query term weights must be finite and >= 0, got {term!r}: {w}")
-            tid = vocab.get(term)
-            if tid is not None and df[tid] > 0 and w > 0:
-                pairs[tid] = pairs.get(tid, 0.0) + w
-        ids = np.fromiter(pairs.keys(), dtype=np.int64, count=len(pairs))
-        qtf = np.fromiter(pairs.values(), dtype=np.float64, count=len(pairs))
-        return ids, qtf
-
-    def _parse_query(self, query: str | Mapping[str, float]) -> Any:
-        """Tokens of a text query, or the mapping itself (checked for type only)."""
-        if isinstance(query, str):
-            return self._tokenizer(query)
-        if isinstance(query, Mapping):
-            return query
-        raise TypeError(
-            f"query must be a str or a {{term: weight}} mapping, got {type(query).__name__}"
-        )
-
-    def _resolve(self, parsed: Any) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        """Term ids and query weights of parsed query (caller holds the lock)."""
-        if isinstance(parsed, Mapping):
-            return self._weighted_terms(parsed)
-        return self._query_terms(parsed)
+        return query
 
     def _term_weights(
         self, ids: NDArray[np.int64], qtf: NDArray[np.float64]
@@ -798,9 +784,9 @@ class BM25Index:
         return arr
 
     def _search_tokens(
-        self, tokens: Sequence[str] | Mapping[str, float], k: int, mask: NDArray[np.bool_] | None
+        self, terms: Mapping[str, float], k: int, mask: NDArray[np.bool_] | None
     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-        ids, qtf = self._resolve(tokens)
+        ids, qtf = self._query_terms(terms)
         if len(ids) == 0:
             return _empty_result()
         weights, base = self._term_weights(ids, qtf)
@@ -900,7 +886,7 @@ class BM25Index:
         token_lists = self._tokenizer.tokenize_many(queries)
         with self._lock:
             checked = self._check_mask(mask)
-            return [self._search_tokens(tokens, k, checked) for tokens in token_lists]
+            return [self._search_tokens(Counter(tokens), k, checked) for tokens in token_lists]
 
     def score(self, query: str | Mapping[str, float], slots: ArrayLike) -> NDArray[np.float64]:
         """Exact BM25 scores of given documents, whatever their rank.
@@ -926,7 +912,7 @@ class BM25Index:
         with self._lock:
             idx = self._check_slots(slots, "slots")
             out = np.zeros(len(idx), dtype=np.float64)
-            ids, qtf = self._resolve(parsed)
+            ids, qtf = self._query_terms(parsed)
             if len(ids) == 0 or len(idx) == 0:
                 return out
             weights, base = self._term_weights(ids, qtf)
