@@ -17,6 +17,10 @@ How sentences are scored:
    ``sum(idf(t) for t in question & sentence) / sum(idf(t) for t in question)``, with BM25's
    idf computed over the candidate sentences. A question term that appears in no sentence keeps
    the largest idf and so lowers every sentence's coverage: rare, specific words count most.
+   A sentence is read with its heading: the innermost heading above it in the source (a heading
+   line in the text, else the last part of ``metadata["section"]``, which ingestion sets for
+   Markdown). So the table row "Code: E-217; Meaning: ..." under "7.2 Error codes" covers all of
+   "What does error E-217 mean?", as a reader of the manual would take it.
 4. ``score = coverage + 0.05 / rank`` of the sentence's source: among equally good sentences,
    those from higher-ranked sources win.
 
@@ -110,7 +114,8 @@ class ExtractedSentence:
         source: 1-based number of the source it comes from.
         score: ``coverage + 0.05 / source`` (see the module docstring).
         coverage: idf-weighted fraction of the question's terms the sentence contains, in [0, 1].
-        matched_terms: The question terms (stemmed) found in the sentence.
+        matched_terms: The question terms (stemmed) found in the sentence or its heading.
+        heading: The innermost heading the sentence is under, if the source shows one.
 
     Example:
         >>> answer = extractive_answer("Where is the Eiffel Tower?",
@@ -126,6 +131,7 @@ class ExtractedSentence:
     score: float
     coverage: float
     matched_terms: list[str] = field(default_factory=list)
+    heading: str | None = None
 
 
 @dataclass(frozen=True)
@@ -202,10 +208,10 @@ def extractive_answer(
     tok = tokenizer if tokenizer is not None else _default_tokenizer()
 
     candidates = [
-        (n, sentence)
+        (n, sentence, heading)
         for n, doc in enumerate(docs_list, 1)
-        for sentence, heading in _sentences(doc.page_content)
-        if not heading and len(sentence.split()) >= _MIN_SENTENCE_WORDS
+        for sentence, heading in _sentences_under_headings(doc)
+        if len(sentence.split()) >= _MIN_SENTENCE_WORDS
     ]
     if not candidates:
         text = (
@@ -216,14 +222,21 @@ def extractive_answer(
         return ExtractiveAnswer(text=text, sentences=[], answerable=False)
 
     query_terms = list(dict.fromkeys(_question_terms(question, tok)))
-    sentence_terms = [set(t) for t in tok.tokenize_many([s for _, s in candidates])]
+    headings = list(dict.fromkeys(h for _, _, h in candidates if h))
+    heading_terms = dict(zip(headings, map(set, tok.tokenize_many(headings)), strict=True))
+    sentence_terms = [
+        set(terms) | heading_terms.get(heading or "", set())
+        for terms, (_, _, heading) in zip(
+            tok.tokenize_many([s for _, s, _ in candidates]), candidates, strict=True
+        )
+    ]
     n = len(candidates)
     df = Counter(t for terms in sentence_terms for t in terms if t in query_terms)
     idf = {t: math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in query_terms}
     total = sum(idf.values())
 
     scored: list[ExtractedSentence] = []
-    for (source, sentence), terms in zip(candidates, sentence_terms, strict=True):
+    for (source, sentence, heading), terms in zip(candidates, sentence_terms, strict=True):
         matched = [t for t in query_terms if t in terms]
         coverage = sum(idf[t] for t in matched) / total if total > 0 else 0.0
         scored.append(
@@ -233,6 +246,7 @@ def extractive_answer(
                 score=coverage + SOURCE_RANK_BONUS / source,
                 coverage=coverage,
                 matched_terms=matched,
+                heading=heading,
             )
         )
     # Stable sort: ties keep source order, then sentence order.
@@ -412,6 +426,22 @@ def _is_heading(line: str, next_line: str) -> bool:
 
 _TABLE_ROW = re.compile(r"^\|.*\|$")
 _TABLE_RULE = re.compile(r"^:?-{3,}:?$")
+_MARKDOWN_HEADING = re.compile(r"^#{1,6}\s+(.*?)(?:\s+#+)?$")  # "## 2. Setup ##" -> "2. Setup"
+
+
+def _sentences_under_headings(doc: Document) -> list[tuple[str, str | None]]:
+    """Return the body sentences of a source, each with the innermost heading above it."""
+    section = (doc.metadata or {}).get("section")
+    heading: str | None = None
+    if isinstance(section, str):  # ingestion's heading path "Manual > 7. Troubleshooting > 7.2"
+        heading = section.rsplit(" > ", 1)[-1].strip() or None
+    out: list[tuple[str, str | None]] = []
+    for sentence, is_heading in _sentences(doc.page_content):
+        if is_heading:
+            heading = sentence
+        else:
+            out.append((sentence, heading))
+    return out
 
 
 def _blocks(text: str) -> list[tuple[str, bool]]:
@@ -453,6 +483,12 @@ def _blocks(text: str) -> list[tuple[str, bool]]:
             flush()
             continue
         header = None
+        atx = _MARKDOWN_HEADING.match(line)
+        if atx:
+            flush()
+            current.append(atx.group(1))
+            flush(heading=True)
+            continue
         if _BULLET.match(line):
             flush()
             line = _BULLET.sub("", line, count=1)

@@ -158,6 +158,51 @@ def test_source_rank_breaks_ties() -> None:
     assert answer.sentences[0].score == pytest.approx(1.0 + 0.05 / 2)
 
 
+ERROR_TABLE = (
+    "### 7.2 Error codes\n\n"
+    "| Code | Meaning | What to do |\n|---|---|---|\n"
+    "| E-101 | Gateway lost contact with the inverter | Check the data cable |\n"
+    "| E-217 | Cell voltage imbalance above 180 mV | Run a full charge |\n"
+)
+GENERIC = "Error codes are written as a letter, a hyphen and three digits, for example E-217."
+
+
+def test_sentence_is_read_with_the_heading_above_it() -> None:
+    # The table row never says "error", its heading does: the row covers the whole question and,
+    # from the higher-ranked source, beats the generic sentence that merely mentions E-217.
+    answer = extractive_answer("What does error E-217 mean?", [ERROR_TABLE, GENERIC])
+    first = answer.sentences[0]
+    assert first.text == (
+        "Code: E-217; Meaning: Cell voltage imbalance above 180 mV; What to do: Run a full charge."
+    )
+    assert (first.source, first.heading, first.coverage) == (1, "7.2 Error codes", 1.0)
+    assert first.matched_terms == ["error", "e", "217"]
+    assert answer.sentences[1].text == GENERIC
+    assert answer.sentences[1].heading is None
+    # The Markdown heading line is context, not an answer sentence of its own.
+    assert all("###" not in s.text for s in answer.sentences)
+    # Without the heading the row lacks "error" and the generic sentence wins.
+    rows_only = ERROR_TABLE.split("\n", 2)[2]
+    plain = extractive_answer("What does error E-217 mean?", [rows_only, GENERIC])
+    assert [s.text for s in plain.sentences] == [GENERIC]
+
+
+def test_heading_comes_from_section_metadata_until_a_heading_line() -> None:
+    # A chunk that starts mid-section gets its heading from ingestion's section path (its last
+    # part); a heading line inside the chunk takes over for the sentences below it.
+    chunk = Document(
+        "The bus bar torque is 12 Nm.\n\n## 8. Warranty\n\nThe warranty lasts ten years.",
+        metadata={"section": "Manual > 7. Installation > 7.3 Torque values"},
+    )
+    answer = extractive_answer("What torque values apply?", [chunk], max_sentences=3)
+    assert [(s.text, s.heading) for s in answer.sentences] == [
+        ("The bus bar torque is 12 Nm.", "7.3 Torque values")
+    ]
+    answer = extractive_answer("How long is the warranty?", [chunk])
+    assert answer.sentences[0].heading == "8. Warranty"
+    assert split_sentences("# Title #\nBody text here.") == ["Title", "Body text here."]
+
+
 def test_max_sentences_and_relevance_floor() -> None:
     docs = [PHOTOSYNTHESIS, VACCINES]
     answer = extractive_answer("What does photosynthesis convert?", docs, max_sentences=1)
