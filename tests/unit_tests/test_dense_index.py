@@ -574,6 +574,9 @@ def test_save_load_round_trip_then_add(
 
     loaded = DenseIndex.load(tmp_path, mmap=mmap)
     assert isinstance(loaded._vectors, np.memmap) == mmap  # vectors stay on disk with mmap
+    # With mmap, HNSW's own vector storage is mapped from faiss.index too (not read into memory).
+    hnsw_mapped = mmap and index.active_kind == "hnsw"
+    assert (loaded._mapped_faiss is not None) == hnsw_mapped
     assert (loaded.dim, loaded.kind, loaded.active_kind) == (DIM, kind, index.active_kind)
     assert (loaded.n_slots, loaded.n_live) == (200, 197)
     np.testing.assert_array_equal(loaded.live_mask, index.live_mask)
@@ -582,8 +585,9 @@ def test_save_load_round_trip_then_add(
     np.testing.assert_allclose(scores, expected_scores)
 
     # still writable: add and remove (copy-on-write; the saved files never change)
-    new = loaded.add(vectors[200:])
+    new = loaded.add(vectors[200:])  # FAISS aborts the process on an add to mapped storage
     np.testing.assert_array_equal(new, np.arange(200, len(vectors)))
+    assert loaded._mapped_faiss is None  # the add worked on an owned copy
     loaded.remove([0])
     allowed = np.ones(len(vectors), dtype=bool)
     allowed[[0, 5, 6, 150]] = False

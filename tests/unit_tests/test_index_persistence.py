@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import xxhash
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 
@@ -148,7 +149,7 @@ def test_manifest_contents(tmp_path: Path) -> None:
     path = build().save(tmp_path / "idx")
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["format"] == "langchain-fusion-index"
-    assert manifest["format_version"] == 1
+    assert manifest["format_version"] == 2
     assert manifest["package_version"]
     assert manifest["created"].endswith("+00:00")
     params = manifest["parameters"]
@@ -166,7 +167,7 @@ def test_manifest_contents(tmp_path: Path) -> None:
     assert {"docstore/texts.jsonl", "dense/vectors.npy", "bm25/bm25.json"} <= set(files)
     for rel, entry in files.items():
         data = (path / rel).read_bytes()
-        assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        assert entry == {"size": len(data), "xxh3_128": xxhash.xxh3_128(data).hexdigest()}
     # no pickle anywhere: every .npy loads with allow_pickle=False
     for npy in path.rglob("*.npy"):
         np.load(npy, allow_pickle=False)
@@ -232,8 +233,33 @@ def test_other_format_version_is_refused_with_both_versions(tmp_path: Path) -> N
     manifest = json.loads((path / "manifest.json").read_text())
     manifest["format_version"] = 7
     (path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match=r"format version 7.*reads format version 1.*upgrade"):
+    with pytest.raises(ValueError, match=r"format version 7.*reads format versions 1 and 2.*upgr"):
         HybridIndex.load(path, DeterministicFakeEmbedding(size=16))
+
+
+def test_format_version_1_is_read_and_verified_with_sha256(tmp_path: Path) -> None:
+    # An index saved by an earlier release: format version 1, a SHA-256 for every file.
+    path = build().save(tmp_path / "idx")
+    expected = observe(HybridIndex.load(path, DeterministicFakeEmbedding(size=16)))
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["format_version"] = 1
+    for rel in manifest["files"]:
+        data = (path / rel).read_bytes()
+        manifest["files"][rel] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    emb = DeterministicFakeEmbedding(size=16)
+    assert observe(HybridIndex.load(path, emb)) == expected
+    target = path / "docstore" / "texts.jsonl"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    with pytest.raises(CorruptIndexError, match=r"texts\.jsonl .* does not match its SHA-256"):
+        HybridIndex.load(path, emb)
+    # Saving again writes the current format.
+    loaded = HybridIndex.load(path, emb, verify="size")
+    resaved = json.loads((loaded.save(tmp_path / "new") / "manifest.json").read_text())
+    assert resaved["format_version"] == 2
+    assert all(set(entry) == {"size", "xxh3_128"} for entry in resaved["files"].values())
 
 
 @pytest.mark.parametrize(
@@ -246,7 +272,7 @@ def test_tampered_file_is_detected_and_named(tmp_path: Path, victim: str) -> Non
     data[len(data) // 2] ^= 0x01  # one flipped bit, same size
     target.write_bytes(bytes(data))
     emb = DeterministicFakeEmbedding(size=16)
-    with pytest.raises(CorruptIndexError, match=f"{victim} .* does not match its SHA-256"):
+    with pytest.raises(CorruptIndexError, match=f"{victim} .* does not match its XXH3-128"):
         HybridIndex.load(path, emb)
     HybridIndex.load(path, emb, verify="size")  # sizes only: trusts the content
     target.write_bytes(bytes(data[:-10]))
@@ -268,7 +294,7 @@ def test_inconsistent_parts_are_refused(tmp_path: Path) -> None:
     manifest = json.loads((path / "manifest.json").read_text())  # re-sign the swapped files
     for rel in list(manifest["files"]):
         data = (path / rel).read_bytes()
-        manifest["files"][rel] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        manifest["files"][rel] = {"size": len(data), "xxh3_128": xxhash.xxh3_128(data).hexdigest()}
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(CorruptIndexError, match="inconsistent: slot counts"):
         HybridIndex.load(path, DeterministicFakeEmbedding(size=16))
