@@ -1646,9 +1646,10 @@ class HybridIndex(VectorStore):
             mmap: Memory-map the large arrays and the document texts (opening is fast and
                 memory is shared with the page cache); ``False`` reads everything into memory.
                 Either way the loaded index accepts adds and deletes; files are never modified.
-            verify: ``"full"`` (default) hashes every byte (SHA-256, files hashed in parallel:
-                2.9 s for a 1M-chunk, 3.9 GB index on 2 cores); ``"size"`` only checks file
-                sizes (1.6 s for the same index), for large indexes on trusted storage.
+            verify: ``"full"`` (default) checksums every byte (XXH3-128, files hashed in
+                parallel: the load of a 1M-chunk, 2.4 GB index takes 0.28 s on 2 cores with a
+                warm page cache); ``"size"`` only checks file sizes (0.11 s for the same
+                index), for large indexes on trusted storage.
 
         Raises:
             FileNotFoundError: No index at ``path``.

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -568,12 +569,19 @@ def test_save_load_round_trip_then_add(
     index.remove([5, 6, 150])
     expected_slots, expected_scores = index.search(queries, k=10)
     index.save(tmp_path)
-    assert {p.name for p in tmp_path.iterdir()} >= {"vectors.npy", "live.npy", "dense_index.json"}
-    assert (tmp_path / "faiss.index").exists() == (kind in ("hnsw", "ivf"))
+    hnsw = index.active_kind == "hnsw"
+    expected_files = {"live.npy", "dense_index.json"}
+    expected_files |= {"faiss.index"} if kind in ("hnsw", "ivf") else set()
+    expected_files |= set() if hnsw else {"vectors.npy"}  # HNSW's file holds the vectors
+    assert {p.name for p in tmp_path.iterdir()} == expected_files
     files_before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
     loaded = DenseIndex.load(tmp_path, mmap=mmap)
-    assert isinstance(loaded._vectors, np.memmap) == mmap  # vectors stay on disk with mmap
+    # Vectors stay on disk with mmap; HNSW's are a read-only view of FAISS's storage either way.
+    assert isinstance(loaded._vectors, np.memmap) == (mmap and not hnsw)
+    assert (loaded._vectors_owner is loaded._faiss is not None) == hnsw
+    live_slots = np.flatnonzero(index.live_mask)
+    np.testing.assert_array_equal(loaded.get_vectors(live_slots), index.get_vectors(live_slots))
     # With mmap, HNSW's own vector storage is mapped from faiss.index too (not read into memory).
     hnsw_mapped = mmap and index.active_kind == "hnsw"
     assert (loaded._mapped_faiss is not None) == hnsw_mapped
@@ -585,9 +593,12 @@ def test_save_load_round_trip_then_add(
     np.testing.assert_allclose(scores, expected_scores)
 
     # still writable: add and remove (copy-on-write; the saved files never change)
+    kept = loaded.get_vectors(live_slots)
     new = loaded.add(vectors[200:])  # FAISS aborts the process on an add to mapped storage
     np.testing.assert_array_equal(new, np.arange(200, len(vectors)))
     assert loaded._mapped_faiss is None  # the add worked on an owned copy
+    assert loaded._vectors_owner is None and loaded._vectors.flags.writeable
+    np.testing.assert_array_equal(loaded.get_vectors(live_slots), kept)
     loaded.remove([0])
     allowed = np.ones(len(vectors), dtype=bool)
     allowed[[0, 5, 6, 150]] = False
@@ -612,8 +623,38 @@ def test_save_writes_no_pickle(tmp_path: Path) -> None:
     index = DenseIndex(DIM, kind="hnsw")
     index.add(np.random.default_rng(0).standard_normal((20, DIM)))
     index.save(tmp_path)
+    assert {p.name for p in tmp_path.glob("*.npy")} == {"live.npy"}  # vectors: in faiss.index
+    np.load(tmp_path / "live.npy", allow_pickle=False)  # raises if the file needed pickle
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    DenseIndex.load(tmp_path, mmap=False).compact()  # a rebuild keeps working on the view
+    index = DenseIndex(DIM, kind="flat")
+    index.add(np.random.default_rng(0).standard_normal((20, DIM)))
+    index.save(flat)
     for name in ("vectors.npy", "live.npy"):
-        np.load(tmp_path / name, allow_pickle=False)  # raises if the file needed pickle
+        np.load(flat / name, allow_pickle=False)
+
+
+def test_format_version_1_hnsw_directory_with_vectors_npy_loads(
+    tmp_path: Path, data: tuple[NDArray[np.float32], NDArray[np.float32]]
+) -> None:
+    # Format 1 wrote every index's vectors to vectors.npy, HNSW's too.
+    vectors, queries = data
+    index = DenseIndex(DIM, kind="hnsw")
+    index.add(vectors[:100])
+    index.save(tmp_path)
+    np.save(tmp_path / "vectors.npy", index.get_vectors(np.arange(100)), allow_pickle=False)
+    params = json.loads((tmp_path / "dense_index.json").read_text())
+    params["format_version"] = 1
+    del params["vectors_in_faiss"]
+    (tmp_path / "dense_index.json").write_text(json.dumps(params))
+    loaded = DenseIndex.load(tmp_path)
+    assert isinstance(loaded._vectors, np.memmap) and loaded._vectors_owner is None
+    np.testing.assert_array_equal(loaded.search(queries, 5)[0], index.search(queries, 5)[0])
+    params["format_version"] = 3
+    (tmp_path / "dense_index.json").write_text(json.dumps(params))
+    with pytest.raises(ValueError, match="format_version 3, this version reads 1 and 2"):
+        DenseIndex.load(tmp_path)
 
 
 def test_load_rejects_missing_or_inconsistent_files(tmp_path: Path) -> None:
