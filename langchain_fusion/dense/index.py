@@ -7,8 +7,8 @@ with a ``BM25Index`` that receives the same adds in the same order.
 
 An HNSW index stores its vectors once on disk: FAISS's HNSW file holds them (its flat storage),
 so ``vectors.npy`` is not written, and after loading the index's vectors are a read-only view of
-that storage (memory-mapped from the file by default) instead of a second copy: 1.5 GB less on
-disk and in memory for a million 384-d vectors. The first add after loading copies them.
+that storage (memory-mapped from the file by default) instead of a second copy (1.5 GB less on
+disk for a million 384-d vectors). The first add after loading copies them.
 """
 
 from __future__ import annotations
