@@ -45,6 +45,7 @@ from typing import Any
 
 from langchain_core.documents import Document
 
+from langchain_fusion.ingest._split import SECTION_SEPARATOR
 from langchain_fusion.lexical.stopwords import ENGLISH_STOPWORDS
 from langchain_fusion.lexical.tokenizer import Tokenizer
 
@@ -224,11 +225,10 @@ def extractive_answer(
     query_terms = list(dict.fromkeys(_question_terms(question, tok)))
     headings = list(dict.fromkeys(h for _, _, h in candidates if h))
     heading_terms = dict(zip(headings, map(set, tok.tokenize_many(headings)), strict=True))
+    texts = [sentence for _, sentence, _ in candidates]
     sentence_terms = [
-        set(terms) | heading_terms.get(heading or "", set())
-        for terms, (_, _, heading) in zip(
-            tok.tokenize_many([s for _, s, _ in candidates]), candidates, strict=True
-        )
+        set(terms) | (heading_terms[heading] if heading else set())
+        for terms, (_, _, heading) in zip(tok.tokenize_many(texts), candidates, strict=True)
     ]
     n = len(candidates)
     df = Counter(t for terms in sentence_terms for t in terms if t in query_terms)
@@ -434,7 +434,7 @@ def _sentences_under_headings(doc: Document) -> list[tuple[str, str | None]]:
     section = (doc.metadata or {}).get("section")
     heading: str | None = None
     if isinstance(section, str):  # ingestion's heading path "Manual > 7. Troubleshooting > 7.2"
-        heading = section.rsplit(" > ", 1)[-1].strip() or None
+        heading = section.rsplit(SECTION_SEPARATOR, 1)[-1].strip() or None
     out: list[tuple[str, str | None]] = []
     for sentence, is_heading in _sentences(doc.page_content):
         if is_heading:

@@ -52,7 +52,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import xxhash
 
@@ -76,8 +76,6 @@ FORMAT_VERSION = 2
 """The manifest format version this package writes (it also reads version 1)."""
 READABLE_FORMAT_VERSIONS = (1, 2)
 """The manifest format versions this package reads: 1 (SHA-256 checksums) and 2 (XXH3-128)."""
-# The checksum each format version records for every file (the key in the manifest's "files").
-_CHECKSUM_OF_VERSION = {1: "sha256", 2: "xxh3_128"}
 MANIFEST_FILE = "manifest.json"
 """Name of the manifest inside an index directory."""
 
@@ -168,20 +166,26 @@ def _data_files(directory: Path) -> list[str]:
     return sorted(out)
 
 
-_FILE_CHECKSUMS: dict[str, Callable[[str | Path], str]] = {
-    "sha256": file_sha256,
-    "xxh3_128": file_xxh3_128,
+class _Checksum(NamedTuple):
+    key: str  # the field of each manifest "files" entry
+    label: str  # for error messages
+    of_file: Callable[[str | Path], str]
+
+
+# The checksum each manifest format version records for every file.
+_CHECKSUM_OF_VERSION = {
+    1: _Checksum("sha256", "SHA-256", file_sha256),
+    2: _Checksum("xxh3_128", "XXH3-128", file_xxh3_128),
 }
 
 
-def _parallel_checksums(directory: Path, rels: list[str], algorithm: str) -> dict[str, str]:
+def _parallel_checksums(directory: Path, rels: list[str], checksum: _Checksum) -> dict[str, str]:
     if not rels:
         return {}
-    checksum = _FILE_CHECKSUMS[algorithm]
     by_size = sorted(rels, key=lambda r: -(directory / r).stat().st_size)
     workers = max(1, min(len(rels), os.cpu_count() or 1, 8))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        digests = pool.map(lambda r: checksum(directory / r), by_size)
+        digests = pool.map(lambda r: checksum.of_file(directory / r), by_size)
         return dict(zip(by_size, digests, strict=True))
 
 
@@ -375,8 +379,8 @@ def atomic_save(
         try:
             parameters = write(tmp)
             rels = _data_files(tmp)
-            algorithm = _CHECKSUM_OF_VERSION[FORMAT_VERSION]
-            digests = _parallel_checksums(tmp, rels, algorithm)
+            checksum = _CHECKSUM_OF_VERSION[FORMAT_VERSION]
+            digests = _parallel_checksums(tmp, rels, checksum)
             manifest = {
                 "format": FORMAT_NAME,
                 "format_version": FORMAT_VERSION,
@@ -384,7 +388,7 @@ def atomic_save(
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "parameters": dict(parameters),
                 "files": {
-                    rel: {"size": (tmp / rel).stat().st_size, algorithm: digests[rel]}
+                    rel: {"size": (tmp / rel).stat().st_size, checksum.key: digests[rel]}
                     for rel in rels
                 },
             }
@@ -517,7 +521,7 @@ def read_manifest(path: str | Path, *, verify: Verify = "full") -> dict[str, Any
             f"written by langchain-fusion {manifest.get('package_version', 'unknown')}; this "
             f"version ({_package_version()}) reads format versions {readable}{hint}"
         )
-    algorithm = _CHECKSUM_OF_VERSION[version]
+    checksum = _CHECKSUM_OF_VERSION[version]
     files = manifest.get("files")
     if not isinstance(files, dict) or not isinstance(manifest.get("parameters"), dict):
         raise CorruptIndexError(
@@ -541,12 +545,11 @@ def read_manifest(path: str | Path, *, verify: Verify = "full") -> dict[str, Any
             )
         to_hash.append(rel)
     if verify == "full":
-        digests = _parallel_checksums(directory, to_hash, algorithm)
-        name = {"sha256": "SHA-256", "xxh3_128": "XXH3-128"}[algorithm]
+        digests = _parallel_checksums(directory, to_hash, checksum)
         for rel in to_hash:
-            if digests[rel] != files[rel].get(algorithm):
+            if digests[rel] != files[rel].get(checksum.key):
                 raise CorruptIndexError(
-                    f"{rel} in the index at {str(directory)!r} does not match its {name} "
+                    f"{rel} in the index at {str(directory)!r} does not match its {checksum.label} "
                     "checksum in the manifest: the file is corrupted or was modified"
                 )
     return manifest

@@ -220,6 +220,10 @@ def _next_text(text: str, position: int) -> int:
     return match.start() if match else len(text)
 
 
+SECTION_SEPARATOR = " > "
+"""Joins the heading titles of ``metadata["section"]``: ``"Manual > 7. Troubleshooting"``."""
+
+
 class _Sections:
     """The headings of one document and the section path in effect at any offset."""
 
@@ -235,7 +239,7 @@ class _Sections:
                 stack.pop()
             stack.append((heading.level, heading.title))
             self.starts.append(heading.start)
-            self.paths.append(" > ".join(title for _, title in stack))
+            self.paths.append(SECTION_SEPARATOR.join(title for _, title in stack))
 
     def glue(self) -> list[Span]:
         """From the end of each heading to the text under it: no chunk boundary goes there."""
