@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     import numpy as np
     from numpy.typing import NDArray
@@ -45,6 +46,26 @@ def _default_model_path() -> str:
     return str(get_model_path())
 
 
+@contextmanager
+def _quiet_weight_loading() -> Iterator[None]:
+    """Hide transformers' "Loading weights" bar (a flash of noise for a 90 MB local model).
+
+    Restores the user's setting afterwards; a no-op where transformers has no such switch.
+    """
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def _load_model(model_path: str) -> Any:
     """Return the cached SentenceTransformer for ``model_path``, loading it on first use."""
     model = _MODEL_CACHE.get(model_path)
@@ -64,7 +85,8 @@ def _load_model(model_path: str) -> Any:
                 "LocalEmbeddings needs sentence-transformers (and torch); install the local "
                 f"extra: {INSTALL_HINT}"
             ) from exc
-        model = SentenceTransformer(model_path, device="cpu")
+        with _quiet_weight_loading():
+            model = SentenceTransformer(model_path, device="cpu")
         _MODEL_CACHE[model_path] = model
         return model
 

@@ -90,6 +90,30 @@ def test_model_is_loaded_once_per_path_and_shared(monkeypatch: pytest.MonkeyPatc
     assert loads == ["/models/a", "/models/b"]
 
 
+@pytest.mark.parametrize("user_setting", [True, False])
+def test_weight_loading_bar_is_hidden_and_user_setting_restored(
+    monkeypatch: pytest.MonkeyPatch, user_setting: bool
+) -> None:
+    hf_logging = pytest.importorskip("transformers.utils.logging")
+    seen: list[bool] = []
+
+    class FakeSentenceTransformer:
+        def __init__(self, path: str, device: str) -> None:
+            seen.append(hf_logging.is_progress_bar_enabled())
+
+    fake_module = type(sys)("sentence_transformers")
+    fake_module.SentenceTransformer = FakeSentenceTransformer  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "sentence_transformers", fake_module)
+    monkeypatch.setattr(embeddings_module, "_MODEL_CACHE", {})
+    (hf_logging.enable_progress_bar if user_setting else hf_logging.disable_progress_bar)()
+    try:
+        embeddings_module._load_model("/models/quiet")
+        assert seen == [False]
+        assert hf_logging.is_progress_bar_enabled() is user_setting
+    finally:
+        hf_logging.enable_progress_bar()
+
+
 def test_empty_batch_returns_empty_without_loading(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(_: str) -> None:
         raise AssertionError("model must not load for an empty batch")
