@@ -442,6 +442,12 @@ class VectorStoreSource(Source):
     def _kwargs(self, filter: Any) -> dict[str, Any]:
         kwargs = dict(self.search_kwargs)
         if filter is not None:
+            preset = kwargs.get("filter")
+            if preset is not None and preset != filter:
+                raise ValueError(
+                    f"the vector store's search_kwargs already filter by {preset!r} and this "
+                    f"call filters by {filter!r}; pass one filter that says both"
+                )
             kwargs["filter"] = filter
         return kwargs
 
@@ -679,12 +685,45 @@ def _top_indices(scores: NDArray[np.float64], k: int) -> NDArray[np.intp]:
     return part[np.argsort(-scores[part], kind="stable")]
 
 
+def _unwrap_vectorstore_retriever(retriever: Any) -> Source:
+    """Search a similarity ``VectorStoreRetriever``'s store directly, keeping its search_kwargs.
+
+    ``k`` is the fusion's to set (``fetch_k``). A generic store receives the other keyword
+    arguments on every search. The package's index and community FAISS are searched through
+    their own adapters, which cannot take them: a ``filter`` there would silently widen the
+    results, so it is refused with the way to pass it; other keys are ignored with a warning.
+    """
+    store = retriever.vectorstore
+    extra = {key: value for key, value in retriever.search_kwargs.items() if key != "k"}
+    source = to_source(store)
+    if not extra:
+        return source
+    if type(source) is VectorStoreSource:
+        return VectorStoreSource(store, search_kwargs=extra)
+    if "filter" in extra:
+        raise ValueError(
+            f"this {type(store).__name__} retriever has a filter in its search_kwargs, which "
+            "FusionRetriever cannot apply when it searches the store itself; pass the store "
+            "(not .as_retriever()) and the filter as FusionRetriever(filter=...) or "
+            "invoke(query, filter=...)"
+        )
+    warnings.warn(
+        f"search_kwargs {sorted(extra)} of the {type(store).__name__} retriever are ignored: "
+        "FusionRetriever searches the store itself (its fetch_k sets the depth)",
+        UserWarning,
+        stacklevel=4,
+    )
+    return source
+
+
 def to_source(obj: Any) -> Source:
     """Wrap a LangChain object in the best-fitting [`Source`][langchain_fusion.sources.Source].
 
     Accepts a ``Source``, the package's ``HybridIndex`` (its dense side), its ``BM25Retriever``,
     ``langchain_community``'s ``FAISS`` and ``BM25Retriever``, any ``VectorStore`` and any
-    ``BaseRetriever`` (a ``VectorStoreRetriever`` is unwrapped to its store).
+    ``BaseRetriever``. A similarity ``VectorStoreRetriever`` is unwrapped to its store; a generic
+    store keeps the retriever's ``search_kwargs`` (except ``k``, which ``fetch_k`` sets), and the
+    package's index or community FAISS refuses a ``filter`` there (pass it to the fusion).
 
     Example:
         >>> from langchain_fusion import BM25Retriever
@@ -700,7 +739,7 @@ def to_source(obj: Any) -> Source:
     if isinstance(obj, Source):
         return obj
     if isinstance(obj, VectorStoreRetriever) and obj.search_type == "similarity":
-        obj = obj.vectorstore
+        return _unwrap_vectorstore_retriever(obj)
     if isinstance(obj, HybridIndex):
         return HybridDenseSource(obj)
     if isinstance(obj, BM25Retriever):

@@ -210,6 +210,43 @@ def test_filters_are_passed_to_sources_that_accept_them() -> None:
     assert s2.calls[-1]["filter"] is None
 
 
+def test_vectorstore_retriever_keeps_its_search_kwargs() -> None:
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    from langchain_fusion import BM25Retriever
+    from langchain_fusion.sources import VectorStoreSource, to_source
+
+    metadatas = [{"source": f"s{i % 2}", "n": i} for i in range(len(TEXTS))]
+    store = InMemoryVectorStore(BagOfWordsEmbedding())
+    store.add_texts(TEXTS, metadatas=metadatas, ids=[f"d{i}" for i in range(len(TEXTS))])
+
+    def even(doc: Document) -> bool:  # InMemoryVectorStore filters are callables on documents
+        return doc.metadata["n"] % 2 == 0
+
+    plain = to_source(store.as_retriever(search_kwargs={"k": 2}))
+    assert type(plain) is VectorStoreSource and plain.search_kwargs == {}
+    kept = to_source(store.as_retriever(search_kwargs={"k": 2, "filter": even}))
+    assert isinstance(kept, VectorStoreSource) and kept.search_kwargs == {"filter": even}
+
+    bm25 = BM25Retriever.from_texts(TEXTS, metadatas=metadatas)
+    r = FusionRetriever(retrievers=[store.as_retriever(search_kwargs={"filter": even}), bm25], k=6)
+    out = r.invoke("battery charge")
+    dense_found = [d for d in out if d.metadata["fusion"]["retrievers"]["dense"] is not None]
+    assert dense_found and all(d.metadata["n"] % 2 == 0 for d in dense_found)
+    with pytest.raises(ValueError, match="pass one filter that says both"):
+        kept.search("battery", 2, filter=lambda d: True)
+
+
+def test_index_retriever_with_a_filter_is_refused_not_widened(retriever: FusionRetriever) -> None:
+    index = retriever.index
+    with pytest.raises(ValueError, match=r"FusionRetriever\(filter=\.\.\.\)"):
+        FusionRetriever(
+            retrievers=[index.as_retriever(search_kwargs={"filter": {"source": "s1"}}), index]
+        )
+    with pytest.warns(UserWarning, match=r"\['lambda_mult'\].*are ignored"):
+        FusionRetriever(retrievers=[index.as_retriever(search_kwargs={"lambda_mult": 0.5}), index])
+
+
 def test_filter_on_index_returns_k_matches(retriever: FusionRetriever) -> None:
     out = retriever.invoke("battery", k=3, filter={"source": "s1"})
     assert len(out) == 3
