@@ -81,10 +81,13 @@ def build_systems(
             f"FusionRetriever method={method}",
             lambda m=method: FusionRetriever.from_index(index, k=100, method=m),
         )
+        # the non-default choice: convex fusion completes scores by default, RRF does not
+        complete = method == "rrf"
         add(
-            f"FusionRetriever method={method}, no complete scoring",
-            lambda m=method: FusionRetriever.from_index(
-                index, k=100, method=m, complete_scoring=False
+            f"FusionRetriever method={method}, "
+            + ("complete ranks" if complete else "no complete scoring"),
+            lambda m=method, c=complete: FusionRetriever.from_index(
+                index, k=100, method=m, complete_scoring=c
             ),
         )
     add(

@@ -1574,11 +1574,11 @@ class HybridIndex(VectorStore):
     def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
         """Save the index into a directory, atomically and without pickle.
 
-        Layout: ``manifest.json`` (format, version, parameters, embedding identity, SHA-256 of
-        every file), ``docstore/`` (JSON Lines), ``bm25/`` and ``dense/`` (``.npy`` arrays and
-        FAISS's own index format). The new directory is written beside ``path`` and swapped in
-        only when complete (see [`langchain_fusion.persistence`][]), so a failure or crash
-        leaves the previous index at ``path`` loadable. Searches continue during the save;
+        Layout: ``manifest.json`` (format, version, parameters, embedding identity, XXH3-128
+        checksum of every file), ``docstore/`` (JSON Lines), ``bm25/`` and ``dense/`` (``.npy``
+        arrays and FAISS's own index format). The new directory is written beside ``path`` and
+        swapped in only when complete (see [`langchain_fusion.persistence`][]), so a failure or
+        crash leaves the previous index at ``path`` loadable. Searches continue during the save;
         writes wait.
 
         Args:
@@ -1634,9 +1634,10 @@ class HybridIndex(VectorStore):
         """Open an index saved by [`save`][].
 
         Everything is checked before any data file is parsed: the format name and version, and
-        every file's size and SHA-256 against the manifest. Nothing is unpickled or executed.
-        If ``path`` is missing because a save was interrupted between its two renames, the
-        previous version is recovered (with a warning).
+        every file's size and checksum against the manifest (XXH3-128; SHA-256 for indexes saved
+        in format version 1). Nothing is unpickled or executed. If ``path`` is missing because a
+        save was interrupted between its two renames, the previous version is recovered (with a
+        warning).
 
         Args:
             path: The index directory.

@@ -53,10 +53,11 @@ def _quiet_weight_loading() -> Iterator[None]:
     Restores the user's setting afterwards; a no-op where transformers has no such switch.
     """
     try:
-        from transformers.utils import logging as hf_logging
+        from transformers.utils import logging
     except ImportError:
         yield
         return
+    hf_logging: Any = logging  # its switches are untyped
     was_enabled = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
