@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -35,6 +35,51 @@ def _fail(message: str) -> NoReturn:
 
 
 # ------------------------------------------------------------------------------------ helpers
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    """Return an argparse ``type`` for integers >= ``low`` (bad values exit 2, one line)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _unit_interval(text: str) -> float:
+    """Parse a number in [0, 1] (``--alpha``) for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text}")
+    return value
+
+
+def _parse_filter(text: str | None) -> dict[str, Any] | None:
+    """Parse and check ``--filter`` before anything slow runs."""
+    if not text:
+        return None
+    from langchain_fusion.filters import compile_filter
+
+    flt = json.loads(text)
+    if not isinstance(flt, dict):
+        _fail(
+            '--filter must be a JSON object such as \'{"file_name": "a.pdf"}\', '
+            f"got {type(flt).__name__} {text}"
+        )
+    try:
+        compile_filter(flt)
+    except (TypeError, ValueError) as exc:
+        _fail(f"--filter: {exc}")
+    return flt
 
 
 def _retriever_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -67,6 +112,10 @@ def _sample_index(show_progress: bool) -> Any:
 
 def _open(args: argparse.Namespace) -> Any:
     if getattr(args, "sample", False):
+        if args.index:
+            _fail(
+                f"give an index directory or --sample, not both (got {args.index!r} and --sample)"
+            )
         return _sample_index(show_progress=False)
     if not args.index:
         _fail("give an index directory, or --sample to use the bundled sample document")
@@ -110,6 +159,11 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     show = not args.quiet
+    if args.chunk_overlap >= args.chunk_size:
+        _fail(
+            f"--chunk-overlap ({args.chunk_overlap}) must be smaller than --chunk-size "
+            f"({args.chunk_size})"
+        )
     result = ingest(
         args.paths,
         chunk_size=args.chunk_size,
@@ -120,7 +174,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     print(result.summary(), file=sys.stderr)
     if not result.chunks:
         _fail("nothing to index: " + result.summary())
-    index = HybridIndex.load(out) if out.exists() else HybridIndex()
+    is_new = not out.exists() or (out.is_dir() and not any(out.iterdir()))
+    index = HybridIndex() if is_new else HybridIndex.load(out)
     new_ids = {d.id for d in result.chunks}
     sources = {d.metadata.get("source") for d in result.chunks}
     stale = [
@@ -128,28 +183,47 @@ def cmd_index(args: argparse.Namespace) -> int:
         for doc in index.documents(index.ids)
         if doc.id is not None and doc.metadata.get("source") in sources and doc.id not in new_ids
     ]
+    # Chunks whose id, text and metadata are already in the index are not embedded again.
+    stored = {d.id: d for d in index.get_by_ids([str(d.id) for d in result.chunks])}
+    changed = [d for d in result.chunks if not _same_chunk(stored.get(d.id), d)]
     before = len(index)
     t0 = time.perf_counter()
-    index.add_documents(result.chunks, show_progress=show)
+    if changed:
+        index.add_documents(changed, show_progress=show)
     if stale:
         index.delete(stale)
+    reclaimed = index.compact() if index.n_deleted > 0.2 * max(len(index), 1) else 0
     index.save(out)
+    files = len(result.files)
     print(
-        f"indexed {len(result.chunks)} chunks from {len(result.files)} files into {out} "
-        f"({before} -> {len(index)} chunks, {len(stale)} stale removed) "
+        f"indexed {len(changed)} new or changed chunks "
+        f"({len(result.chunks) - len(changed)} unchanged) from {files} "
+        f"file{'s' if files != 1 else ''} into {out} ({before} -> {len(index)} chunks, "
+        f"{len(stale)} stale removed{f', {reclaimed} slots reclaimed' if reclaimed else ''}) "
         f"in {time.perf_counter() - t0:.1f} s"
     )
     return 0
+
+
+def _same_chunk(stored: Any, chunk: Any) -> bool:
+    return (
+        stored is not None
+        and stored.page_content == chunk.page_content
+        and stored.metadata == chunk.metadata
+    )
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Fused search with a score breakdown."""
     from langchain_fusion.retriever import FusionRetriever, format_breakdown
 
+    flt = _parse_filter(args.filter)  # checked before the slow part
     index = _open(args)
     retriever = FusionRetriever.from_index(index, **_retriever_options(args))
-    flt = json.loads(args.filter) if args.filter else None
     docs = retriever.invoke(args.query, filter=flt)
+    if not docs:
+        why = "the filter matched no documents" if flt else "the index is empty"
+        print(f"no results ({why})", file=sys.stderr)
     if args.json:
         print(
             json.dumps(
@@ -169,16 +243,38 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _chain(args: argparse.Namespace, index: Any) -> Any:
+def _chat_model(args: argparse.Namespace) -> Any:
+    """Resolve ``--llm`` first, so a bad model name or missing key fails before any indexing."""
+    from langchain_fusion.qa import resolve_llm
+
+    return resolve_llm(args.llm)
+
+
+def _chain(args: argparse.Namespace, index: Any, llm: Any) -> Any:
     from langchain_fusion.qa import build_qa_chain
     from langchain_fusion.retriever import FusionRetriever
 
     retriever = FusionRetriever.from_index(index, **_retriever_options(args))
-    return build_qa_chain(retriever, llm=args.llm)
+    return build_qa_chain(retriever, llm=llm)
+
+
+_OFFLINE_NOTICE = (
+    "No LLM configured (set OPENAI_API_KEY or use --llm); answers are the most relevant "
+    "sentences from the sources."
+)
+
+
+def _offline(chain: Any) -> bool:
+    return getattr(chain, "llm", False) is None
 
 
 def _answer(chain: Any, question: str, stream: bool) -> None:
-    if stream and hasattr(chain, "stream_result"):
+    from langchain_fusion.qa import NO_LLM_NOTICE
+
+    if _offline(chain):  # extractive: instant, and its notice went to stderr once
+        result = chain.invoke(question)
+        print(result.answer.removeprefix(NO_LLM_NOTICE).lstrip("\n"))
+    elif stream and hasattr(chain, "stream_result"):
         result = None
         for event in chain.stream_result(question):
             if getattr(event, "token", None):
@@ -203,18 +299,38 @@ def _answer(chain: Any, question: str, stream: bool) -> None:
     _print_sources(result.sources)
 
 
+def _llm_failed(exc: Exception) -> str:
+    return (
+        f"{exc}; check the --llm model name and its API key, or drop --llm (and unset "
+        "OPENAI_API_KEY) for offline answers from the sources"
+    )
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     """Answer a question from the index, with numbered sources."""
+    from langchain_fusion.qa import LLMError
+
+    llm = _chat_model(args)
     index = _open(args)
-    chain = _chain(args, index)
-    _answer(chain, args.question, stream=not args.no_stream)
+    chain = _chain(args, index, llm)
+    if _offline(chain):
+        print(_OFFLINE_NOTICE + "\n", file=sys.stderr)
+    try:
+        _answer(chain, args.question, stream=not args.no_stream)
+    except LLMError as exc:
+        _fail(_llm_failed(exc))
     return 0
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
     """Interactive questions; the index and model stay loaded between questions."""
+    from langchain_fusion.qa import LLMError
+
+    llm = _chat_model(args)
     index = _open(args)
-    chain = _chain(args, index)
+    chain = _chain(args, index, llm)
+    if _offline(chain):
+        print(_OFFLINE_NOTICE, file=sys.stderr)
     print("Ask a question (empty line or Ctrl-D to quit).", file=sys.stderr)
     while True:
         try:
@@ -228,6 +344,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
             _answer(chain, question, stream=not args.no_stream)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
+        except LLMError as exc:  # the session goes on: the next question may work
+            print(f"error: {_llm_failed(exc)}", file=sys.stderr)
         print(f"({time.perf_counter() - t0:.2f} s)\n", file=sys.stderr)
     return 0
 
@@ -236,19 +354,23 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def _add_fusion_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--k", type=int, help="number of results (default 4)")
-    p.add_argument("--alpha", type=float, help="0 = keyword only, 1 = vector only (default 0.5)")
+    p.add_argument("--k", type=_int_at_least(1), help="number of results (default 4)")
+    p.add_argument(
+        "--alpha", type=_unit_interval, help="0 = keyword only, 1 = vector only (default 0.5)"
+    )
     p.add_argument(
         "--method",
         choices=["convex", "rrf", "minmax", "zscore", "dbsf"],
         help="fusion method (default convex with min-max)",
     )
     p.add_argument("--normalization", choices=["minmax", "zscore", "dbsf", "none"])
-    p.add_argument("--fetch-k", dest="fetch_k", type=int, help="candidates per retriever")
+    p.add_argument(
+        "--fetch-k", dest="fetch_k", type=_int_at_least(1), help="candidates per retriever"
+    )
     p.add_argument(
         "--feedback-docs",
         dest="feedback_docs",
-        type=int,
+        type=_int_at_least(0),
         metavar="N",
         help="expand the query with the top N fused results and search again (default 0 = off)",
     )
@@ -287,8 +409,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="+", help="files or folders")
     p.add_argument("--out", required=True, help="index directory (created or updated)")
-    p.add_argument("--chunk-size", type=int, default=600, help="chunk size (default 600)")
-    p.add_argument("--chunk-overlap", type=int, default=150, help="overlap (default 150)")
+    p.add_argument(
+        "--chunk-size", type=_int_at_least(1), default=600, help="chunk size (default 600)"
+    )
+    p.add_argument(
+        "--chunk-overlap", type=_int_at_least(0), default=150, help="overlap (default 150)"
+    )
     p.add_argument("--tokens", action="store_true", help="measure chunks in tokens (cl100k_base)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_index)

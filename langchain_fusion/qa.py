@@ -253,7 +253,12 @@ def _model_from_string(spec: str) -> BaseChatModel:
             raise ImportError(
                 f'llm={spec!r} needs langchain-openai: pip install "langchain-fusion[openai]"'
             ) from None
-        return ChatOpenAI(model=model)
+        try:
+            return ChatOpenAI(model=model)
+        except Exception as exc:  # the SDK refuses to start, e.g. without OPENAI_API_KEY
+            raise ValueError(
+                f"cannot create the chat model {spec!r}: {type(exc).__name__}: {exc}"
+            ) from exc
     for module in ("langchain.chat_models", "langchain_classic.chat_models"):
         try:
             init_chat_model = importlib.import_module(module).init_chat_model

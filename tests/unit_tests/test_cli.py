@@ -98,6 +98,141 @@ def test_bad_option_value_is_usage_error(capsys: pytest.CaptureFixture[str]) -> 
     assert exc.value.code == 2
 
 
+@pytest.mark.parametrize(
+    ("argv", "flag", "expected"),
+    [
+        (["--k", "0"], "--k", "must be an integer >= 1, got 0"),
+        (["--k", "three"], "--k", "must be an integer >= 1, got 'three'"),
+        (["--alpha", "1.5"], "--alpha", "must be a number in [0, 1], got 1.5"),
+        (["--alpha", "nan"], "--alpha", "must be a number in [0, 1], got nan"),
+        (["--fetch-k", "0"], "--fetch-k", "must be an integer >= 1, got 0"),
+        (["--feedback-docs", "-1"], "--feedback-docs", "must be an integer >= 0, got -1"),
+    ],
+)
+def test_out_of_range_options_are_one_line_usage_errors(
+    capsys: pytest.CaptureFixture[str], argv: list[str], flag: str, expected: str
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["search", "--sample", "q", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("langchain-fusion search: error: argument") and flag in err
+    assert expected in err
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        ("[1, 2]", "--filter must be a JSON object"),
+        ('"x"', "--filter must be a JSON object"),
+        ('{"page": {"$in": 2}}', "--filter: "),
+        ('{"page": {"$bogus": 1}}', "--filter: "),
+        ("{nope", "--filter is not valid JSON"),
+    ],
+)
+def test_bad_filters_fail_before_loading_anything(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, flt: str, expected: str
+) -> None:
+    # the index does not exist: the filter is checked first, so its error is the one shown
+    msg = one_line_error(capsys, ["search", str(tmp_path / "missing"), "q", "--filter", flt])
+    assert expected in msg
+
+
+def test_sample_and_index_together_is_an_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    msg = one_line_error(capsys, ["search", "--sample", str(tmp_path), "q"])
+    assert "not both" in msg
+
+
+def test_chunk_overlap_must_be_smaller_than_chunk_size(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = ["index", str(tmp_path), "--out", str(tmp_path / "i")]
+    msg = one_line_error(capsys, [*argv, "--chunk-size", "100", "--chunk-overlap", "100"])
+    assert "--chunk-overlap (100) must be smaller than --chunk-size (100)" in msg
+
+
+def test_unusable_chat_model_fails_first_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("langchain_openai")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setattr(
+        "langchain_fusion.cli._open", lambda args: pytest.fail("indexed before the model check")
+    )
+    msg = one_line_error(capsys, ["ask", "--sample", "q", "--llm", "openai:gpt-4o-mini"])
+    assert "cannot create the chat model 'openai:gpt-4o-mini'" in msg and "OPENAI_API_KEY" in msg
+
+
+def test_failing_chat_model_is_one_line_in_ask_and_chat_goes_on(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from langchain_fusion import HybridIndex
+    from tests.fakes import BagOfWordsEmbedding
+
+    class Down(FakeListChatModel):
+        def _call(self, *args: object, **kwargs: object) -> str:
+            raise ConnectionError("connection refused")
+
+    index = HybridIndex(BagOfWordsEmbedding())
+    index.add_texts(["Error P-404 means the pump lost prime."], ids=["a"])
+    monkeypatch.setattr("langchain_fusion.cli._open", lambda args: index)
+    monkeypatch.setattr("langchain_fusion.cli._chat_model", lambda args: Down(responses=["unused"]))
+    msg = one_line_error(capsys, ["ask", "--sample", "What is P-404?", "--no-stream"])
+    assert "ConnectionError: connection refused" in msg and "drop --llm" in msg
+
+    answers = iter(["What is P-404?", "And again?", ""])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(answers))
+    assert main(["chat", "--sample", "--no-stream"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("error: chat model") == 2 and "Traceback" not in err
+
+
+def test_reindexing_embeds_only_new_or_changed_chunks(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import langchain_fusion.index as index_module
+    from langchain_fusion import HybridIndex
+    from tests.fakes import BagOfWordsEmbedding
+
+    embedded: list[str] = []
+
+    class Counting(BagOfWordsEmbedding):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            embedded.extend(texts)
+            return super().embed_documents(texts)
+
+    monkeypatch.setattr(index_module, "default_embeddings", Counting)
+    load = HybridIndex.load.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(  # the CLI opens indexes of the local model; this one is Counting's
+        HybridIndex, "load", classmethod(lambda cls, path, *a, **kw: load(cls, path, Counting()))
+    )
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Error P-404 means the pump lost prime.\n")
+    (docs / "b.txt").write_text("The warranty lasts five years.\n")
+    out = tmp_path / "index"
+    out.mkdir()  # an empty directory is a new index, not "not an index"
+    argv = ["index", str(docs), "--out", str(out), "--quiet"]
+
+    assert main(argv) == 0
+    assert len(embedded) == 2 and "from 2 files" in capsys.readouterr().out
+    embedded.clear()
+    assert main(argv) == 0
+    assert embedded == [] and "0 new or changed chunks (2 unchanged)" in capsys.readouterr().out
+
+    (docs / "b.txt").write_text("The warranty lasts ten years.\n")
+    assert main(argv) == 0
+    assert [t.strip() for t in embedded] == ["The warranty lasts ten years."]
+    index = HybridIndex.load(out)
+    assert len(index) == 2 and index.n_deleted == 0  # the replaced slot was reclaimed
+    texts = sorted(d.page_content.strip() for d in index.documents(index.ids))
+    assert texts == ["Error P-404 means the pump lost prime.", "The warranty lasts ten years."]
+
+
 @pytest.mark.slow
 def test_index_search_ask_chat_end_to_end(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
@@ -121,7 +256,8 @@ def test_index_search_ask_chat_end_to_end(tmp_path: Path) -> None:
 
     r = run("ask", str(out), "What does error P-404 mean?", "--no-stream")
     assert r.returncode == 0, r.stderr
-    assert "No LLM configured" in r.stdout
+    assert "No LLM configured" in r.stderr and "--llm" in r.stderr  # once, not in the answer
+    assert "No LLM configured" not in r.stdout
     assert "lost prime" in r.stdout and "[1]" in r.stdout and "Sources:" in r.stdout
 
     # Re-indexing after an edit updates in place: no duplicates, stale chunks removed.
