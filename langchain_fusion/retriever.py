@@ -534,7 +534,7 @@ class FusionRetriever(BaseRetriever):
         if not isinstance(query, str):
             raise TypeError(f"query must be a string, got {type(query).__name__}")
         if not query.strip():
-            raise ValueError("query must be a non-empty string (got only whitespace)")
+            raise ValueError(f"query must be a non-empty string, got {query!r}")
         return query
 
     def _search_one(self, source: Source, query: str, fetch_k: int, flt: Any) -> Candidates:

@@ -30,30 +30,168 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
+from langchain_fusion.cli import CLIError, _int_at_least, _unit_interval
+
 __all__ = ["add_commands", "cmd_eval", "cmd_tune"]
 
 _METHOD_CHOICES = ("convex", "minmax", "zscore", "dbsf", "rrf")
+_EVAL_METHODS = ("convex", "zscore", "dbsf", "rrf")
 
 
 def _error(message: str) -> Exception:
-    try:
-        from langchain_fusion.cli import CLIError
-    except ImportError:  # pragma: no cover - cli.py is part of the package
-        return ValueError(message)
     return CLIError(message)
+
+
+# -------------------------------------------------------------------------------- argparse types
+
+
+def _metric_name(text: str) -> str:
+    """``type=`` of ``--metric(s)``: a metric name such as ``ndcg@10``."""
+    from langchain_fusion.evaluation.metrics import parse_metric
+
+    try:
+        parse_metric(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+# ------------------------------------------------------------------------------------ checks
+
+
+def _saved_index(index_dir: Path) -> bool:
+    """Tell whether ``index_dir`` holds something to load (a missing or empty one is new)."""
+    if not index_dir.exists():
+        return False
+    return not index_dir.is_dir() or any(index_dir.iterdir())
+
+
+def _check_sources(args: argparse.Namespace) -> None:
+    """Fail fast, naming what is missing: documents (``--beir``/``--index``) or labels."""
+    beir = getattr(args, "beir", None)
+    index = getattr(args, "index", None)
+    queries = getattr(args, "queries", None)
+    qrels = getattr(args, "qrels", None)
+    if queries and not qrels:
+        raise _error("--queries needs --qrels (a qrels .tsv file: query-id, corpus-id, score)")
+    if qrels and not queries:
+        raise _error("--qrels needs --queries (the queries.jsonl file whose queries it judges)")
+    if beir:
+        return
+    if not index and not queries:
+        raise _error(
+            "give --beir PATH (a BEIR folder: corpus.jsonl, queries.jsonl, qrels/), "
+            "or --index DIR with your own labels --queries FILE --qrels FILE"
+        )
+    if not queries:
+        raise _error(
+            f"--index {index} gives the documents but no labels: add --queries FILE and "
+            "--qrels FILE (your judged queries), or --beir PATH (a BEIR folder's queries and qrels)"
+        )
+    if not index:
+        raise _error(
+            "--queries/--qrels give the labels but no documents: add --index DIR (an index "
+            "saved by langchain-fusion) or --beir PATH (a BEIR folder whose corpus is indexed)"
+        )
+    index_dir = Path(index).expanduser()
+    if not _saved_index(index_dir):
+        state = "the directory is empty" if index_dir.is_dir() else "no such directory"
+        raise _error(
+            f"index not found: {index_dir} ({state}); give --beir PATH to build it from a BEIR "
+            "corpus, or check the path"
+        )
+
+
+def _check_plot(value: str) -> Path:
+    """Check ``--plot`` before any work: matplotlib, the image format and a writable folder."""
+    import os
+    import tempfile
+
+    from langchain_fusion.evaluation.plot import _matplotlib
+
+    _, canvas_cls = _matplotlib()  # ImportError naming the ``plot`` extra
+    formats = sorted(canvas_cls.get_supported_filetypes())
+    target = Path(value).expanduser()
+    if target.is_dir():
+        raise _error(f"--plot {value} is a directory; give a file name such as {target}/alpha.png")
+    suffix = target.suffix.lower().lstrip(".")
+    if suffix not in formats:
+        got = f"'.{suffix}'" if suffix else "no suffix"
+        others = ", ".join(f for f in formats if f not in ("png", "pdf", "svg"))
+        raise _error(
+            f"--plot {value}: unsupported image format ({got}); end the file name with .png, "
+            f".pdf or .svg (also: {others})"
+        )
+    folder = target.parent
+    while not folder.exists():  # the plot creates missing folders: check the nearest existing one
+        folder = folder.parent
+    if not folder.is_dir():
+        raise _error(f"cannot write the plot to {target}: {folder} is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise _error(
+            f"cannot write the plot to {target}: cannot create files in {folder} "
+            f"({exc.strerror or exc}); choose another --plot path"
+        ) from None
+    if target.exists() and not os.access(target, os.W_OK):
+        raise _error(f"cannot write the plot to {target}: the file is read-only")
+    return target
+
+
+def _check_judged_docs(
+    index: Any,
+    qrels: Mapping[str, Mapping[str, int]],
+    name: str,
+    reused: Path | None,
+    args: argparse.Namespace,
+) -> None:
+    """Fail when no document judged in ``qrels`` is in the index (labels of another corpus)."""
+    judged = sorted({d for docs in qrels.values() for d in docs})
+    if not judged or any(d in index for d in judged):
+        return  # some judged documents missing from the index can be legitimate
+    found = f"none of the {len(judged)} documents judged in {name} (e.g. {', '.join(judged[:3])})"
+    if reused is not None and getattr(args, "beir", None):
+        raise _error(
+            f"{found} is in the index {reused}, which was built from another corpus: use a new "
+            f"--index DIR (or delete {reused}) so it is rebuilt from {args.beir}"
+        )
+    if reused is not None:
+        raise _error(
+            f"{found} is in the index {reused}: the labels judge another corpus or use other "
+            "document ids; give the index built from the judged corpus (or --beir PATH with a "
+            "new --index DIR to build it)"
+        )
+    raise _error(
+        f"{found} is in the corpus of {args.beir}: the labels judge another corpus or use other "
+        "document ids"
+    )
+
+
+def _warm(index: Any) -> None:
+    """Embed one query now, so the model load is not counted in the retrieval time."""
+    index.embed_query("warm up")
 
 
 # ------------------------------------------------------------------------------------ data
 
 
-def _index(args: argparse.Namespace, embeddings: Embeddings | None, show: bool) -> Any:
-    """Open ``--index DIR`` when it exists, else index the ``--beir`` corpus (saved to DIR)."""
+def _index(
+    args: argparse.Namespace, embeddings: Embeddings | None, show: bool
+) -> tuple[Any, Path | None]:
+    """Open ``--index DIR`` when it holds an index, else index the ``--beir`` corpus (saved there).
+
+    Returns the index and the directory it was loaded from (None when it was built now).
+    """
     from langchain_fusion.index import HybridIndex
 
     index_dir = Path(args.index).expanduser() if getattr(args, "index", None) else None
-    if index_dir is not None and index_dir.exists():
+    if index_dir is not None and _saved_index(index_dir):
         print(f"using the index in {index_dir}", file=sys.stderr)
-        return HybridIndex.load(index_dir, embeddings)
+        index = HybridIndex.load(index_dir, embeddings)
+        _check_bm25(args, index, index_dir)
+        return index, index_dir
     if not args.beir:
         if index_dir is not None:
             raise _error(
@@ -79,7 +217,31 @@ def _index(args: argparse.Namespace, embeddings: Embeddings | None, show: bool) 
     if index_dir is not None:
         index.save(index_dir)
         print(f"saved the index to {index_dir} (reuse it with --index)", file=sys.stderr)
-    return index
+    return index, None
+
+
+def _check_bm25(args: argparse.Namespace, index: Any, index_dir: Path) -> None:
+    """``--bm25-k1``/``--bm25-b`` only apply when building: refuse values the index lacks."""
+    bm25 = getattr(index, "_bm25", None)
+    given, built = [], []
+    for name in ("k1", "b"):
+        value = getattr(args, f"bm25_{name}", None)
+        if value is None:
+            continue
+        stored = getattr(bm25, name, None)
+        if stored is None or abs(float(stored) - float(value)) > 1e-12:
+            given.append(f"--bm25-{name} {value:g}")
+            if stored is not None:
+                built.append(f"{name}={float(stored):g}")
+    if given:
+        was = f" (built with {', '.join(built)})" if built else ""
+        one = len(given) == 1
+        raise _error(
+            f"{' and '.join(given)} only appl{'ies' if one else 'y'} when building an index, and "
+            f"{index_dir} already exists{was}; use a new --index DIR (or delete {index_dir}) to "
+            f"rebuild it with {'this value' if one else 'these values'}, or drop "
+            f"{'the option' if one else 'the options'}"
+        )
 
 
 def _labels(
@@ -91,6 +253,9 @@ def _labels(
     if split is None and getattr(args, "queries", None):
         if not args.qrels:
             raise _error("--queries needs --qrels (a qrels .tsv file: query-id, corpus-id, score)")
+        for kind, value in (("queries", args.queries), ("qrels", args.qrels)):
+            if not Path(value).expanduser().exists():
+                raise _error(f"{kind} file not found: {value} (check the --{kind} path)")
         qrels = load_qrels(args.qrels)
         all_queries = load_queries(args.queries)
         name = f"{Path(args.queries).name} + {Path(args.qrels).name}"
@@ -157,10 +322,20 @@ def _score_systems(
 def _fetch_k(args: argparse.Namespace, metrics: Sequence[str]) -> int:
     from langchain_fusion.evaluation.metrics import parse_metric
 
-    deepest = max(parse_metric(m).k for m in metrics)
-    fetch_k = args.fetch_k if args.fetch_k is not None else 100
+    cutoffs = {m: parse_metric(m).k for m in metrics}
+    deepest = max(cutoffs.values())
+    given = getattr(args, "fetch_k", None)
+    fetch_k = given if given is not None else 100
     if fetch_k < 1:
         raise _error(f"--fetch-k must be >= 1, got {fetch_k}")
+    if fetch_k < deepest:
+        metric = next(m for m, k in cutoffs.items() if k == deepest)
+        source = f"--fetch-k {fetch_k}" if given is not None else f"the default {fetch_k}"
+        print(
+            f"note: fetch_k raised from {source} to {deepest}, the deepest metric cutoff "
+            f"({metric})",
+            file=sys.stderr,
+        )
     return max(fetch_k, deepest)
 
 
@@ -189,17 +364,17 @@ def cmd_eval(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
     from langchain_fusion.retriever import FusionRetriever
 
     show = not getattr(args, "quiet", False)
-    if not args.beir and not getattr(args, "queries", None):
-        raise _error("give --beir PATH (a BEIR folder with corpus.jsonl) or --index DIR")
+    _check_sources(args)
     if not 0.0 <= args.alpha <= 1.0:
         raise _error(f"--alpha must be in [0, 1], got {args.alpha}")
     metrics = list(args.metrics)
+    fetch_k = _fetch_k(args, metrics)
     queries, qrels, name = _labels(args, None if args.queries else args.split)
-    index = _index(args, embeddings, show)
+    index, reused = _index(args, embeddings, show)
+    _check_judged_docs(index, qrels, name, reused, args)
     retriever = FusionRetriever.from_index(index)
-    pools = gather_pools(
-        retriever, queries, qrels, fetch_k=_fetch_k(args, metrics), show_progress=show
-    )
+    _warm(index)
+    pools = gather_pools(retriever, queries, qrels, fetch_k=fetch_k, show_progress=show)
     systems = _systems(args.methods, args.alpha)
     columns = _score_systems(retriever, pools, qrels, systems, metrics)
     ms = 1000.0 * pools.seconds / max(len(pools), 1)
@@ -227,6 +402,69 @@ def _snippet(best: Mapping[str, Any]) -> str:
     return f"FusionRetriever.from_index(index, {args})"
 
 
+_SEARCH_FLAGS = {
+    "k": "--k",
+    "method": "--method",
+    "normalization": "--normalization",
+    "alpha": "--alpha",
+    "fetch_k": "--fetch-k",
+    "feedback_docs": "--feedback-docs",
+}
+
+
+def _value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _search_line(best: Mapping[str, Any], index: str | None, defaults: Mapping[str, Any]) -> str:
+    """Write the ``langchain-fusion search`` command with these settings, or why there is none.
+
+    Example:
+        >>> _search_line({"method": "rrf", "rrf_k": 60, "alpha": 0.3}, "my-index", {"rrf_k": 60.0})
+        'langchain-fusion search my-index "your query" --method rrf --alpha 0.3'
+        >>> print(_search_line({"method": "rrf", "rrf_k": 20}, None, {"rrf_k": 60.0}))
+        ... # doctest: +NORMALIZE_WHITESPACE
+        (no langchain-fusion search equivalent: rrf_k=20 is only available from Python;
+        the command uses rrf_k=60)
+
+    """
+    import shlex
+
+    flags: list[str] = []
+    python_only: list[str] = []
+    defaults_used: list[str] = []
+    for key, value in best.items():
+        if key == "normalization" and best.get("method") == "rrf":
+            continue  # RRF fuses ranks: the normalization does not apply
+        flag = _SEARCH_FLAGS.get(key)
+        if flag is not None:
+            flags.append(f"{flag} {_value(value)}")
+        elif key in defaults and defaults[key] == value:
+            continue  # the command's default already
+        else:
+            python_only.append(f"{key}={_value(value)}")
+            if key in defaults:
+                defaults_used.append(f"{key}={_value(defaults[key])}")
+    if python_only:
+        note = f"; the command uses {', '.join(defaults_used)}" if defaults_used else ""
+        return (
+            f"(no langchain-fusion search equivalent: {', '.join(python_only)} "
+            f"{'is' if len(python_only) == 1 else 'are'} only available from Python{note})"
+        )
+    target = shlex.quote(index) if index else "INDEX"
+    return " ".join(["langchain-fusion search", target, '"your query"', *flags])
+
+
+def _print_best(best: Mapping[str, Any], args: argparse.Namespace, retriever: Any) -> None:
+    defaults = {
+        key: getattr(retriever, key)
+        for key in ("rrf_k", "feedback_weight", "feedback_terms", "k", "weights")
+        if hasattr(retriever, key)
+    }
+    print(f"\nbest: {_snippet(best)}")
+    print(f"  or: {_search_line(best, getattr(args, 'index', None), defaults)}")
+
+
 def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> int:
     """Tune fusion on a train split (or label files), report on a test split, plot alpha.
 
@@ -248,17 +486,27 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
     """
     from langchain_fusion.evaluation.beir import available_splits
     from langchain_fusion.evaluation.evaluate import evaluate
+    from langchain_fusion.evaluation.metrics import parse_metric
     from langchain_fusion.evaluation.tune import DEFAULT_ALPHAS, gather_pools, tune, tune_feedback
     from langchain_fusion.retriever import FusionRetriever
 
     show = not getattr(args, "quiet", False)
-    if not args.beir and not args.queries:
-        raise _error("give --beir PATH (BEIR folder) or --queries/--qrels with --index DIR")
+    _check_sources(args)
     if args.cv is not None and args.cv < 2:
         raise _error(f"--cv must be >= 2, got {args.cv}")
+    parse_metric(args.metric)
+    if args.plot:
+        _check_plot(args.plot)
     train_queries, train_qrels, train_name = _labels(
         args, None if args.queries else args.train_split
     )
+    if args.cv is not None and args.cv > len(train_queries):
+        n = len(train_queries)
+        fix = f"use --cv {n} or fewer" if n >= 2 else "drop --cv"
+        raise _error(
+            f"--cv {args.cv} needs at least {args.cv} train queries, but {train_name} has {n} "
+            f"judged queries; {fix}"
+        )
     test_split = args.test_split
     if test_split is None and args.beir and not args.queries:
         splits = available_splits(args.beir)
@@ -267,8 +515,12 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
     cv = args.cv
     if cv is None and test is None and len(train_queries) >= 10:
         cv = 5  # no held-out split: estimate generalization by cross-validation
-    index = _index(args, embeddings, show)
+    index, reused = _index(args, embeddings, show)
+    _check_judged_docs(index, train_qrels, train_name, reused, args)
+    if test is not None:
+        _check_judged_docs(index, test[1], test[2], reused, args)
     retriever = FusionRetriever.from_index(index)
+    _warm(index)
     grid = _grid(args.methods)
 
     report = tune(
@@ -283,7 +535,7 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
     )
     print(f"## Tuning on {train_name}: {len(report.query_ids)} queries\n")
     print(report.to_markdown(top=args.top))
-    print(f"\nbest: {_snippet(report.best)}")
+    _print_best(report.best, args, retriever)
     feedback = None
     if getattr(args, "feedback", False):
         feedback = tune_feedback(
@@ -296,7 +548,7 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
         )
         print(f"\n## Pseudo-relevance feedback on {train_name} (tuned fusion kept)\n")
         print(feedback.to_markdown(top=None))
-        print(f"\nbest: {_snippet(feedback.best)}")
+        _print_best({**report.best, **feedback.best}, args, retriever)
 
     sweep = report
     sweep_name = train_name
@@ -318,7 +570,8 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
         }
         columns = _score_systems(retriever, pools, test_qrels, systems, [args.metric])
         if feedback is not None:
-            label = f"tuned on {train_name} + feedback ({_snippet(feedback.best)})"
+            chosen = ", ".join(f"{k}={_value(v)}" for k, v in feedback.best.items())
+            label = f"tuned on {train_name} + feedback ({chosen})"
             systems[label] = dict(feedback.best)
             scored = evaluate(
                 feedback.retriever,
@@ -366,26 +619,29 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
 # ------------------------------------------------------------------------------------ parser
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, methods_default: str) -> None:
     p.add_argument(
         "--beir", metavar="PATH", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/"
     )
     p.add_argument(
         "--index",
         metavar="DIR",
-        help="reuse this saved index (built from --beir and saved here if missing)",
+        help="reuse this saved index (built from --beir and saved here if missing or empty)",
     )
     p.add_argument("--queries", metavar="FILE", help="queries.jsonl of your own labels")
     p.add_argument("--qrels", metavar="FILE", help="qrels .tsv of your own labels")
     p.add_argument(
-        "--fetch-k", dest="fetch_k", type=int, help="candidates per retriever (default 100)"
+        "--fetch-k",
+        dest="fetch_k",
+        type=_int_at_least(1),
+        help="candidates per retriever (default 100)",
     )
     p.add_argument(
         "--methods",
         nargs="+",
         choices=_METHOD_CHOICES,
         metavar="METHOD",
-        help=f"fusion methods among {', '.join(_METHOD_CHOICES)}",
+        help=f"fusion methods among {', '.join(_METHOD_CHOICES)} (default {methods_default})",
     )
     p.add_argument("--bm25-k1", dest="bm25_k1", type=float, help="BM25 k1 when indexing")
     p.add_argument("--bm25-b", dest="bm25_b", type=float, help="BM25 b when indexing")
@@ -409,16 +665,19 @@ def add_commands(subparsers: Any) -> None:
         description=cmd_eval.__doc__.splitlines()[0] if cmd_eval.__doc__ else None,
         epilog="example: langchain-fusion eval --beir data/scifact --split test",
     )
-    _common(p)
+    _common(p, " ".join(_EVAL_METHODS))
     p.add_argument("--split", default="test", help="qrels split to evaluate (default test)")
-    p.add_argument("--alpha", type=float, default=0.5, help="fusion alpha (default 0.5)")
+    p.add_argument(
+        "--alpha", type=_unit_interval, default=0.5, help="fusion alpha in [0, 1] (default 0.5)"
+    )
     p.add_argument(
         "--metrics",
         nargs="+",
+        type=_metric_name,
         default=["ndcg@10", "recall@100"],
         help="metrics (default ndcg@10 recall@100)",
     )
-    p.set_defaults(func=cmd_eval, methods=["convex", "zscore", "dbsf", "rrf"])
+    p.set_defaults(func=cmd_eval, methods=list(_EVAL_METHODS))
 
     p = subparsers.add_parser(
         "tune",
@@ -431,15 +690,27 @@ def add_commands(subparsers: Any) -> None:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _common(p)
+    _common(p, "convex with minmax, zscore and dbsf, and rrf")
     p.add_argument("--train-split", default="train", help="split to tune on (default train)")
     p.add_argument(
         "--test-split", default=None, help="split to report on (default: test, when it exists)"
     )
-    p.add_argument("--metric", default="ndcg@10", help="metric to maximize (default ndcg@10)")
-    p.add_argument("--cv", type=int, help="also k-fold cross-validate the tuning")
-    p.add_argument("--plot", metavar="PNG", help="write the metric-vs-alpha plot here")
-    p.add_argument("--top", type=int, default=10, help="settings shown (default 10)")
+    p.add_argument(
+        "--metric",
+        type=_metric_name,
+        default="ndcg@10",
+        help="metric to maximize (default ndcg@10)",
+    )
+    p.add_argument(
+        "--cv",
+        type=_int_at_least(2),
+        metavar="K",
+        help="also K-fold cross-validate the tuning (K >= 2)",
+    )
+    p.add_argument(
+        "--plot", metavar="PNG", help="write the metric-vs-alpha plot here (.png, .pdf or .svg)"
+    )
+    p.add_argument("--top", type=_int_at_least(1), default=10, help="settings shown (default 10)")
     p.add_argument(
         "--feedback",
         action="store_true",

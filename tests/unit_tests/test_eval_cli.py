@@ -1,30 +1,34 @@
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import shlex
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from langchain_fusion import FusionRetriever, HybridIndex
-from langchain_fusion.cli import build_parser, main
+from langchain_fusion.cli import CLIError, build_parser, main
 from langchain_fusion.evaluation import evaluate, load_beir
 from tests.fakes import BagOfWordsEmbedding
 
 TOPICS = ["battery", "solar", "winter", "pump", "grid", "vent", "warranty", "firmware"]
 
 
-@pytest.fixture()
-def beir(tmp_path: Path) -> Path:
+def make_beir(root: Path, prefix: str = "d") -> Path:
     """A tiny BEIR folder: 40 documents, train and test splits of 12 queries each."""
     rng = np.random.default_rng(0)
-    root = tmp_path / "tiny"
     (root / "qrels").mkdir(parents=True)
     corpus, queries = [], []
     for i in range(40):
         words = rng.choice(TOPICS, size=6).tolist()
-        corpus.append({"_id": f"d{i}", "title": f"Note {i}", "text": " ".join(words) + f" k{i}"})
+        corpus.append(
+            {"_id": f"{prefix}{i}", "title": f"Note {i}", "text": " ".join(words) + f" k{i}"}
+        )
     for split, offset in (("train", 0), ("test", 20)):
         lines = ["query-id\tcorpus-id\tscore"]
         for j in range(12):
@@ -32,16 +36,34 @@ def beir(tmp_path: Path) -> Path:
             words = corpus[d]["text"].split()
             qid = f"{split}{j}"
             queries.append({"_id": qid, "text": f"{words[0]} {words[-1]}"})
-            lines.append(f"{qid}\td{d}\t1")
+            lines.append(f"{qid}\t{prefix}{d}\t1")
         (root / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n")
     (root / "corpus.jsonl").write_text("\n".join(json.dumps(c) for c in corpus) + "\n")
     (root / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries) + "\n")
     return root
 
 
-def run(argv: list[str]) -> int:
+@pytest.fixture()
+def beir(tmp_path: Path) -> Path:
+    """A tiny BEIR folder: 40 documents, train and test splits of 12 queries each."""
+    return make_beir(tmp_path / "tiny")
+
+
+class CountingEmbedding(BagOfWordsEmbedding):
+    """Counts query embeddings (the first one loads a real model)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries = 0
+
+    def embed_query(self, text: str) -> list[float]:
+        self.queries += 1
+        return super().embed_query(text)
+
+
+def run(argv: list[str], embeddings: Any = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args, embeddings=BagOfWordsEmbedding()))
+    return int(args.func(args, embeddings=embeddings or BagOfWordsEmbedding()))
 
 
 def _row(out: str, label: str) -> list[float]:
@@ -179,9 +201,40 @@ def test_tune_on_label_files_cross_validates(
         (["tune", "--beir", "{beir}", "--train-split", "nope"], "nope"),
         (["eval", "--beir", "{beir}", "--split", "dev"], "dev"),
         (["tune", "--queries", "{beir}/queries.jsonl"], "--queries needs --qrels"),
-        (["eval", "--beir", "{beir}", "--alpha", "2"], "--alpha must be in [0, 1], got 2.0"),
-        (["tune", "--beir", "{beir}", "--cv", "1"], "--cv must be >= 2, got 1"),
         (["eval", "--beir", "/does/not/exist"], "does not exist"),
+        (
+            ["eval", "--beir", "{beir}", "--qrels", "{beir}/qrels/test.tsv"],
+            "--qrels needs --queries",
+        ),
+        # --index without labels: the labels are what is missing
+        (["eval", "--index", "{beir}"], "--index {beir} gives the documents but no labels"),
+        (["tune", "--index", "{beir}"], "add --queries FILE and --qrels FILE"),
+        # labels without documents
+        (
+            ["eval", "--queries", "{beir}/queries.jsonl", "--qrels", "{beir}/qrels/test.tsv"],
+            "give the labels but no documents: add --index DIR",
+        ),
+        (
+            ["tune", "--queries", "{beir}/queries.jsonl", "--qrels", "{beir}/qrels/train.tsv"],
+            "give the labels but no documents: add --index DIR",
+        ),
+        # missing label files are named as such (not as a BEIR folder)
+        (
+            [
+                "eval",
+                "--index",
+                "{beir}",
+                "--queries",
+                "nope.jsonl",
+                "--qrels",
+                "{beir}/qrels/test.tsv",
+            ],
+            "queries file not found: nope.jsonl",
+        ),
+        (
+            ["tune", "--index", "{beir}", "--queries", "{beir}/queries.jsonl", "--qrels", "no.tsv"],
+            "qrels file not found: no.tsv",
+        ),
     ],
 )
 def test_errors_are_one_line(
@@ -190,7 +243,7 @@ def test_errors_are_one_line(
     code = main([a.format(beir=beir) for a in argv])
     err = capsys.readouterr().err
     assert code == 1
-    assert err.startswith("error: ") and message in err
+    assert err.startswith("error: ") and message.format(beir=beir) in err
     assert "Traceback" not in err
 
 
@@ -210,6 +263,11 @@ def test_tune_feedback_reports_the_feedback_choice_on_test(
     assert run(["tune", "--beir", str(beir), "--feedback", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "## Pseudo-relevance feedback on tiny train (tuned fusion kept)" in out
+    fusion_best, combined_best = [x for x in out.splitlines() if x.startswith("best: ")]
+    # the feedback choice is printed with the tuned fusion settings it was chosen with
+    assert combined_best.startswith(fusion_best[:-1] + ", feedback_docs=")
+    searches = [x for x in out.splitlines() if x.startswith("  or: ")]
+    assert len(searches) == 2
     section = out.split("## Pseudo-relevance feedback", 1)[1].split("## tiny test", 1)[0]
     assert "| rank | feedback_docs | feedback_weight | ndcg@10 |" in section
     assert len([line for line in section.splitlines() if line.startswith("| ")]) == 7 + 1
@@ -225,3 +283,228 @@ def test_search_options_take_feedback_docs() -> None:
 
     args = build_parser().parse_args(["search", "--sample", "q", "--feedback-docs", "2"])
     assert _retriever_options(args) == {"feedback_docs": 2}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["tune", "--beir", "b", "--top", "-1"], "argument --top: must be an integer >= 1, got -1"),
+        (["tune", "--beir", "b", "--top", "0"], "argument --top: must be an integer >= 1, got 0"),
+        (["eval", "--beir", "b", "--fetch-k", "0"], "argument --fetch-k: must be an integer >= 1"),
+        (["tune", "--beir", "b", "--fetch-k", "x"], "argument --fetch-k: must be an integer >= 1"),
+        (["tune", "--beir", "b", "--cv", "1"], "argument --cv: must be an integer >= 2"),
+        (["eval", "--beir", "b", "--alpha", "2"], "argument --alpha: must be a number in [0, 1]"),
+        (
+            ["eval", "--beir", "b", "--alpha", "-0.1"],
+            "argument --alpha: must be a number in [0, 1]",
+        ),
+        (["eval", "--beir", "b", "--metrics", "ndcg"], "argument --metrics: unknown metric 'ndcg'"),
+        (["tune", "--beir", "b", "--metric", "nope@3"], "argument --metric: unknown metric"),
+    ],
+)
+def test_bad_numbers_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert message in err.splitlines()[-1]
+    assert "Traceback" not in err
+
+
+def test_empty_index_dir_is_built_there(
+    beir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index_dir = tmp_path / "empty"
+    index_dir.mkdir()
+    assert run(["eval", "--beir", str(beir), "--index", str(index_dir), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert f"saved the index to {index_dir}" in err
+    assert (index_dir / "manifest.json").exists()
+    assert run(["eval", "--beir", str(beir), "--index", str(index_dir), "--quiet"]) == 0
+    assert "using the index" in capsys.readouterr().err
+
+
+def test_empty_index_dir_without_corpus_says_so(
+    beir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    labels = ["--queries", str(beir / "queries.jsonl"), "--qrels", str(beir / "qrels/test.tsv")]
+    code = main(["eval", "--index", str(tmp_path / "empty"), *labels])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "index not found" in err and "the directory is empty" in err and "--beir PATH" in err
+
+
+@pytest.mark.parametrize("command", ["eval", "tune"])
+def test_index_of_another_corpus_is_an_error(
+    beir: Path, tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index_dir = tmp_path / "idx"
+    run(["eval", "--beir", str(beir), "--index", str(index_dir), "--quiet"])
+    other = make_beir(tmp_path / "other", prefix="x")
+    capsys.readouterr()
+    with pytest.raises(CLIError) as exc:
+        run([command, "--beir", str(other), "--index", str(index_dir), "--quiet"])
+    message = str(exc.value)
+    assert "none of the 12 documents judged in other" in message
+    assert f"is in the index {index_dir}" in message
+    assert "use a new --index DIR" in message and f"delete {index_dir}" in message
+    assert "| system |" not in capsys.readouterr().out
+
+
+def test_some_judged_documents_missing_is_not_an_error(
+    beir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index_dir = tmp_path / "idx"
+    run(["eval", "--beir", str(beir), "--index", str(index_dir), "--quiet"])
+    qrels = tmp_path / "qrels.tsv"
+    lines = (beir / "qrels" / "test.tsv").read_text().splitlines()
+    qrels.write_text("\n".join([*lines, "test0\tnot-in-the-corpus\t1"]) + "\n")
+    argv = ["eval", "--index", str(index_dir), "--queries", str(beir / "queries.jsonl")]
+    assert run([*argv, "--qrels", str(qrels), "--quiet"]) == 0
+    assert "## queries.jsonl + qrels.tsv: 40 documents, 12 queries" in capsys.readouterr().out
+
+
+def test_bm25_options_on_an_existing_index(
+    beir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index_dir = tmp_path / "idx"
+    argv = ["eval", "--beir", str(beir), "--index", str(index_dir), "--quiet"]
+    assert run([*argv, "--bm25-k1", "1.2"]) == 0
+    assert run([*argv, "--bm25-k1", "1.2"]) == 0  # the same command again: same index
+    with pytest.raises(CLIError) as exc:
+        run([*argv, "--bm25-k1", "0.9", "--bm25-b", "0.75"])
+    message = str(exc.value)
+    assert message.startswith("--bm25-k1 0.9 only applies when building an index")
+    assert "built with k1=1.2" in message and "--bm25-b" not in message
+    assert "use a new --index DIR" in message
+
+
+@pytest.mark.parametrize("command", ["eval", "tune"])
+def test_retrieval_time_excludes_loading_the_model(
+    beir: Path,
+    tmp_path: Path,
+    command: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tune_module = importlib.import_module("langchain_fusion.evaluation.tune")
+
+    index_dir = tmp_path / "idx"
+    run(["eval", "--beir", str(beir), "--index", str(index_dir), "--quiet"])
+    embedding = CountingEmbedding()
+    seen: list[int] = []
+    gather = tune_module.gather_pools
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(embedding.queries)
+        return gather(*args, **kwargs)
+
+    monkeypatch.setattr(tune_module, "gather_pools", spy)
+    argv = [command, "--beir", str(beir), "--index", str(index_dir), "--quiet"]
+    assert run([*argv, "--methods", "rrf"], embeddings=embedding) == 0
+    # the model embedded a query before the timed gathering started
+    assert seen and all(n >= 1 for n in seen)
+
+
+def test_fetch_k_below_the_metric_cutoff_is_noted(
+    beir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["eval", "--beir", str(beir), "--fetch-k", "5", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert (
+        "note: fetch_k raised from --fetch-k 5 to 100, the deepest metric cutoff (recall@100)"
+        in captured.err
+    )
+    assert "fetch_k=100)" in captured.out
+    run(["eval", "--beir", str(beir), "--fetch-k", "50", "--quiet", "--metrics", "ndcg@10"])
+    assert "note:" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--plot", "{tmp}/out.txt"], "unsupported image format ('.txt'); end the file name with"),
+        (["--plot", "{tmp}/alpha"], "unsupported image format (no suffix)"),
+        (["--plot", "{tmp}/a-file/alpha.png"], "a-file is not a directory"),
+        (["--plot", "{tmp}"], "is a directory; give a file name"),
+        (["--cv", "100"], "--cv 100 needs at least 100 train queries, but tiny train has 12"),
+    ],
+)
+def test_tune_checks_plot_and_cv_before_the_work(
+    beir: Path,
+    tmp_path: Path,
+    extra: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "a-file").write_text("x")
+    argv = ["tune", "--beir", str(beir), "--quiet", *[a.format(tmp=tmp_path) for a in extra]]
+    with pytest.raises(CLIError) as exc:
+        run(argv)
+    assert message in str(exc.value)
+    assert "indexed" not in capsys.readouterr().err  # nothing was indexed or tuned
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs /proc")
+def test_tune_checks_the_plot_folder_is_writable(
+    beir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(CLIError, match=r"cannot write the plot to /proc/nope/a\.png"):
+        run(["tune", "--beir", str(beir), "--quiet", "--plot", "/proc/nope/a.png"])
+    assert "indexed" not in capsys.readouterr().err
+
+
+def test_tune_plot_needs_matplotlib_up_front(
+    beir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
+    with pytest.raises(ImportError, match=r"langchain-fusion\[plot\]"):
+        run(["tune", "--beir", str(beir), "--quiet", "--plot", str(tmp_path / "a.png")])
+    assert "indexed" not in capsys.readouterr().err
+
+
+def test_tune_prints_a_search_command(
+    beir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index_dir = tmp_path / "my idx"
+    argv = ["tune", "--beir", str(beir), "--index", str(index_dir), "--methods", "zscore"]
+    assert run([*argv, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("  or: "))[len("  or: ") :]
+    words = shlex.split(line)
+    assert words[:4] == ["langchain-fusion", "search", str(index_dir), "your query"]
+    # the flags parse as the search command's and give the tuned settings
+    args = build_parser().parse_args(words[1:])
+    best = next(x for x in out.splitlines() if x.startswith("best: "))
+    assert f"method={args.method!r}" in best and f"normalization={args.normalization!r}" in best
+    assert f"alpha={args.alpha!r}" in best and f"fetch_k={args.fetch_k!r}" in best
+
+
+def test_search_line_maps_settings_to_flags() -> None:
+    from langchain_fusion.evaluation.cli import _search_line
+
+    defaults = {"rrf_k": 60.0, "feedback_weight": 0.5}
+    convex = {"method": "convex", "normalization": "dbsf", "alpha": 0.35, "fetch_k": 50}
+    assert _search_line(convex, "idx", defaults) == (
+        'langchain-fusion search idx "your query" --method convex --normalization dbsf '
+        "--alpha 0.35 --fetch-k 50"
+    )
+    rrf = {"method": "rrf", "rrf_k": 60, "alpha": 0.5, "feedback_docs": 2}
+    assert _search_line(rrf, None, defaults) == (
+        'langchain-fusion search INDEX "your query" --method rrf --alpha 0.5 --feedback-docs 2'
+    )
+    note = _search_line({**rrf, "rrf_k": 20, "feedback_weight": 0.3333}, None, defaults)
+    assert note == (
+        "(no langchain-fusion search equivalent: rrf_k=20, feedback_weight=0.3333 are only "
+        "available from Python; the command uses rrf_k=60, feedback_weight=0.5)"
+    )
+
+
+def test_eval_help_shows_the_default_methods(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default convex zscore dbsf rrf)" in help_text
