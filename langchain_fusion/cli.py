@@ -159,50 +159,72 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     show = not args.quiet
+    if not args.paths and not args.prune:
+        _fail("give files or folders to index (or --prune alone to drop deleted files' chunks)")
     if args.chunk_overlap >= args.chunk_size:
         _fail(
             f"--chunk-overlap ({args.chunk_overlap}) must be smaller than --chunk-size "
             f"({args.chunk_size})"
         )
-    result = ingest(
-        args.paths,
-        chunk_size=args.chunk_size,
-        chunk_overlap=args.chunk_overlap,
-        length_unit="tokens" if args.tokens else "chars",
-        show_progress=show,
-    )
-    print(result.summary(), file=sys.stderr)
-    if not result.chunks:
-        _fail("nothing to index: " + result.summary())
+    chunks: list[Any] = []
+    files = 0
+    if args.paths:
+        result = ingest(
+            args.paths,
+            chunk_size=args.chunk_size,
+            chunk_overlap=args.chunk_overlap,
+            length_unit="tokens" if args.tokens else "chars",
+            show_progress=show,
+        )
+        print(result.summary(), file=sys.stderr)
+        if not result.chunks:
+            _fail("nothing to index: " + result.summary())
+        chunks, files = result.chunks, len(result.files)
     is_new = not out.exists() or (out.is_dir() and not any(out.iterdir()))
+    if is_new and not chunks:
+        _fail(f"index not found: {out} (nothing to prune)")
     index = HybridIndex() if is_new else HybridIndex.load(out)
-    new_ids = {d.id for d in result.chunks}
-    sources = {d.metadata.get("source") for d in result.chunks}
-    stale = [
-        doc.id
-        for doc in index.documents(index.ids)
-        if doc.id is not None and doc.metadata.get("source") in sources and doc.id not in new_ids
-    ]
+    new_ids = {d.id for d in chunks}
+    sources = {d.metadata.get("source") for d in chunks}
+    stale, pruned = [], []
+    for doc in index.documents(index.ids):
+        source = doc.metadata.get("source")
+        if doc.id is None or doc.id in new_ids:
+            continue
+        if source in sources:  # a re-indexed file no longer has this chunk
+            stale.append(doc.id)
+        elif args.prune and _deleted_file(source):
+            pruned.append(doc.id)
     # Chunks whose id, text and metadata are already in the index are not embedded again.
-    stored = {d.id: d for d in index.get_by_ids([str(d.id) for d in result.chunks])}
-    changed = [d for d in result.chunks if not _same_chunk(stored.get(d.id), d)]
+    stored = {d.id: d for d in index.get_by_ids([str(d.id) for d in chunks])}
+    changed = [d for d in chunks if not _same_chunk(stored.get(d.id), d)]
     before = len(index)
     t0 = time.perf_counter()
     if changed:
         index.add_documents(changed, show_progress=show)
-    if stale:
-        index.delete(stale)
+    if stale or pruned:
+        index.delete(stale + pruned)
     reclaimed = index.compact() if index.n_deleted > 0.2 * max(len(index), 1) else 0
     index.save(out)
-    files = len(result.files)
+    removed = f"{len(stale)} stale removed"
+    if args.prune:
+        removed += f", {len(pruned)} of deleted files pruned"
+    if reclaimed:
+        removed += f", {reclaimed} slots reclaimed"
     print(
-        f"indexed {len(changed)} new or changed chunks "
-        f"({len(result.chunks) - len(changed)} unchanged) from {files} "
-        f"file{'s' if files != 1 else ''} into {out} ({before} -> {len(index)} chunks, "
-        f"{len(stale)} stale removed{f', {reclaimed} slots reclaimed' if reclaimed else ''}) "
-        f"in {time.perf_counter() - t0:.1f} s"
+        f"indexed {len(changed)} new or changed chunks ({len(chunks) - len(changed)} unchanged) "
+        f"from {files} file{'s' if files != 1 else ''} into {out} "
+        f"({before} -> {len(index)} chunks, {removed}) in {time.perf_counter() - t0:.1f} s"
     )
     return 0
+
+
+def _deleted_file(source: Any) -> bool:
+    """Whether ``source`` names a file that is gone (only absolute paths, as ingestion writes)."""
+    if not isinstance(source, str) or not source:
+        return False
+    path = Path(source)
+    return path.is_absolute() and not path.exists()
 
 
 def _same_chunk(stored: Any, chunk: Any) -> bool:
@@ -407,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="ingest PDFs, text and Markdown into an index directory",
         description=cmd_index.__doc__,
     )
-    p.add_argument("paths", nargs="+", help="files or folders")
+    p.add_argument("paths", nargs="*", help="files or folders")
     p.add_argument("--out", required=True, help="index directory (created or updated)")
     p.add_argument(
         "--chunk-size", type=_int_at_least(1), default=600, help="chunk size (default 600)"
@@ -416,6 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-overlap", type=_int_at_least(0), default=150, help="overlap (default 150)"
     )
     p.add_argument("--tokens", action="store_true", help="measure chunks in tokens (cl100k_base)")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="also remove the chunks of files that no longer exist (alone: only that)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_index)
 

@@ -232,6 +232,24 @@ def test_reindexing_embeds_only_new_or_changed_chunks(
     texts = sorted(d.page_content.strip() for d in index.documents(index.ids))
     assert texts == ["Error P-404 means the pump lost prime.", "The warranty lasts ten years."]
 
+    # a deleted file's chunks stay until --prune (alone: nothing is ingested or embedded)
+    (docs / "a.txt").unlink()
+    capsys.readouterr()
+    assert main(["index", "--out", str(out), "--prune", "--quiet"]) == 0
+    assert "1 of deleted files pruned" in capsys.readouterr().out
+    index = HybridIndex.load(out)
+    assert [d.page_content.strip() for d in index.documents(index.ids)] == [
+        "The warranty lasts ten years."
+    ]
+    assert [t.strip() for t in embedded] == ["The warranty lasts ten years."]
+
+
+def test_index_needs_paths_or_prune(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    msg = one_line_error(capsys, ["index", "--out", str(tmp_path / "i")])
+    assert "give files or folders to index" in msg
+    msg = one_line_error(capsys, ["index", "--out", str(tmp_path / "i"), "--prune"])
+    assert "index not found" in msg and "nothing to prune" in msg
+
 
 @pytest.mark.slow
 def test_index_search_ask_chat_end_to_end(tmp_path: Path) -> None:
