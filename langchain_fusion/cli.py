@@ -84,7 +84,7 @@ def _parse_filter(text: str | None) -> dict[str, Any] | None:
 
 def _retriever_options(args: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = {}
-    for name in ("k", "alpha", "method", "normalization", "fetch_k", "feedback_docs"):
+    for name in ("k", "alpha", "method", "normalization", "fetch_k", "rrf_k", "feedback_docs"):
         value = getattr(args, name, None)
         if value is not None:
             opts[name] = value
@@ -386,6 +386,9 @@ def _add_fusion_args(p: argparse.ArgumentParser) -> None:
         help="fusion method (default convex with min-max)",
     )
     p.add_argument("--normalization", choices=["minmax", "zscore", "dbsf", "none"])
+    p.add_argument(
+        "--rrf-k", dest="rrf_k", type=_int_at_least(1), help="RRF constant k (default 60)"
+    )
     p.add_argument(
         "--fetch-k", dest="fetch_k", type=_int_at_least(1), help="candidates per retriever"
     )

@@ -408,6 +408,7 @@ _SEARCH_FLAGS = {
     "normalization": "--normalization",
     "alpha": "--alpha",
     "fetch_k": "--fetch-k",
+    "rrf_k": "--rrf-k",
     "feedback_docs": "--feedback-docs",
 }
 
@@ -420,12 +421,12 @@ def _search_line(best: Mapping[str, Any], index: str | None, defaults: Mapping[s
     """Write the ``langchain-fusion search`` command with these settings, or why there is none.
 
     Example:
-        >>> _search_line({"method": "rrf", "rrf_k": 60, "alpha": 0.3}, "my-index", {"rrf_k": 60.0})
-        'langchain-fusion search my-index "your query" --method rrf --alpha 0.3'
-        >>> print(_search_line({"method": "rrf", "rrf_k": 20}, None, {"rrf_k": 60.0}))
-        ... # doctest: +NORMALIZE_WHITESPACE
-        (no langchain-fusion search equivalent: rrf_k=20 is only available from Python;
-        the command uses rrf_k=60)
+        >>> _search_line({"method": "rrf", "rrf_k": 20, "alpha": 0.3}, "my-index", {})
+        'langchain-fusion search my-index "your query" --method rrf --rrf-k 20 --alpha 0.3'
+        >>> print(_search_line({"feedback_docs": 2, "feedback_weight": 0.25}, None,
+        ...                    {"feedback_weight": 0.5}))  # doctest: +NORMALIZE_WHITESPACE
+        (no langchain-fusion search equivalent: feedback_weight=0.25 is only available from
+        Python; the command uses feedback_weight=0.5)
 
     """
     import shlex

@@ -91,7 +91,7 @@ def plot_alpha_sweep(
     if baselines is None:
         baselines = _default_baselines(report, fk)
     figure_cls, canvas_cls = _matplotlib()
-    fig = figure_cls(figsize=(7.5, 4.8), dpi=120)
+    fig = figure_cls(figsize=(9.0, 4.8), dpi=120)
     canvas_cls(fig)
     ax = fig.add_subplot(1, 1, 1)
     for label, (alphas, scores) in curves.items():
@@ -121,7 +121,8 @@ def plot_alpha_sweep(
     default_title = f"{report.metric} against alpha ({n} queries"
     default_title += f", fetch_k={fk})" if fk is not None else ")"
     ax.set_title(title if title is not None else default_title)
-    ax.legend(fontsize=8, loc="lower center", ncol=2)
+    # beside the axes, never over the curves
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     target = Path(path).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)

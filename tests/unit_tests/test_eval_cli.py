@@ -492,14 +492,18 @@ def test_search_line_maps_settings_to_flags() -> None:
         'langchain-fusion search idx "your query" --method convex --normalization dbsf '
         "--alpha 0.35 --fetch-k 50"
     )
-    rrf = {"method": "rrf", "rrf_k": 60, "alpha": 0.5, "feedback_docs": 2}
-    assert _search_line(rrf, None, defaults) == (
-        'langchain-fusion search INDEX "your query" --method rrf --alpha 0.5 --feedback-docs 2'
+    rrf = {"method": "rrf", "rrf_k": 20, "alpha": 0.5, "feedback_docs": 2}
+    line = _search_line(rrf, None, defaults)
+    assert line == (
+        'langchain-fusion search INDEX "your query" --method rrf --rrf-k 20 --alpha 0.5 '
+        "--feedback-docs 2"
     )
-    note = _search_line({**rrf, "rrf_k": 20, "feedback_weight": 0.3333}, None, defaults)
+    args = build_parser().parse_args(["search", "INDEX", "q", *line.split()[5:]])
+    assert (args.method, args.rrf_k, args.alpha, args.feedback_docs) == ("rrf", 20, 0.5, 2)
+    note = _search_line({**rrf, "feedback_weight": 0.3333}, None, defaults)
     assert note == (
-        "(no langchain-fusion search equivalent: rrf_k=20, feedback_weight=0.3333 are only "
-        "available from Python; the command uses rrf_k=60, feedback_weight=0.5)"
+        "(no langchain-fusion search equivalent: feedback_weight=0.3333 is only "
+        "available from Python; the command uses feedback_weight=0.5)"
     )
 
 
