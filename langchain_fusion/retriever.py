@@ -146,22 +146,37 @@ class CandidatePool:
             for i, doc in zip(group, loader(ids), strict=True):
                 self._docs[i] = doc
 
-    def window(self, fetch_k: int) -> CandidatePool:
+    def window(self, fetch_k: int, *, complete_scoring: bool = True) -> CandidatePool:
         """Return the pool as it would have been with a smaller ``fetch_k`` (for tuning).
 
-        Candidates that no retriever ranked within ``fetch_k`` are dropped; ranks beyond
-        ``fetch_k`` count as "not found". Complete scores of the survivors are kept.
+        Candidates that no retriever ranked within ``fetch_k`` are dropped and ranks beyond
+        ``fetch_k`` become "not found". With complete scoring the survivors keep every side's
+        real score (a smaller gather would compute the same ones); without it, a score is kept
+        only where that retriever still ranks the candidate.
+
+        Example:
+            >>> pool = CandidatePool(keys=["id:a", "id:b", "id:c"], names=["dense", "bm25"],
+            ...     raw=np.array([[0.9, 0.8, 0.1], [np.nan, 2.0, 5.0]]),
+            ...     found_rank=np.array([[1, 2, 3], [0, 2, 1]]),
+            ...     has_scores=np.array([True, True]), _docs=[None] * 3, _loaders=[None] * 3)
+            >>> small = pool.window(1)
+            >>> small.keys, small.found_rank.tolist()
+            (['id:a', 'id:c'], [[1, 0], [0, 1]])
+
         """
+        if fetch_k >= int(self.found_rank.max(initial=0)):
+            return self
         found = (self.found_rank > 0) & (self.found_rank <= fetch_k)
         keep = np.flatnonzero(found.any(axis=0))
-        rank = np.where(found, self.found_rank, 0)[:, keep]
-        raw = self.raw[:, keep].copy()
-        raw[:, ~self.has_scores] = np.nan
+        rank = np.where(found, self.found_rank, 0)[:, keep].astype(np.int64)
+        raw = np.where(self.has_scores[:, None], self.raw[:, keep], np.nan)
+        if not complete_scoring:
+            raw = np.where(rank > 0, raw, np.nan)
         return CandidatePool(
             keys=[self.keys[i] for i in keep],
             names=self.names,
-            raw=np.where(self.has_scores[:, None], raw, np.nan),
-            found_rank=rank.astype(np.int64),
+            raw=raw,
+            found_rank=rank,
             has_scores=self.has_scores,
             feedback=self.feedback,
             _docs=[self._docs[i] for i in keep],

@@ -199,40 +199,19 @@ class PoolCache:
 def window(pool: CandidatePool, fetch_k: int, *, complete_scoring: bool = True) -> CandidatePool:
     """Cut a pool to what a retriever asked for only ``fetch_k`` candidates would return.
 
-    Candidates that no retriever ranked within ``fetch_k`` are dropped and ranks beyond
-    ``fetch_k`` become "not found". With complete scoring the survivors keep every side's real
-    score (a smaller gather would compute the same ones); without it, a score is kept only where
-    that retriever still ranks the candidate.
+    The function form of [`CandidatePool.window`][langchain_fusion.CandidatePool.window], which
+    describes the rules.
 
     Example:
         >>> import numpy as np
-        >>> pool = CandidatePool(keys=["id:a", "id:b", "id:c"], names=["dense", "bm25"],
-        ...     raw=np.array([[0.9, 0.8, 0.1], [np.nan, 2.0, 5.0]]),
-        ...     found_rank=np.array([[1, 2, 3], [0, 2, 1]]), has_scores=np.array([True, True]),
-        ...     _docs=[None] * 3, _loaders=[None] * 3)
-        >>> small = window(pool, 1)
-        >>> small.keys, small.found_rank.tolist()
-        (['id:a', 'id:c'], [[1, 0], [0, 1]])
+        >>> pool = CandidatePool(keys=["id:a", "id:b"], names=["dense"], raw=np.array([[0.9, 0.2]]),
+        ...     found_rank=np.array([[1, 2]]), has_scores=np.array([True]),
+        ...     _docs=[None] * 2, _loaders=[None] * 2)
+        >>> window(pool, 1).keys
+        ['id:a']
 
     """
-    if fetch_k >= int(pool.found_rank.max(initial=0)):
-        return pool
-    found = (pool.found_rank > 0) & (pool.found_rank <= fetch_k)
-    keep = np.flatnonzero(found.any(axis=0))
-    rank = np.where(found, pool.found_rank, 0)[:, keep].astype(np.int64)
-    raw = pool.raw[:, keep]
-    raw = np.where(pool.has_scores[:, None], raw, np.nan)
-    if not complete_scoring:
-        raw = np.where(rank > 0, raw, np.nan)
-    return CandidatePool(
-        keys=[pool.keys[i] for i in keep],
-        names=pool.names,
-        raw=raw,
-        found_rank=rank,
-        has_scores=pool.has_scores,
-        _docs=[pool._docs[i] for i in keep],
-        _loaders=[pool._loaders[i] for i in keep],
-    )
+    return pool.window(fetch_k, complete_scoring=complete_scoring)
 
 
 def _check_queries(queries: Any) -> None:

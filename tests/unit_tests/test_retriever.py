@@ -380,3 +380,15 @@ def test_complete_scoring_auto_uses_own_ranks_for_rrf() -> None:
     forced = auto.model_copy(update={"complete_scoring": True})
     got = {d.page_content: d.metadata["fusion"]["score"] for d in forced.invoke("q")}
     assert got["b1"] == pytest.approx(0.5 / 61 + 0.5 / 61)  # b1 is dense's best by score
+
+
+def test_pool_window_equals_a_smaller_gather(retriever: FusionRetriever) -> None:
+    big = retriever.gather("battery charge cold winter", fetch_k=6)
+    # fetch_k is at least k, so the smaller gather needs k=3 too
+    small = retriever.model_copy(update={"k": 3}).gather("battery charge cold winter", fetch_k=3)
+    cut = big.window(3)
+    assert len(cut) > 2 and sorted(cut.keys) == sorted(small.keys)
+    assert int(cut.found_rank.max()) <= 3
+    order = [small.keys.index(key) for key in cut.keys]
+    np.testing.assert_array_equal(cut.found_rank, small.found_rank[:, order])
+    np.testing.assert_allclose(cut.raw, small.raw[:, order], atol=1e-6)
