@@ -1013,6 +1013,12 @@ class HybridIndex(VectorStore):
                 raise KeyError(f"document id {missing!r} is not in the index")
             return [self._document(int(s)) for s in slots]
 
+    def _documents_or_none(self, ids: Sequence[str]) -> list[Document | None]:
+        """Like `documents`, with None for an id deleted meanwhile (fusion's candidate loader)."""
+        with self._lock.read():
+            slots = self._docs.slots_of(list(ids))
+            return [self._document(int(s)) if s >= 0 else None for s in slots]
+
     def _document(self, slot: int) -> Document:
         docs = self._docs
         return Document(

@@ -127,19 +127,33 @@ class CandidatePool:
         return len(self.keys)
 
     def document(self, i: int) -> Document:
-        """Return candidate ``i`` as a Document (loaded on first use)."""
-        doc = self._docs[i]
+        """Return candidate ``i`` as a Document (loaded on first use).
+
+        Raises:
+            KeyError: The candidate was deleted from its index after the search.
+
+        """
+        doc = self._present(i)
         if doc is None:
-            self._load([i])
-            doc = self._docs[i]
-            assert doc is not None
+            raise KeyError(
+                f"candidate {self.keys[i]!r} was deleted from its index after the search"
+            )
         return doc
 
+    def _present(self, i: int) -> Document | None:
+        """Candidate ``i``, or None when a concurrent delete removed it since the search."""
+        if self._docs[i] is None:
+            self._load([i])
+        return self._docs[i]
+
     def _load(self, positions: Iterable[int]) -> None:
-        """Load the not-yet-loaded candidates among ``positions``: one call per loader."""
+        """Load the not-yet-loaded candidates among ``positions``: one call per loader.
+
+        A loader returns None for an id deleted since the search; that candidate stays None.
+        """
         pending: dict[Any, list[int]] = {}  # loader -> positions (equal bound methods merge)
         for i in positions:
-            if self._docs[i] is None:
+            if self._docs[i] is None and self._loaders[i] is not None:
                 pending.setdefault(self._loaders[i], []).append(i)
         for loader, group in pending.items():
             ids = [k[3:] if k.startswith("id:") else k for k in (self.keys[i] for i in group)]
@@ -626,7 +640,7 @@ class FusionRetriever(BaseRetriever):
             return []
         top = [int(j) for j in _fuse(pool, s).order[:m]]
         pool._load(top)
-        return [pool.document(j) for j in top]
+        return [doc for doc in (pool._present(j) for j in top) if doc is not None]
 
     def _feedback_one(
         self,
@@ -691,6 +705,8 @@ class FusionRetriever(BaseRetriever):
                         loaders.append(c.loader)
                 else:
                     doc = items[r] if items is not None else c.documents[r]
+                    if doc is None:  # deleted by another thread since the search
+                        continue
                     j = self._match(doc, index_of, by_content, keys, docs, loaders)
                 if j in seen:  # duplicate inside one list: the best-ranked copy counts
                     continue
@@ -757,18 +773,21 @@ class FusionRetriever(BaseRetriever):
             missing = np.flatnonzero(np.isnan(pool.raw[i]))
             if missing.size == 0:
                 continue
-            scores: NDArray[np.float64] | None = None
             if c.id_scorer is not None and all(pool.keys[j].startswith("id:") for j in missing):
-                scores = c.id_scorer([pool.keys[j][3:] for j in missing])
-            elif c.scorer is not None:
-                scores = c.scorer([pool.document(int(j)) for j in missing])
+                pool.raw[i, missing] = c.id_scorer([pool.keys[j][3:] for j in missing])
+                continue
+            # (position in missing, document); a candidate deleted since the search is skipped
+            found = [
+                (t, d) for t, j in enumerate(missing) if (d := pool._present(int(j))) is not None
+            ]
+            if c.scorer is not None and found:
+                scores = c.scorer([d for _, d in found])
             elif c.id_scorer is not None:
-                ids = [pool.document(int(j)).id for j in missing]
-                got = c.id_scorer([str(x) for x in ids if x is not None])
-                scores = np.full(missing.size, np.nan)
-                scores[[t for t, x in enumerate(ids) if x is not None]] = got
-            if scores is not None:
-                pool.raw[i, missing] = np.asarray(scores, dtype=np.float64)
+                found = [(t, d) for t, d in found if d.id is not None]
+                scores = c.id_scorer([str(d.id) for _, d in found]) if found else np.empty(0)
+            else:
+                continue
+            pool.raw[i, missing[[t for t, _ in found]]] = np.asarray(scores, dtype=np.float64)
 
     # ------------------------------------------------------------------ fusion (pure numpy)
 
@@ -799,7 +818,9 @@ class FusionRetriever(BaseRetriever):
         out: list[Document] = []
         for position in res.order:
             j = int(position)
-            doc = pool.document(j)
+            doc = pool._present(j)
+            if doc is None:  # deleted by another thread since the search: the next one moves up
+                continue
             if cap is not None:
                 src = doc.metadata.get(self.source_key)
                 if per_source.get(src, 0) >= cap:

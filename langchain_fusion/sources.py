@@ -81,7 +81,8 @@ class Candidates:
         scores: Raw scores aligned with ``documents``/``ids`` (higher is better), or ``None``
             for a retriever that only ranks.
         ids: Document ids aligned with ``scores`` (index-backed sources).
-        loader: Turns ids into documents (index-backed sources).
+        loader: Turns ids into documents, None for an id deleted since the search
+            (index-backed sources).
         scorer: Complete candidate scoring for the same query, or ``None``.
         id_scorer: Like ``scorer`` but on ids (index-backed sources; avoids building documents).
         query_vector: The query embedding the source searched with, if it embeds queries
@@ -97,7 +98,7 @@ class Candidates:
     documents: list[Document] = field(default_factory=list)
     scores: NDArray[np.float64] | None = None
     ids: list[str] | None = None
-    loader: Callable[[Sequence[str]], list[Document]] | None = None
+    loader: Callable[[Sequence[str]], list[Document | None]] | None = None
     scorer: Scorer | None = None
     id_scorer: Callable[[Sequence[str]], NDArray[np.float64]] | None = None
     query_vector: NDArray[np.float32] | None = None
@@ -259,7 +260,7 @@ class HybridDenseSource(Source):
         return Candidates(
             ids=ids,
             scores=np.asarray(scores, dtype=np.float64),
-            loader=self.index.documents,
+            loader=self.index._documents_or_none,
             id_scorer=lambda other: self.index.score_dense(vector, other),
             query_vector=vector,
         )
@@ -315,7 +316,7 @@ class HybridKeywordSource(Source):
         return Candidates(
             ids=list(ids),
             scores=np.asarray(scores, dtype=np.float64),
-            loader=self.index.documents,
+            loader=self.index._documents_or_none,
             id_scorer=lambda other: self.index.score_keyword(query, other),
         )
 

@@ -392,3 +392,27 @@ def test_pool_window_equals_a_smaller_gather(retriever: FusionRetriever) -> None
     order = [small.keys.index(key) for key in cut.keys]
     np.testing.assert_array_equal(cut.found_rank, small.found_rank[:, order])
     np.testing.assert_allclose(cut.raw, small.raw[:, order], atol=1e-6)
+
+
+def test_a_document_deleted_between_search_and_load_is_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from langchain_fusion import HybridIndex
+
+    index = HybridIndex(BagOfWordsEmbedding())
+    index.add_texts(TEXTS, ids=[f"d{i}" for i in range(len(TEXTS))])
+    r = FusionRetriever.from_index(index, k=3)
+    before = [d.id for d in r.invoke("battery charge cold")]
+    victim = before[0]
+    search = HybridIndex.search_keyword
+
+    def search_then_delete(self: HybridIndex, *args: object, **kwargs: object) -> object:
+        found = search(self, *args, **kwargs)  # type: ignore[arg-type]
+        if victim in self:  # another thread deletes it before the documents are loaded
+            self.delete([victim])
+        return found
+
+    monkeypatch.setattr(HybridIndex, "search_keyword", search_then_delete)
+    after = [d.id for d in r.invoke("battery charge cold")]
+    assert victim not in after and len(after) == 3
+    assert after[:2] == before[1:]
