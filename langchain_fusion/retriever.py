@@ -208,6 +208,13 @@ class FusedResult:
     ranks: NDArray[np.int64]
 
 
+def _keyword_source(obj: Any) -> Source:
+    """``keyword_retriever=``: a `HybridIndex` there means its BM25 side, not its vectors."""
+    from langchain_fusion.index import HybridIndex
+
+    return HybridKeywordSource(obj) if isinstance(obj, HybridIndex) else to_source(obj)
+
+
 def _validate_k(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -305,8 +312,14 @@ class FusionRetriever(BaseRetriever):
 
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
+    vectorstore: Any = Field(default=None, exclude=True, repr=False)
+    """The vector store given to the constructor (any LangChain ``VectorStore``), if any."""
+    keyword_retriever: Any = Field(default=None, exclude=True, repr=False)
+    """The keyword retriever given to the constructor (a ``BM25Retriever``...), if any."""
+    retrievers: list[Any] | None = Field(default=None, exclude=True, repr=False)
+    """The retrievers given as ``retrievers=[...]``, if any (adapted in ``sources``)."""
     sources: list[Source] = Field(default_factory=list)
     """The retrievers, adapted (see [`langchain_fusion.sources`][])."""
     names: list[str] = Field(default_factory=list)
@@ -342,9 +355,9 @@ class FusionRetriever(BaseRetriever):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        vectorstore = data.pop("vectorstore", None)
-        keyword = data.pop("keyword_retriever", None)
-        retrievers = data.pop("retrievers", None)
+        vectorstore = data.get("vectorstore")
+        keyword = data.get("keyword_retriever")
+        retrievers = data.get("retrievers")
         if retrievers is not None and (vectorstore is not None or keyword is not None):
             raise ValueError(
                 "pass either retrievers=[...] or vectorstore=/keyword_retriever=, not both"
@@ -355,9 +368,9 @@ class FusionRetriever(BaseRetriever):
                     "both vectorstore and keyword_retriever are needed; to fuse other "
                     "combinations pass retrievers=[...] with weights=[...]"
                 )
-            retrievers = [vectorstore, keyword]
             data.setdefault("names", ["dense", "bm25"])
-        if retrievers is not None:
+            data["sources"] = [to_source(vectorstore), _keyword_source(keyword)]
+        elif retrievers is not None:
             if not isinstance(retrievers, (list, tuple)) or not retrievers:
                 raise ValueError("retrievers must be a non-empty list")
             data["sources"] = [to_source(r) for r in retrievers]
@@ -380,6 +393,14 @@ class FusionRetriever(BaseRetriever):
             )
         _validate_k("k", self.k)
         _validate_k("fetch_k", self.fetch_k)
+        given = self.model_fields_set
+        if "alpha" in given and self.weights is not None:
+            raise ValueError("pass alpha (two retrievers) or weights=[...], not both")
+        if "alpha" in given and len(self.sources) != 2:
+            raise ValueError(
+                f"alpha applies to exactly two retrievers (vector, keyword); this retriever "
+                f"fuses {len(self.sources)}: pass weights=[...] with {len(self.sources)} values"
+            )
         self._settings({})  # validates alpha, weights, method, normalization, feedback
         if self.max_per_source is not None:
             _validate_k("max_per_source", self.max_per_source)
@@ -539,6 +560,8 @@ class FusionRetriever(BaseRetriever):
                 "HybridIndex (FusionRetriever.from_documents / from_index), or set feedback_docs=0"
             )
         n = len(self.sources)
+        if overrides.get("weights") is not None and "alpha" in overrides:
+            raise ValueError("pass alpha (two retrievers) or weights=[...], not both")
         weights = overrides.get("weights") if "weights" in overrides else None
         if weights is None and "alpha" not in overrides:
             weights = self.weights
@@ -821,8 +844,8 @@ class FusionRetriever(BaseRetriever):
             doc = pool._present(j)
             if doc is None:  # deleted by another thread since the search: the next one moves up
                 continue
-            if cap is not None:
-                src = doc.metadata.get(self.source_key)
+            # documents without a source are not grouped
+            if cap is not None and (src := doc.metadata.get(self.source_key)) is not None:
                 if per_source.get(src, 0) >= cap:
                     continue
                 per_source[src] = per_source.get(src, 0) + 1

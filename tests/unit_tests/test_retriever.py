@@ -416,3 +416,43 @@ def test_a_document_deleted_between_search_and_load_is_skipped(
     after = [d.id for d in r.invoke("battery charge cold")]
     assert victim not in after and len(after) == 3
     assert after[:2] == before[1:]
+
+
+def test_constructor_rejects_ambiguous_or_misspelt_settings() -> None:
+    from pydantic import ValidationError
+
+    three = [ScriptedSource(docs("x"), [1.0]) for _ in range(3)]
+    with pytest.raises(ValidationError, match="alpha applies to exactly two retrievers"):
+        FusionRetriever(retrievers=three, alpha=0.2)
+    two = three[:2]
+    with pytest.raises(
+        ValidationError, match=r"alpha \(two retrievers\) or weights=\[\.\.\.\], not both"
+    ):
+        FusionRetriever(retrievers=two, alpha=0.2, weights=[1.0, 2.0])
+    with pytest.raises(ValidationError, match="alhpa"):
+        FusionRetriever(retrievers=two, alhpa=0.3)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="not both"):
+        FusionRetriever(retrievers=two).invoke("q", alpha=0.2, weights=[1.0, 1.0])
+
+
+def test_max_per_source_does_not_group_documents_without_a_source() -> None:
+    plain = [Document(page_content=f"doc {i}") for i in range(4)]
+    r = FusionRetriever(
+        retrievers=[ScriptedSource(plain, [4.0, 3.0, 2.0, 1.0]), ScriptedSource([], [])],
+        k=4,
+        max_per_source=1,
+    )
+    assert len(r.invoke("q")) == 4
+
+
+def test_wrapped_stores_are_kept_and_an_index_as_keyword_side_is_bm25(
+    retriever: FusionRetriever,
+) -> None:
+    index = retriever.index
+    r = FusionRetriever(vectorstore=index, keyword_retriever=index)
+    assert r.vectorstore is index and r.keyword_retriever is index
+    assert [type(s).__name__ for s in r.sources] == ["HybridDenseSource", "HybridKeywordSource"]
+    top = r.invoke("battery charge", k=1)[0]
+    assert top.id is not None
+    bm25 = index.score_keyword("battery charge", [top.id])
+    assert top.metadata["fusion"]["retrievers"]["bm25"]["raw"] == pytest.approx(float(bm25[0]))
