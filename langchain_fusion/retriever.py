@@ -7,7 +7,7 @@ import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from langchain_fusion import fusion
 from langchain_fusion.feedback import check_feedback
+from langchain_fusion.filters import filter_mask
 from langchain_fusion.sources import (
     Candidates,
     HybridDenseSource,
@@ -206,6 +207,26 @@ class FusedResult:
     fused: NDArray[np.float64]
     normalized: NDArray[np.float64]
     ranks: NDArray[np.int64]
+
+
+def _post_filter(
+    sources: Sequence[Source], results: list[Candidates], flt: Any
+) -> list[Candidates]:
+    """Drop the documents that fail ``flt`` from sources that could not apply it themselves."""
+    if flt is None:
+        return results
+    out = []
+    for src, c in zip(sources, results, strict=True):
+        if not src.supports_filter and c.ids is None and c.documents:
+            keep = np.flatnonzero(filter_mask([d.metadata for d in c.documents], flt))
+            if keep.size < len(c.documents):
+                c = replace(
+                    c,
+                    documents=[c.documents[i] for i in keep],
+                    scores=None if c.scores is None else c.scores[keep],
+                )
+        out.append(c)
+    return out
 
 
 def _keyword_source(obj: Any) -> Source:
@@ -615,7 +636,7 @@ class FusionRetriever(BaseRetriever):
         results = _run_all(
             [lambda src=src: self._search_one(src, query, fk, flt) for src in self.sources]
         )
-        pool = self._build_pool(results)
+        pool = self._build_pool(_post_filter(self.sources, results, flt))
         feedback = self._feedback_docs(pool, s)
         if not feedback:
             return pool
@@ -644,7 +665,8 @@ class FusionRetriever(BaseRetriever):
                 for src in self.sources
             ]
         )
-        pool = await asyncio.to_thread(self._build_pool, list(results))
+        results = _post_filter(self.sources, list(results), flt)
+        pool = await asyncio.to_thread(self._build_pool, results)
         feedback = await asyncio.to_thread(self._feedback_docs, pool, s)
         if not feedback:
             return pool

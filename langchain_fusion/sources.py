@@ -637,8 +637,10 @@ class RetrieverSource(Source):
     """Any LangChain ``BaseRetriever``: ranks only (no scores), no complete scoring.
 
     ``k`` is passed to the retriever as the keyword argument named ``k_arg`` when it accepts
-    it (and as its ``k`` field otherwise); ``filter`` is passed as ``filter=`` only when
-    ``supports_filter`` is set.
+    it (and as its ``k`` field otherwise). ``filter`` is passed as ``filter=`` when
+    ``supports_filter`` is set; otherwise `FusionRetriever` filters the returned documents by
+    their metadata ([`langchain_fusion.filters`][] syntax), so none that fails the filter is
+    fused, though fewer than ``k`` may remain.
 
     Example:
         >>> from langchain_fusion import BM25Retriever
@@ -752,7 +754,10 @@ def to_source(obj: Any) -> Source:
     if isinstance(obj, VectorStore):
         return VectorStoreSource(obj)
     if isinstance(obj, BaseRetriever):
-        return RetrieverSource(obj)
+        from langchain_fusion.retriever import FusionRetriever
+
+        # a nested FusionRetriever takes filter= (and applies it before its own top-k cut)
+        return RetrieverSource(obj, supports_filter=isinstance(obj, FusionRetriever))
     raise TypeError(
         "each retriever must be a LangChain VectorStore, a BaseRetriever or a "
         f"langchain_fusion.sources.Source, got {type(obj).__name__}"

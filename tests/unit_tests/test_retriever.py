@@ -456,3 +456,22 @@ def test_wrapped_stores_are_kept_and_an_index_as_keyword_side_is_bm25(
     assert top.id is not None
     bm25 = index.score_keyword("battery charge", [top.id])
     assert top.metadata["fusion"]["retrievers"]["bm25"]["raw"] == pytest.approx(float(bm25[0]))
+
+
+def test_filters_reach_rank_only_and_nested_retrievers(retriever: FusionRetriever) -> None:
+    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.retrievers import BaseRetriever
+
+    class Everything(BaseRetriever):  # rank-only and knows nothing of filters
+        def _get_relevant_documents(
+            self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        ) -> list[Document]:
+            return [Document(t, id=f"d{i}", metadata={"n": i}) for i, t in enumerate(TEXTS)]
+
+    mixed = FusionRetriever(retrievers=[retriever.index, Everything()], weights=[1, 1], k=6)
+    out = mixed.invoke("battery", filter={"n": {"$in": [1, 3]}})
+    assert out and all(d.metadata["n"] in (1, 3) for d in out)
+
+    nested = FusionRetriever(retrievers=[retriever, Everything()], weights=[1, 1], k=6)
+    out = nested.invoke("battery", filter={"n": {"$gte": 4}})
+    assert out and all(d.metadata["n"] >= 4 for d in out)
