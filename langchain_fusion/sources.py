@@ -24,7 +24,7 @@ import hashlib
 import threading
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -181,20 +181,28 @@ def _lookup(doc: Document, by_id: Mapping[str, int], by_content: Mapping[str, in
 
 
 class _PositionLookup:
-    """Maps documents to positions in a corpus by id, else by content; rebuilt when it grows."""
+    """Maps documents to positions in a corpus by id, else by content.
+
+    Rebuilt when the corpus container is replaced (FAISS's ``delete`` builds a new position map)
+    or changes size (``add``), so a delete followed by an add never reuses stale positions. The
+    container is held, so its identity cannot be reused by another object.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._owner: object = None
         self._size = -1
         self._maps: tuple[dict[str, int], dict[str, int]] = ({}, {})
 
     def get(
-        self, size: int, build: Callable[[], tuple[dict[str, int], dict[str, int]]]
+        self,
+        owner: Sized,
+        build: Callable[[], tuple[dict[str, int], dict[str, int]]],
     ) -> tuple[dict[str, int], dict[str, int]]:
         with self._lock:
-            if size != self._size:
+            if owner is not self._owner or len(owner) != self._size:
                 self._maps = build()
-                self._size = size
+                self._owner, self._size = owner, len(owner)
             return self._maps
 
 
@@ -508,9 +516,10 @@ class CommunityFAISSSource(Source):
 
     def _position_maps(self) -> tuple[dict[str, int], dict[str, int]]:
         vs = self.vectorstore
-        id_to_pos = {doc_id: pos for pos, doc_id in vs.index_to_docstore_id.items()}
+        positions = vs.index_to_docstore_id
 
         def build() -> tuple[dict[str, int], dict[str, int]]:
+            id_to_pos = {doc_id: pos for pos, doc_id in positions.items()}
             by_content: dict[str, int] = {}
             for doc_id, pos in id_to_pos.items():
                 doc = vs.docstore.search(doc_id)
@@ -518,7 +527,7 @@ class CommunityFAISSSource(Source):
                     by_content.setdefault(content_key(doc.page_content), pos)
             return id_to_pos, by_content
 
-        return self._positions.get(len(id_to_pos), build)
+        return self._positions.get(positions, build)
 
     def _vectors(self, positions: Sequence[int]) -> NDArray[np.float32] | None:
         index = self.vectorstore.index
@@ -618,7 +627,7 @@ class CommunityBM25Source(Source):
             eligible[~mask] = -np.inf
         order = _top_indices(eligible, k)
         order = order[np.isfinite(eligible[order])]
-        maps = self._positions.get(len(docs), lambda: _documents_key_map(docs))
+        maps = self._positions.get(docs, lambda: _documents_key_map(docs))
 
         def scorer(other: Sequence[Document]) -> NDArray[np.float64]:
             out = np.full(len(other), np.nan)

@@ -87,3 +87,24 @@ def test_ensemble_style_retriever_list(stores: tuple[FAISS, BM25Retriever]) -> N
         )
     assert len(r.invoke("warranty cycles")) == 2
     assert r.invoke("warranty cycles")[0].page_content == TEXTS[2]
+
+
+def test_faiss_scores_stay_right_after_delete_then_add() -> None:
+    embedding = BagOfWordsEmbedding()
+    docs = [Document(t, id=f"d{i}") for i, t in enumerate(TEXTS)]
+    faiss = FAISS.from_documents(docs, embedding)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        src = to_source(faiss)
+
+    def cosines() -> dict[str | None, float]:
+        c = src.search("battery cold charge", 5)
+        return {d.id: float(s) for d, s in zip(c.documents, np.asarray(c.scores), strict=True)}
+
+    cosines()  # builds the position cache
+    faiss.delete(["d0"])  # positions shift...
+    faiss.add_documents([Document(TEXTS[0], id="d0")])  # ...and the size is the same again
+    q = np.array(embedding.embed_query("battery cold charge"))
+    for doc_id, score in cosines().items():
+        v = np.array(embedding.embed_query(TEXTS[int(str(doc_id)[1:])]))
+        assert score == pytest.approx(float(q @ v / np.linalg.norm(q) / np.linalg.norm(v)))
