@@ -24,6 +24,7 @@ readers in under its own lock (lazy decoding is guarded internally, so concurren
 
 from __future__ import annotations
 
+import copy
 import json
 import mmap
 import threading
@@ -34,13 +35,33 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["DocStore"]
+__all__ = ["DocStore", "copy_metadata"]
 
 _NEWLINE = 10
 _COLUMNS = ("ids", "texts", "metadata")
 _LIVE_FILE = "live.npy"
 
 _EMPTY: Mapping[str, Any] = {}
+
+
+_ATOMS = (str, int, float, bool, type(None))
+
+
+def copy_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Copy a metadata dict so that no nested list or dict is shared with the original.
+
+    Flat values are reused (they are immutable); containers are deep-copied. Stored and returned
+    documents use it, so a caller that edits ``doc.metadata["tags"]`` changes only its own copy.
+
+    Example:
+        >>> meta = {"page": 2, "tags": ["a"]}
+        >>> copied = copy_metadata(meta)
+        >>> copied["tags"].append("b")
+        >>> meta
+        {'page': 2, 'tags': ['a']}
+
+    """
+    return {k: v if type(v) in _ATOMS else copy.deepcopy(v) for k, v in metadata.items()}
 
 
 def _open_blob(path: Path, *, use_mmap: bool) -> bytes | mmap.mmap:
@@ -355,7 +376,7 @@ class DocStore:
         return value
 
     def metadata(self, slot: int) -> dict[str, Any]:
-        """Return a fresh (shallow) copy of the metadata stored in ``slot``.
+        """Return a fresh copy of the metadata stored in ``slot`` (nested values copied too).
 
         Example:
             >>> store = DocStore(); _ = store.append(["x"], ["t"], [{"page": 2}])
@@ -364,7 +385,7 @@ class DocStore:
 
         """
         value = self._metas.get(slot)
-        return dict(value) if value else {}
+        return copy_metadata(value) if value else {}
 
     def metadata_view(self, slot: int) -> Mapping[str, Any]:
         """Return the stored metadata of ``slot`` itself, without a copy (do not modify it).
@@ -457,7 +478,7 @@ class DocStore:
         self._reserve(start + m)
         self._ids.extend(ids)
         self._texts.extend(texts)
-        self._metas.extend(dict(meta) if meta else None for meta in metadatas)
+        self._metas.extend(copy_metadata(meta) if meta else None for meta in metadatas)
         self._live[start : start + m] = True
         self._n = start + m
         self._n_live += m

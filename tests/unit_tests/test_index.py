@@ -625,3 +625,16 @@ def test_add_embeddings_checks_float_arrays_in_blocks(monkeypatch: pytest.Monkey
     with pytest.raises(ValueError, match=r"vector of dimension 2 for texts\[0\]"):
         index.add_embeddings(["x", "y"], np.ones((2, 2)))
     assert len(index) == 7
+
+
+def test_stored_metadata_shares_nothing_with_callers() -> None:
+    from tests.fakes import BagOfWordsEmbedding
+
+    given = Document("battery tags", id="a", metadata={"tags": ["x"], "info": {"v": 1}})
+    index = HybridIndex(BagOfWordsEmbedding())
+    index.add_documents([given])
+    given.metadata["tags"].append("edited after indexing")
+    returned = index.get_by_ids(["a"])[0]
+    returned.metadata["info"]["v"] = 2
+    index.similarity_search("battery", k=1)[0].metadata["tags"].append("edited result")
+    assert index.get_by_ids(["a"])[0].metadata == {"tags": ["x"], "info": {"v": 1}}
