@@ -219,6 +219,13 @@ def _same_model(a: str, b: str) -> bool:
 # ------------------------------------------------------------------------------ the store
 
 
+_NO_PICKLE = (
+    "a HybridIndex cannot be pickled or deep-copied (unpickling can run code, and the index may "
+    "be gigabytes): save it with index.save(path) and open it with HybridIndex.load(path); to "
+    "share it, pass the same object"
+)
+
+
 class HybridIndex(VectorStore):
     """A LangChain vector store that also keeps a BM25 index of the same documents.
 
@@ -428,6 +435,12 @@ class HybridIndex(VectorStore):
             f"HybridIndex({len(self)} documents, embedding={_describe(self._identity())}, "
             f"dim={self.dim}, bm25={self._bm25.method!r}, dense={self._dense_params['kind']!r})"
         )
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(_NO_PICKLE)
+
+    def __deepcopy__(self, memo: Any) -> HybridIndex:
+        raise TypeError(_NO_PICKLE)
 
     def _identity(self) -> dict[str, Any]:
         return _identity(self._embedding, self.dim)
@@ -1098,7 +1111,8 @@ class HybridIndex(VectorStore):
         mask = self._mask(filter)
         if mask is not None and not mask.any():
             return empty
-        slots, scores = dense.search(queries, k, mask=mask)
+        # no more than the live documents: a huge k must not allocate (q, k) arrays
+        slots, scores = dense.search(queries, min(k, self._docs.n_live), mask=mask)
         out = []
         for row_slots, row_scores in zip(slots, scores, strict=True):
             keep = row_slots >= 0

@@ -638,3 +638,24 @@ def test_stored_metadata_shares_nothing_with_callers() -> None:
     returned.metadata["info"]["v"] = 2
     index.similarity_search("battery", k=1)[0].metadata["tags"].append("edited result")
     assert index.get_by_ids(["a"])[0].metadata == {"tags": ["x"], "info": {"v": 1}}
+
+
+def test_a_huge_k_returns_every_document_without_allocating_k() -> None:
+    index = HybridIndex.from_texts(["a b", "b c"], DeterministicFakeEmbedding(size=8))
+    assert len(index.similarity_search("b", k=10**12)) == 2
+
+
+def test_pickle_and_deepcopy_say_how_to_persist() -> None:
+    import copy
+    import pickle
+
+    from langchain_fusion import FusionRetriever
+
+    index = HybridIndex.from_texts(["a b"], DeterministicFakeEmbedding(size=8))
+    for attempt in (
+        lambda: pickle.dumps(index),
+        lambda: copy.deepcopy(index),
+        lambda: pickle.dumps(FusionRetriever.from_index(index)),
+    ):
+        with pytest.raises(TypeError, match=r"index\.save\(path\).*HybridIndex\.load\(path\)"):
+            attempt()
