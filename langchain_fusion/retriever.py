@@ -224,6 +224,7 @@ def _post_filter(
                     c,
                     documents=[c.documents[i] for i in keep],
                     scores=None if c.scores is None else c.scores[keep],
+                    derived_ids=None if c.derived_ids is None else [c.derived_ids[i] for i in keep],
                 )
         out.append(c)
     return out
@@ -752,7 +753,8 @@ class FusionRetriever(BaseRetriever):
                     doc = items[r] if items is not None else c.documents[r]
                     if doc is None:  # deleted by another thread since the search
                         continue
-                    j = self._match(doc, index_of, by_content, keys, docs, loaders)
+                    derived = c.derived_ids is not None and c.derived_ids[r]
+                    j = self._match(doc, index_of, by_content, keys, docs, loaders, derived)
                 if j in seen:  # duplicate inside one list: the best-ranked copy counts
                     continue
                 seen.add(j)
@@ -788,8 +790,10 @@ class FusionRetriever(BaseRetriever):
         keys: list[str],
         docs: list[Document | None],
         loaders: list[Any],
+        derived_id: bool = False,
     ) -> int:
-        key = self._key(doc)
+        # an id the source made from the text (not the user's) identifies nothing: match by text
+        key = None if derived_id and self.id_key is None else self._key(doc)
         ckey = content_key(doc.page_content)
         j = index_of.get(key) if key is not None else None
         if j is None and (key is None or self.id_key is None):

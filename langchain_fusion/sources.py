@@ -87,6 +87,9 @@ class Candidates:
         id_scorer: Like ``scorer`` but on ids (index-backed sources; avoids building documents).
         query_vector: The query embedding the source searched with, if it embeds queries
             (reused by `Source.feedback_search` instead of embedding the query again).
+        derived_ids: Per document, whether its id was made from its content by the source
+            (not given by the user); such documents match other retrievers' by text, as
+            id-less ones do.
 
     Example:
         >>> c = Candidates(documents=[Document("a"), Document("b")], scores=np.array([2.0, 1.0]))
@@ -102,6 +105,7 @@ class Candidates:
     scorer: Scorer | None = None
     id_scorer: Callable[[Sequence[str]], NDArray[np.float64]] | None = None
     query_vector: NDArray[np.float32] | None = None
+    derived_ids: list[bool] | None = None
 
     def __len__(self) -> int:
         return len(self.ids) if self.ids is not None else len(self.documents)
@@ -332,6 +336,14 @@ class HybridKeywordSource(Source):
         return f"HybridKeywordSource({len(self.index)} documents)"
 
 
+def _has_derived_id(doc: Document) -> bool:
+    """Whether ``BM25Retriever`` made this document's id from its content (no id was given)."""
+    from langchain_fusion.bm25_retriever import content_id
+
+    base = content_id(doc)
+    return doc.id == base or str(doc.id).startswith(base + "-")
+
+
 class OwnBM25Source(Source):
     """The package's [`BM25Retriever`][langchain_fusion.BM25Retriever], with complete scoring.
 
@@ -352,10 +364,12 @@ class OwnBM25Source(Source):
     def search(self, query: str, k: int, *, filter: Any = None) -> Candidates:
         """Search with BM25 scores."""
         pairs = self.retriever.search_with_scores(query, k=k, filter=filter)
+        docs = [d for d, _ in pairs]
         return Candidates(
-            documents=[d for d, _ in pairs],
+            documents=docs,
             scores=np.array([s for _, s in pairs], dtype=np.float64),
             scorer=lambda docs: self.retriever.score_documents(query, docs),
+            derived_ids=[_has_derived_id(d) for d in docs],
         )
 
 

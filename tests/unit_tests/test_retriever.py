@@ -475,3 +475,20 @@ def test_filters_reach_rank_only_and_nested_retrievers(retriever: FusionRetrieve
     nested = FusionRetriever(retrievers=[retriever, Everything()], weights=[1, 1], k=6)
     out = nested.invoke("battery", filter={"n": {"$gte": 4}})
     assert out and all(d.metadata["n"] >= 4 for d in out)
+
+
+def test_own_bm25_fuses_with_an_id_less_store_like_the_community_one() -> None:
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    from langchain_fusion import BM25Retriever
+
+    store = InMemoryVectorStore.from_texts(TEXTS, BagOfWordsEmbedding())  # invents uuids
+    bm25 = BM25Retriever.from_texts(TEXTS)  # ids made from the content
+    r = FusionRetriever(vectorstore=store, keyword_retriever=bm25, k=6)
+    out = r.invoke("battery charge cold")
+    assert len({d.page_content for d in out}) == len(out) == 6  # each text once
+    both = out[0].metadata["fusion"]["retrievers"]
+    assert both["dense"] is not None and both["bm25"] is not None
+    explicit = BM25Retriever.from_texts(TEXTS, ids=[f"u{i}" for i in range(len(TEXTS))])
+    r = FusionRetriever(vectorstore=store, keyword_retriever=explicit, k=6)
+    assert len(r.invoke("battery charge cold", k=12)) > 6  # users' own ids are kept apart
