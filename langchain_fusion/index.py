@@ -15,6 +15,7 @@ import contextlib
 import json
 import threading
 import uuid
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -1778,6 +1779,15 @@ class HybridIndex(VectorStore):
                 f"embedding model mismatch: the index was built with {_describe(saved)}, but "
                 f"the embedding passed is {_describe(given)}; vectors of different models are "
                 "not comparable"
+            )
+        lineage = {f"{c.__module__}.{c.__qualname__}" for c in type(embedding).__mro__}
+        if not (saved_model and given["model"]) and saved.get("class") not in lineage:
+            warnings.warn(
+                f"the index was built with {_describe(saved)} and is loaded with "
+                f"{_describe(given)}; the model names cannot be compared, so make sure it is the "
+                "same model: vectors of different models are not comparable",
+                UserWarning,
+                stacklevel=3,
             )
         return embedding
 

@@ -338,7 +338,8 @@ def test_an_undeclared_dimension_is_checked_at_the_first_query(tmp_path: Path) -
         def embed_query(self, text: str) -> list[float]:
             return [1.0] * 5
 
-    loaded = HybridIndex.load(path, Anonymous())
+    with pytest.warns(UserWarning, match="make sure it is the same model"):
+        loaded = HybridIndex.load(path, Anonymous())
     assert loaded.search_keyword("dogs", 1)[0]  # keyword side works without the model
     with pytest.raises(ValueError, match=r"expected 16, received 5"):
         loaded.similarity_search("dogs")
@@ -656,3 +657,15 @@ def test_docstore_round_trip_with_odd_text(tmp_path: Path, mmap: bool) -> None:
     assert again.live_ids() == ["k1", "k2", "k4", "k5"]
     assert b"plain" not in (again_dir / "texts.jsonl").read_bytes()  # deleted text is gone
     assert b"k0" not in (again_dir / "ids.jsonl").read_bytes()
+
+
+def test_loading_with_another_embedding_class_of_unknown_model_warns(tmp_path: Path) -> None:
+    from tests.fakes import BagOfWordsEmbedding
+
+    index = HybridIndex.from_texts(["a b"], BagOfWordsEmbedding(size=8))
+    index.save(tmp_path / "i")
+    with pytest.warns(UserWarning, match="make sure it is the same model"):
+        HybridIndex.load(tmp_path / "i", DeterministicFakeEmbedding(size=8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        HybridIndex.load(tmp_path / "i", BagOfWordsEmbedding(size=8))  # same class: quiet
