@@ -7,12 +7,12 @@ of every file. Loading checks all of it *before* any data file is parsed, so a f
 truncated or modified directory is refused with a message naming the problem, and nothing in the
 directory is ever executed or unpickled.
 
-The checksum is XXH3-128 (format version 2): it catches truncation, bit flips and edits like any
-128-bit hash, at about 11 GB/s per core against SHA-256's 1.5 (hashing 3.9 GB on 2 cores: 0.41 s
-against 1.61 s). It is an integrity check, not a
-signature: whoever can rewrite a data file can rewrite the manifest too, whatever the hash, which
-is why loading never executes anything it reads. Indexes saved in format version 1 (SHA-256) are
-still read and verified with SHA-256.
+The checksum is XXH3-128 (format versions 2 and 3): it catches truncation, bit flips and edits
+like any 128-bit hash, at about 11 GB/s per core against SHA-256's 1.5 (hashing 3.9 GB on 2
+cores: 0.41 s against 1.61 s). It is an integrity check, not a signature: whoever can rewrite a
+data file can rewrite the manifest too, whatever the hash, which is why loading never executes
+anything it reads. Indexes saved in format version 1 (SHA-256) are still read and verified with
+SHA-256.
 
 Saving ([`atomic_save`][]) never modifies the previous directory in place:
 
@@ -72,10 +72,12 @@ __all__ = [
 
 FORMAT_NAME = "langchain-fusion-index"
 """The ``format`` field of every manifest this package writes."""
-FORMAT_VERSION = 2
-"""The manifest format version this package writes (it also reads version 1)."""
-READABLE_FORMAT_VERSIONS = (1, 2)
-"""The manifest format versions this package reads: 1 (SHA-256 checksums) and 2 (XXH3-128)."""
+FORMAT_VERSION = 3
+"""The manifest format version this package writes (it also reads versions 1 and 2)."""
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
+"""The manifest format versions this package reads: 1 (SHA-256 checksums), 2 (XXH3-128) and 3
+(XXH3-128; the BM25 tokenizer records its Unicode normalization, which versions reading only
+1 and 2 would not know, so they refuse it with their "upgrade" message)."""
 MANIFEST_FILE = "manifest.json"
 """Name of the manifest inside an index directory."""
 
@@ -176,6 +178,7 @@ class _Checksum(NamedTuple):
 _CHECKSUM_OF_VERSION = {
     1: _Checksum("sha256", "SHA-256", file_sha256),
     2: _Checksum("xxh3_128", "XXH3-128", file_xxh3_128),
+    3: _Checksum("xxh3_128", "XXH3-128", file_xxh3_128),
 }
 
 
@@ -515,7 +518,8 @@ def read_manifest(path: str | Path, *, verify: Verify = "full") -> dict[str, Any
             if isinstance(version, int) and version > FORMAT_VERSION
             else ""
         )
-        readable = " and ".join(map(str, READABLE_FORMAT_VERSIONS))
+        *rest, last = map(str, READABLE_FORMAT_VERSIONS)
+        readable = f"{', '.join(rest)} and {last}" if rest else last
         raise ValueError(
             f"{str(directory)!r} is a langchain-fusion index in format version {version!r}, "
             f"written by langchain-fusion {manifest.get('package_version', 'unknown')}; this "

@@ -149,7 +149,7 @@ def test_manifest_contents(tmp_path: Path) -> None:
     path = build().save(tmp_path / "idx")
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["format"] == "langchain-fusion-index"
-    assert manifest["format_version"] == 2
+    assert manifest["format_version"] == persistence.FORMAT_VERSION == 3
     assert manifest["package_version"]
     assert manifest["created"].endswith("+00:00")
     params = manifest["parameters"]
@@ -233,7 +233,9 @@ def test_other_format_version_is_refused_with_both_versions(tmp_path: Path) -> N
     manifest = json.loads((path / "manifest.json").read_text())
     manifest["format_version"] = 7
     (path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match=r"format version 7.*reads format versions 1 and 2.*upgr"):
+    with pytest.raises(
+        ValueError, match=r"format version 7.*reads format versions 1, 2 and 3; upgr"
+    ):
         HybridIndex.load(path, DeterministicFakeEmbedding(size=16))
 
 
@@ -258,7 +260,7 @@ def test_format_version_1_is_read_and_verified_with_sha256(tmp_path: Path) -> No
     # Saving again writes the current format.
     loaded = HybridIndex.load(path, emb, verify="size")
     resaved = json.loads((loaded.save(tmp_path / "new") / "manifest.json").read_text())
-    assert resaved["format_version"] == 2
+    assert resaved["format_version"] == 3
     assert all(set(entry) == {"size", "xxh3_128"} for entry in resaved["files"].values())
 
 
@@ -669,3 +671,27 @@ def test_loading_with_another_embedding_class_of_unknown_model_warns(tmp_path: P
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         HybridIndex.load(tmp_path / "i", BagOfWordsEmbedding(size=8))  # same class: quiet
+
+
+def test_format_version_2_keeps_its_unnormalized_tokenizer(tmp_path: Path) -> None:
+    # Saved before the tokenizer recorded its Unicode normalization: no key, format version 2.
+    path = build().save(tmp_path / "idx")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["parameters"]["tokenizer"].pop("unicode_normalization") == "NFKC"
+    bm25_meta = json.loads((path / "bm25" / "bm25.json").read_text())
+    del bm25_meta["tokenizer"]["unicode_normalization"]
+    data = json.dumps(bm25_meta).encode()
+    (path / "bm25" / "bm25.json").write_bytes(data)
+    entry = {"size": len(data), "xxh3_128": xxhash.xxh3_128(data).hexdigest()}
+    manifest["files"]["bm25/bm25.json"] = entry
+    manifest["format_version"] = 2
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    loaded = HybridIndex.load(path, DeterministicFakeEmbedding(size=16))
+    assert loaded.tokenizer.unicode_normalization is None
+    assert loaded.tokenizer("Mu\u0308ller") == ["mu", "ller"]  # as its documents were tokenized
+    assert (
+        HybridIndex.load(
+            loaded.save(tmp_path / "new"), DeterministicFakeEmbedding(size=16)
+        ).tokenizer
+        == loaded.tokenizer
+    )  # and saving again keeps it

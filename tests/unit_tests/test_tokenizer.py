@@ -4,10 +4,11 @@ import copy
 import json
 import pickle
 import threading
+import unicodedata
 
 import pytest
 
-from langchain_fusion.lexical import DEFAULT_TOKEN_PATTERN, ENGLISH_STOPWORDS, Tokenizer
+from langchain_fusion.lexical import DEFAULT_TOKEN_PATTERN, ENGLISH_STOPWORDS, BM25Index, Tokenizer
 from langchain_fusion.lexical.stopwords import get_stopwords
 
 
@@ -35,7 +36,7 @@ def test_identifiers_symbols_and_scripts() -> None:
     assert tok("Café naïve Straße данные δεδομένα 🙂👍") == [
         "café",
         "naïve",
-        "straße",
+        "strasse",  # casefold(), not lower()
         "данные",
         "δεδομένα",
         "🙂",
@@ -120,6 +121,10 @@ def test_validation_messages() -> None:
         Tokenizer().tokenize_many("abc")
     with pytest.raises(ValueError, match=r"unknown keys \['lower'\]"):
         Tokenizer.from_config({"lower": True})
+    with pytest.raises(ValueError, match=r"unicode_normalization must be 'NFKC', 'NFC' or None"):
+        Tokenizer(unicode_normalization="NFD")
+    with pytest.raises(TypeError, match=r"unicode_normalization must be .*got bool"):
+        Tokenizer(unicode_normalization=True)  # type: ignore[arg-type]
 
 
 def test_stopword_list() -> None:
@@ -161,3 +166,142 @@ def test_thread_safety() -> None:
     for t in threads:
         t.join()
     assert not errors
+
+
+# ---------------------------------------------------------------- Unicode normalization
+
+FULLWIDTH_CPP = "\uff23\uff0b\uff0b"  # full-width "C++" (as typed with a CJK input method)
+FULLWIDTH_C = "\uff43"  # full-width "c": what is left of it without NFKC
+TEXT = f"Résumé of Müller: a naïve ﬁnancial {FULLWIDTH_CPP} guide, Straße İstanbul"
+NFD = unicodedata.normalize("NFD", TEXT)
+
+
+def test_nfd_and_nfc_give_the_same_tokens() -> None:
+    assert NFD != TEXT
+    for tok in [Tokenizer(), Tokenizer(stopwords=None, stemmer=None)]:
+        assert tok(NFD) == tok(TEXT)
+        assert tok.tokenize_many([NFD, TEXT]) == [tok(TEXT), tok(TEXT)]
+    plain = Tokenizer(stopwords=None, stemmer=None)
+    for word, expected in [("résumé", "résumé"), ("Müller", "müller"), ("naïve", "naïve")]:
+        assert plain(unicodedata.normalize("NFD", word)) == [expected]
+        assert plain(unicodedata.normalize("NFC", word)) == [expected]
+    assert plain("re\u0301sume\u0301") == ["résumé"]
+    assert Tokenizer(unicode_normalization="NFC", stopwords=None)(NFD) == Tokenizer(
+        unicode_normalization="NFC", stopwords=None
+    )(TEXT)
+
+
+def test_nfd_query_finds_nfc_document() -> None:
+    index = BM25Index(Tokenizer())
+    index.add(["Müller wrote about résumé writing", "a guide to gardening"])
+    query = unicodedata.normalize("NFD", "Müller résumé")
+    assert index.search(query, k=2)[0].tolist() == [0]
+    nfd_index = BM25Index(Tokenizer())
+    nfd_index.add([unicodedata.normalize("NFD", "Müller wrote"), "gardening"])
+    assert nfd_index.search("MÜLLER", k=2)[0].tolist() == [0]
+
+
+def test_compatibility_forms_and_case_folding() -> None:
+    plain = Tokenizer(stopwords=None, stemmer=None)
+    assert plain("ﬁnancial ﬂow") == ["financial", "flow"]  # PDF ligatures U+FB01, U+FB02
+    assert Tokenizer()("ﬁnancial") == Tokenizer()("financial") == ["financi"]
+    fullwidth_python3 = "".join(chr(ord(c) + 0xFEE0) for c in "Python3")
+    assert plain(f"{FULLWIDTH_CPP} {fullwidth_python3}") == ["c++", "python3"]  # full-width
+    assert plain("CO₂ 5 µg") == plain("co2 5 μg") == ["co2", "5", "μg"]  # sub/superscripts, micro
+    assert plain("Straße STRASSE strasse") == ["strasse"] * 3
+    assert Tokenizer()("Straße") == Tokenizer()("strasse")
+    assert plain("İstanbul ISTANBUL") == ["istanbul", "istanbul"]
+    assert plain("ΣΊΣΥΦΟΣ σίσυφος") == ["σίσυφοσ", "σίσυφοσ"]  # final sigma folds too
+    assert plain("ǰ") == ["ǰ"]  # casefold() decomposes it: recomposed, not split
+    assert plain("🙂👍 ☕") == ["🙂", "👍", "☕"]
+    # NFC composes but does not fold compatibility forms; casefold() still applies
+    nfc = Tokenizer(unicode_normalization="NFC", stopwords=None, stemmer=None)
+    assert nfc(f"ﬁnancial {FULLWIDTH_CPP} Straße") == ["financial", FULLWIDTH_C, "strasse"]
+
+
+def test_normalization_without_lowercase_and_stopwords() -> None:
+    tok = Tokenizer(lowercase=False, stopwords=None, stemmer=None)
+    assert tok(NFD) == [
+        "Résumé",
+        "of",
+        "Müller",
+        "a",
+        "naïve",
+        "financial",
+        "C++",
+        "guide",
+        "Straße",
+        "İstanbul",
+    ]
+    # stopwords are normalized and case-folded like the text, and matched case-insensitively
+    custom = Tokenizer(stopwords=["Straße", "ﬁn"], stemmer=None)
+    assert custom("STRASSE strasse Straße fin FIN x") == ["x"]
+    assert Tokenizer(lowercase=False, stopwords=["straße"], stemmer=None)("STRASSE Cat") == ["Cat"]
+    assert Tokenizer(lowercase=False, stemmer=None)("THE Cat") == ["Cat"]
+
+
+def test_ascii_fast_path_matches_full_normalization() -> None:
+    from langchain_fusion.lexical.tokenizer import _casefolder
+
+    fold = _casefolder("NFKC")
+    for text in ["Hello WORLD_x C++ 3.14", "", "MiXeD cAsE\twith\ncontrol\x00chars"]:
+        assert fold(text) == unicodedata.normalize("NFKC", text).casefold()
+
+
+def test_default_config_round_trips() -> None:
+    cfg = Tokenizer().to_config()
+    assert cfg["unicode_normalization"] == "NFKC"
+    for tok in [
+        Tokenizer(),
+        Tokenizer(unicode_normalization="NFC"),
+        Tokenizer(unicode_normalization=None),
+        Tokenizer(lowercase=False, stopwords=["Straße", "b"], unicode_normalization="NFKC"),
+    ]:
+        cfg = json.loads(json.dumps(tok.to_config()))
+        assert "unicode_normalization" in cfg
+        again = Tokenizer.from_config(cfg)
+        assert again == tok
+        assert hash(again) == hash(tok)
+        assert again.unicode_normalization == tok.unicode_normalization
+        assert again(NFD) == tok(NFD)
+        assert pickle.loads(pickle.dumps(tok)).unicode_normalization == tok.unicode_normalization
+    assert Tokenizer(unicode_normalization="nfc").unicode_normalization == "NFC"
+    assert Tokenizer() != Tokenizer(unicode_normalization=None)
+    assert Tokenizer() != Tokenizer(unicode_normalization="NFC")
+    assert "unicode_normalization='NFKC'" in repr(Tokenizer())
+
+
+def test_old_config_without_the_key_tokenizes_as_before() -> None:
+    """An index saved before ``unicode_normalization`` existed must tokenize queries as before."""
+    for kwargs, nfd_tokens, nfc_tokens in [
+        (
+            {},
+            ["sume", "mu", "ller", "nai", "ﬁnancial", FULLWIDTH_C, "guid", "straße", "stanbul"],
+            ["résumé", "müller", "naïv", "ﬁnancial", FULLWIDTH_C, "guid", "straße", "stanbul"],
+        ),
+        (
+            {"stopwords": None, "stemmer": None},
+            "re sume of mu ller a nai ve ﬁnancial C guide straße i stanbul".replace(
+                "C", FULLWIDTH_C
+            ).split(),
+            "résumé of müller a naïve ﬁnancial C guide straße i stanbul".replace(
+                "C", FULLWIDTH_C
+            ).split(),
+        ),
+    ]:
+        old = Tokenizer(**kwargs).to_config()
+        del old["unicode_normalization"]  # what versions before the option wrote
+        assert set(old) == {"lowercase", "stopwords", "stemmer", "token_pattern"}
+        rebuilt = Tokenizer.from_config(json.loads(json.dumps(old)))
+        assert rebuilt.unicode_normalization is None
+        assert rebuilt == Tokenizer(**kwargs, unicode_normalization=None)
+        assert rebuilt != Tokenizer(**kwargs)
+        # exactly the tokens of the code before the option (lower(), no normalization)
+        assert rebuilt(NFD) == nfd_tokens
+        assert rebuilt(TEXT) == nfc_tokens
+        assert rebuilt.tokenize_many([NFD]) == [nfd_tokens]
+        # saving the rebuilt tokenizer again keeps it legacy, now explicitly
+        assert rebuilt.to_config() == {**old, "unicode_normalization": None}
+    # old custom stopwords were stored lowercased, and are still matched with lower()
+    legacy = Tokenizer.from_config({"stopwords": ["straße"], "stemmer": None})
+    assert legacy("Straße STRASSE x") == ["strasse", "x"]
