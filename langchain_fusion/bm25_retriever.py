@@ -14,15 +14,16 @@ Same constructors (``from_texts`` / ``from_documents``) and the same ``k`` field
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from langchain_core.callbacks import (
@@ -35,8 +36,12 @@ from langchain_core.runnables.config import run_in_executor
 from numpy.typing import NDArray
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
+from langchain_fusion.docstore import copy_metadata
 from langchain_fusion.filters import Filter, filter_mask
 from langchain_fusion.lexical import BM25Index, Tokenizer
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["BM25Retriever"]
 
@@ -69,8 +74,67 @@ def content_id(document: Document) -> str:
     return str(uuid.UUID(bytes=digest[:16], version=5))
 
 
-def _copy_document(document: Document, doc_id: str) -> Document:
-    return Document(page_content=document.page_content, metadata=dict(document.metadata), id=doc_id)
+def _copy_document(document: Document, doc_id: str | None) -> Document:
+    return Document(
+        page_content=document.page_content, metadata=copy_metadata(document.metadata), id=doc_id
+    )
+
+
+def _pickle_error() -> TypeError:
+    return TypeError(
+        "BM25Retriever cannot be pickled (loading a pickle can run arbitrary code): persist it "
+        "with retriever.save(path) and BM25Retriever.load(path), or rebuild it with "
+        "BM25Retriever.from_documents(retriever.docs, ...); copy.deepcopy(retriever) makes an "
+        "independent in-memory copy"
+    )
+
+
+class _State:
+    """What :meth:`BM25Retriever.add_documents` / :meth:`~BM25Retriever.delete` change.
+
+    One object, shared by a retriever and its shallow copies (``model_copy()``, which LangChain
+    and this package use to change ``k`` per call): they all see the same documents, index slots
+    and caches, and ``lock`` serialises every read and write of them, through any copy.
+    ``copy.deepcopy`` gives an independent state (new lock, copied documents).
+    """
+
+    __slots__ = ("content_to_pos", "docs", "id_to_pos", "lock", "masks", "positions", "slots")
+
+    def __init__(self, docs: list[Document], slots: NDArray[np.int64], n_slots: int) -> None:
+        self.lock = threading.RLock()
+        self.docs = docs  # the very list of the ``docs`` field, only ever changed in place
+        self.slots = slots  # index slot of docs[i]
+        self.positions = np.zeros(0, dtype=np.int64)  # slot -> position in docs, -1 if none
+        self.id_to_pos: dict[str, int] = {}
+        self.content_to_pos: dict[str, int] | None = None
+        self.masks: OrderedDict[str, NDArray[np.bool_]] = OrderedDict()
+        self.reindex(n_slots)
+
+    def reindex(self, n_slots: int) -> None:
+        """Recompute ``positions`` and ``id_to_pos`` from ``docs`` and ``slots``."""
+        positions = np.full(n_slots, -1, dtype=np.int64)
+        positions[self.slots] = np.arange(len(self.slots), dtype=np.int64)
+        self.positions = positions
+        self.id_to_pos = {d.id: i for i, d in enumerate(self.docs) if d.id is not None}
+
+    def changed(self) -> None:
+        self.content_to_pos = None
+        self.masks.clear()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _State:
+        with self.lock:
+            new = _State.__new__(_State)
+            new.lock = threading.RLock()
+            new.docs = copy.deepcopy(self.docs, memo)  # via memo: the copy's ``docs`` field
+            new.slots = self.slots.copy()
+            new.positions = self.positions.copy()
+            new.id_to_pos = dict(self.id_to_pos)
+            new.content_to_pos = None
+            new.masks = OrderedDict()
+            return new
+
+    def __getstate__(self) -> None:
+        raise _pickle_error()
 
 
 class BM25Retriever(BaseRetriever):
@@ -79,7 +143,19 @@ class BM25Retriever(BaseRetriever):
     Build it with :meth:`from_texts` / :meth:`from_documents` (or ``BM25Retriever(docs=[...])``
     with default BM25 settings). Stored documents are copies; every document has an id (its own
     ``Document.id``, else a stable hash of content and metadata); returned documents are fresh
-    copies, their metadata untouched.
+    copies, their metadata untouched. The copies are independent down to nested values: changing
+    ``doc.metadata["tags"]`` of a returned document, or of a document after passing it in, never
+    changes what the retriever stores or filters on.
+
+    Copies: ``model_copy()`` (used by LangChain and this package to change ``k`` or ``filter``
+    per call) is cheap and shares the documents and the index with the original -- a view with
+    its own settings: documents added or deleted through either are seen by both.
+    ``copy.deepcopy`` makes an independent retriever. Pickling raises a ``TypeError``: use
+    :meth:`save` / :meth:`load`. Thread-safe: searches and updates, through the retriever or any
+    of its ``model_copy()`` copies, are serialised by one lock.
+
+    Unknown constructor arguments (``k=`` misspelt ``kk=``...) raise an error naming the
+    accepted ones.
 
     A query without any indexed term returns no documents (``langchain_community``'s version
     returns ``k`` arbitrary ones).
@@ -99,7 +175,7 @@ class BM25Retriever(BaseRetriever):
 
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     docs: list[Document] = Field(default_factory=list, repr=False)
     """The live documents (copies, each with an id), in insertion order. Read-only: change them
@@ -111,20 +187,25 @@ class BM25Retriever(BaseRetriever):
     index: BM25Index | None = Field(default=None, repr=False)
     """The BM25 index; built from ``docs`` with default settings when not given."""
 
-    _lock: threading.RLock = PrivateAttr(default_factory=threading.RLock)
-    _slots: NDArray[np.int64] = PrivateAttr(default_factory=lambda: np.zeros(0, np.int64))
-    _positions: NDArray[np.int64] = PrivateAttr(default_factory=lambda: np.zeros(0, np.int64))
-    _id_to_pos: dict[str, int] = PrivateAttr(default_factory=dict)
-    _content_to_pos: dict[str, int] | None = PrivateAttr(default=None)
-    _mask_cache: OrderedDict[str, NDArray[np.bool_]] = PrivateAttr(default_factory=OrderedDict)
+    _state: _State = PrivateAttr()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_unknown(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(str(key) for key in data if key not in cls.model_fields)
+            if unknown:
+                raise ValueError(
+                    f"unknown argument(s) {unknown} for {cls.__name__}; accepted: "
+                    f"{', '.join(cls.model_fields)}"
+                )
+        return data
 
     @model_validator(mode="after")
     def _build(self) -> BM25Retriever:
         prepared = _PREPARED.get()
         if prepared is not None:  # from our own constructors: docs are copies with ids
-            self._slots = prepared
-            self._rebuild_positions()
-            self._id_to_pos = {d.id: i for i, d in enumerate(self.docs) if d.id is not None}
+            self._state = _State(self.docs, prepared, self.bm25_index.n_slots)
             return self
         docs = list(self.docs)
         ids = self._assign_ids(docs, None, taken=set())
@@ -138,10 +219,37 @@ class BM25Retriever(BaseRetriever):
                 f"slots: got {len(self.docs)} documents and an index with n_live="
                 f"{self.index.n_live}, n_slots={self.index.n_slots}"
             )
-        self._slots = np.arange(len(self.docs), dtype=np.int64)
-        self._positions = self._slots.copy()
-        self._id_to_pos = {d.id: i for i, d in enumerate(self.docs) if d.id is not None}
+        slots = np.arange(len(self.docs), dtype=np.int64)
+        self._state = _State(self.docs, slots, self.index.n_slots)
         return self
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("docs", "index"):
+            private = getattr(self, "__pydantic_private__", None)
+            if private and "_state" in private:
+                raise AttributeError(
+                    f"{name} is read-only: change the documents with add_documents() / delete()"
+                )
+        super().__setattr__(name, value)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """Copy the retriever; see the class docstring (shallow copies share the documents).
+
+        ``docs`` and ``index`` cannot be replaced through ``update``.
+        """
+        if update and ("docs" in update or "index" in update):
+            raise ValueError(
+                "model_copy(update=...) cannot replace docs or index; build a new retriever "
+                "with from_documents() instead"
+            )
+        return super().model_copy(update=update, deep=deep)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        with self._state.lock:  # a consistent snapshot of documents and index
+            return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        raise _pickle_error()
 
     # ------------------------------------------------------------------ constructors
 
@@ -151,6 +259,7 @@ class BM25Retriever(BaseRetriever):
         texts: Iterable[str],
         metadatas: Iterable[dict[str, Any]] | None = None,
         ids: Iterable[str] | None = None,
+        bm25_params: dict[str, Any] | None = None,
         *,
         k: int = 4,
         tokenizer: Tokenizer | None = None,
@@ -158,7 +267,6 @@ class BM25Retriever(BaseRetriever):
         b: float = 0.75,
         method: str = "lucene",
         show_progress: bool = False,
-        bm25_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> BM25Retriever:
         """Build a retriever from texts.
@@ -167,6 +275,8 @@ class BM25Retriever(BaseRetriever):
             texts: The texts.
             metadatas: One metadata dict per text.
             ids: One id per text; default: a stable hash of content and metadata.
+            bm25_params: For compatibility with ``langchain_community`` (also its position, the
+                fourth): ``k1``, ``b``, ``method``, ``delta``; they override the arguments below.
             k: Number of documents to return.
             tokenizer: The tokenizer (default: lowercase, English stopwords, Snowball stemming).
             k1: BM25 term-frequency saturation.
@@ -174,14 +284,13 @@ class BM25Retriever(BaseRetriever):
             method: BM25 variant (``"lucene"``, ``"robertson"``, ``"atire"``, ``"bm25l"``,
                 ``"bm25+"``).
             show_progress: Show a progress bar while indexing.
-            bm25_params: For compatibility with ``langchain_community``: ``k1``, ``b``,
-                ``method``, ``delta``; they override the arguments above.
-            **kwargs: Other fields: ``filter``, ``tags``, ``metadata``...
+            **kwargs: Other fields: ``filter``, ``tags``, ``metadata``, ``name``.
 
         Raises:
             ValueError: Lengths of ``texts``, ``metadatas`` and ``ids`` differ, ids repeat, or
                 a parameter is out of range.
-            TypeError: ``preprocess_func`` was passed (use ``tokenizer``), or a text is not a
+            TypeError: ``preprocess_func`` was passed (use ``tokenizer``), an unknown keyword
+                argument was passed (the message lists the accepted ones), or a text is not a
                 str.
 
         Example:
@@ -192,8 +301,9 @@ class BM25Retriever(BaseRetriever):
         """
         if isinstance(texts, str):
             raise TypeError("texts must be a list of str, got a single str")
+        cls._check_fields("from_texts", kwargs)
         texts = list(texts)
-        metas = [{} for _ in texts] if metadatas is None else [dict(m) for m in metadatas]
+        metas = [{} for _ in texts] if metadatas is None else [copy_metadata(m) for m in metadatas]
         id_list: list[str | None] | None = None if ids is None else list(ids)
         return cls._create(
             texts,
@@ -206,6 +316,23 @@ class BM25Retriever(BaseRetriever):
             bm25_params=bm25_params,
             fields=kwargs,
         )
+
+    @classmethod
+    def _check_fields(cls, constructor: str, fields: Mapping[str, Any]) -> None:
+        """Reject keyword arguments that are neither a constructor parameter nor a field."""
+        if "preprocess_func" in fields:
+            raise TypeError(
+                "preprocess_func is not supported: pass tokenizer=Tokenizer(...) (lowercase, "
+                "stopwords, stemmer, token_pattern) instead"
+            )
+        allowed = [f for f in cls.model_fields if f not in ("docs", "index", "k")]
+        unknown = sorted(str(key) for key in fields if key not in allowed)
+        if unknown:
+            params = ["k", "tokenizer", "k1", "b", "method", "show_progress", "bm25_params"]
+            raise TypeError(
+                f"{cls.__name__}.{constructor}() got unexpected keyword argument(s) {unknown}; "
+                f"accepted: {', '.join(params + allowed)}"
+            )
 
     @classmethod
     def _create(
@@ -221,11 +348,6 @@ class BM25Retriever(BaseRetriever):
         bm25_params: dict[str, Any] | None,
         fields: dict[str, Any],
     ) -> BM25Retriever:
-        if "preprocess_func" in fields:
-            raise TypeError(
-                "preprocess_func is not supported: pass tokenizer=Tokenizer(...) (lowercase, "
-                "stopwords, stemmer, token_pattern) instead"
-            )
         if len(metas) != len(texts):
             raise ValueError(
                 f"metadatas must have one dict per text: got {len(metas)} for {len(texts)} texts"
@@ -273,13 +395,14 @@ class BM25Retriever(BaseRetriever):
             ('m', 36)
 
         """
+        cls._check_fields("from_documents", kwargs)
         docs = list(documents)
         for i, doc in enumerate(docs):
             if not isinstance(doc, Document):
                 raise TypeError(f"documents[{i}] must be a Document, got {type(doc).__name__}")
         return cls._create(
             [d.page_content for d in docs],
-            [dict(d.metadata) for d in docs],
+            [copy_metadata(d.metadata) for d in docs],
             [d.id for d in docs],
             k=k,
             tokenizer=tokenizer,
@@ -324,7 +447,7 @@ class BM25Retriever(BaseRetriever):
     @property
     def documents(self) -> list[Document]:
         """The live documents (same as ``docs``)."""
-        return self.docs
+        return self._state.docs
 
     @property
     def bm25_index(self) -> BM25Index:
@@ -333,30 +456,31 @@ class BM25Retriever(BaseRetriever):
         return self.index
 
     def __len__(self) -> int:
-        return len(self.docs)
+        return len(self._state.docs)
 
     # ------------------------------------------------------------------ searching
 
     def _mask(self, filter: Filter | None) -> NDArray[np.bool_] | None:
-        """Boolean mask over index slots for a filter (cached for dict filters)."""
+        """Boolean mask over index slots for a filter, cached for dict filters (lock held)."""
         if filter is None:
             return None
+        state = self._state
         key: str | None = None
         if isinstance(filter, dict):
             try:
                 key = json.dumps(filter, sort_keys=True)
             except (TypeError, ValueError):
                 key = None
-        if key is not None and key in self._mask_cache:
-            self._mask_cache.move_to_end(key)
-            return self._mask_cache[key]
-        matches = filter_mask([d.metadata for d in self.docs], filter)
+        if key is not None and key in state.masks:
+            state.masks.move_to_end(key)
+            return state.masks[key]
+        matches = filter_mask([d.metadata for d in state.docs], filter)
         mask = np.zeros(self.bm25_index.n_slots, dtype=np.bool_)
-        mask[self._slots[matches]] = True
+        mask[state.slots[matches]] = True
         if key is not None:
-            self._mask_cache[key] = mask
-            if len(self._mask_cache) > _MASK_CACHE_SIZE:
-                self._mask_cache.popitem(last=False)
+            state.masks[key] = mask
+            if len(state.masks) > _MASK_CACHE_SIZE:
+                state.masks.popitem(last=False)
         return mask
 
     def search_with_scores(
@@ -375,6 +499,7 @@ class BM25Retriever(BaseRetriever):
 
         Returns:
             ``(document, score)`` pairs, only documents with a positive score, at most ``k``.
+            The documents are independent copies (metadata included).
 
         Example:
             >>> r = BM25Retriever.from_texts(["apple pie", "apple juice", "pear"])
@@ -385,14 +510,17 @@ class BM25Retriever(BaseRetriever):
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         k = self.k if k is None else k
-        with self._lock:
+        state = self._state
+        with state.lock:
             mask = self._mask(self.filter if filter is None else filter)
             slots, scores = self.bm25_index.search(query, k, mask=mask)
-            positions = self._positions[slots]
-            return [
-                (_copy_document(self.docs[p], self.docs[p].id or ""), float(s))
-                for p, s in zip(positions.tolist(), scores.tolist(), strict=True)
-            ]
+            hits = [state.docs[p] for p in state.positions[slots].tolist()]
+        # Stored documents are never modified in place (an upsert stores a new one), so copying
+        # them needs no lock.
+        return [
+            (_copy_document(doc, doc.id or ""), float(s))
+            for doc, s in zip(hits, scores.tolist(), strict=True)
+        ]
 
     def _get_relevant_documents(
         self,
@@ -436,27 +564,29 @@ class BM25Retriever(BaseRetriever):
 
         """
         out = np.full(len(documents), np.nan, dtype=np.float64)
-        with self._lock:
+        state = self._state
+        with state.lock:
             found: list[int] = []
             slots: list[int] = []
             for i, doc in enumerate(documents):
-                pos = self._id_to_pos.get(doc.id) if doc.id is not None else None
+                pos = state.id_to_pos.get(doc.id) if doc.id is not None else None
                 if pos is None:
                     pos = self._content_index().get(doc.page_content)
                 if pos is not None:
                     found.append(i)
-                    slots.append(int(self._slots[pos]))
+                    slots.append(int(state.slots[pos]))
             if found:
                 out[found] = self.bm25_index.score(query, np.array(slots, dtype=np.int64))
         return out
 
     def _content_index(self) -> dict[str, int]:
-        if self._content_to_pos is None:
+        state = self._state
+        if state.content_to_pos is None:
             table: dict[str, int] = {}
-            for pos, doc in enumerate(self.docs):
+            for pos, doc in enumerate(state.docs):
                 table.setdefault(doc.page_content, pos)
-            self._content_to_pos = table
-        return self._content_to_pos
+            state.content_to_pos = table
+        return state.content_to_pos
 
     # ------------------------------------------------------------------ updating
 
@@ -468,6 +598,9 @@ class BM25Retriever(BaseRetriever):
         show_progress: bool = False,
     ) -> list[str]:
         """Add documents; an id that is already present replaces that document (upsert).
+
+        The retriever stores copies (nested metadata included): changing the documents later
+        does not change it.
 
         Args:
             documents: The documents.
@@ -491,75 +624,79 @@ class BM25Retriever(BaseRetriever):
                 raise TypeError(f"documents[{i}] must be a Document, got {type(doc).__name__}")
         if ids is not None and len(ids) != len(docs):
             raise ValueError(f"ids must have one id per document: got {len(ids)} for {len(docs)}")
-        with self._lock:
-            explicit = list(ids) if ids is not None else [d.id for d in docs]
-            replaced = [str(i) for i in explicit if i is not None and str(i) in self._id_to_pos]
-            old_positions = [self._id_to_pos[i] for i in replaced]
-            taken = set(self._id_to_pos).difference(replaced)
-            new_ids = self._assign_ids(docs, explicit, taken=taken)
-            copies = [_copy_document(d, i) for d, i in zip(docs, new_ids, strict=True)]
+        explicit = list(ids) if ids is not None else [d.id for d in docs]
+        copies = [_copy_document(d, None) for d in docs]  # outside the lock
+        state = self._state
+        with state.lock:
+            replaced = [str(i) for i in explicit if i is not None and str(i) in state.id_to_pos]
+            old_positions = [state.id_to_pos[i] for i in replaced]
+            taken = set(state.id_to_pos).difference(replaced)
+            new_ids = self._assign_ids(copies, explicit, taken=taken)
+            for doc, doc_id in zip(copies, new_ids, strict=True):
+                doc.id = doc_id
             # Index first: if tokenizing fails, nothing has changed.
             slots = self.bm25_index.add(
                 [d.page_content for d in copies], show_progress=show_progress
             )
-            base = len(self.docs)
-            self.docs.extend(copies)
-            self._slots = np.concatenate([self._slots, slots])
+            base = len(state.docs)
+            state.docs.extend(copies)
+            state.slots = np.concatenate([state.slots, slots])
             if old_positions:
                 self._remove_positions(old_positions)
             else:
-                self._rebuild_positions()
-                self._id_to_pos.update((doc_id, base + j) for j, doc_id in enumerate(new_ids))
-            self._changed()
+                positions = np.full(self.bm25_index.n_slots, -1, dtype=np.int64)
+                positions[: len(state.positions)] = state.positions
+                positions[slots] = np.arange(base, base + len(copies), dtype=np.int64)
+                state.positions = positions
+                state.id_to_pos.update((doc_id, base + j) for j, doc_id in enumerate(new_ids))
+            state.changed()
             return new_ids
 
-    def delete(self, ids: Sequence[str]) -> None:
+    def delete(self, ids: Sequence[str]) -> bool:
         """Delete documents by id; BM25 statistics update exactly.
 
-        Raises:
-            KeyError: An id is unknown; nothing is deleted then.
+        Ids that are not in the retriever are ignored (LangChain's convention, as
+        :meth:`HybridIndex.delete <langchain_fusion.HybridIndex.delete>`).
+
+        Returns:
+            ``True`` if at least one document was deleted, ``False`` if none matched.
 
         Example:
             >>> r = BM25Retriever.from_texts(["one fish", "two fish"], ids=["1", "2"])
-            >>> r.delete(["1"])
+            >>> r.delete(["1", "missing"])
+            True
             >>> [d.id for d in r.invoke("fish")]
             ['2']
+            >>> r.delete(["1"])
+            False
 
         """
         if isinstance(ids, str):
             raise TypeError("ids must be a list of str, got a single str")
-        with self._lock:
-            self._delete_unlocked([str(i) for i in ids])
-            self._changed()
-
-    def _delete_unlocked(self, ids: list[str]) -> None:
-        missing = [i for i in ids if i not in self._id_to_pos]
-        if missing:
-            raise KeyError(f"unknown document ids: {missing[:5]}")
-        self._remove_positions([self._id_to_pos[i] for i in ids])
+        wanted = [str(i) for i in ids]
+        state = self._state
+        with state.lock:
+            positions = [state.id_to_pos[i] for i in wanted if i in state.id_to_pos]
+            if not positions:
+                return False
+            self._remove_positions(positions)
+            state.changed()
+            return True
 
     def _remove_positions(self, positions_list: list[int]) -> None:
+        state = self._state
         positions = np.unique(np.array(positions_list, dtype=np.int64))
         index = self.bm25_index
-        index.remove(self._slots[positions])
-        keep = np.ones(len(self.docs), dtype=np.bool_)
+        index.remove(state.slots[positions])
+        keep = np.ones(len(state.docs), dtype=np.bool_)
         keep[positions] = False
-        self.docs = [d for d, kept in zip(self.docs, keep.tolist(), strict=True) if kept]
-        self._slots = self._slots[keep]
+        # In place: ``state.docs`` is the ``docs`` field of this retriever and of its copies.
+        state.docs[:] = [d for d, kept in zip(state.docs, keep.tolist(), strict=True) if kept]
+        state.slots = state.slots[keep]
         if index.n_slots > 1024 and index.n_live < index.n_slots // 2:
             mapping = index.compact()
-            self._slots = mapping[self._slots]
-        self._rebuild_positions()
-        self._id_to_pos = {d.id: p for p, d in enumerate(self.docs) if d.id is not None}
-
-    def _rebuild_positions(self) -> None:
-        positions = np.full(self.bm25_index.n_slots, -1, dtype=np.int64)
-        positions[self._slots] = np.arange(len(self._slots), dtype=np.int64)
-        self._positions = positions
-
-    def _changed(self) -> None:
-        self._content_to_pos = None
-        self._mask_cache.clear()
+            state.slots = mapping[state.slots]
+        state.reindex(index.n_slots)
 
     # ------------------------------------------------------------------ persistence
 
@@ -583,9 +720,10 @@ class BM25Retriever(BaseRetriever):
         if self.filter is not None and not isinstance(self.filter, dict):
             raise ValueError("filter is a callable and cannot be saved; use a dict filter or None")
         directory = Path(path)
-        with self._lock:
+        state = self._state
+        with state.lock:
             records = []
-            for doc in self.docs:
+            for doc in state.docs:
                 try:
                     json.dumps(doc.metadata)
                 except (TypeError, ValueError) as exc:
@@ -600,7 +738,7 @@ class BM25Retriever(BaseRetriever):
                 "version": _VERSION,
                 "k": self.k,
                 "filter": self.filter,
-                "slots": self._slots.tolist(),
+                "slots": state.slots.tolist(),
                 "documents": records,
             }
             directory.mkdir(parents=True, exist_ok=True)
@@ -625,6 +763,7 @@ class BM25Retriever(BaseRetriever):
             >>> import tempfile
             >>> r = BM25Retriever.from_texts(["alpha", "beta"], ids=["a", "b"])
             >>> r.delete(["a"])
+            True
             >>> with tempfile.TemporaryDirectory() as tmp:
             ...     r.save(tmp)
             ...     [d.id for d in BM25Retriever.load(tmp).invoke("beta")]

@@ -44,14 +44,40 @@ _LIVE_FILE = "live.npy"
 _EMPTY: Mapping[str, Any] = {}
 
 
-_ATOMS = (str, int, float, bool, type(None))
+_IMMUTABLE_TYPES = frozenset({str, int, float, bool, complex, bytes, type(None)})
+_FAST_COPY_DEPTH = 16  # deeper (or cyclic) values go through copy.deepcopy
+
+
+def _copy_value(value: Any, depth: int = 0) -> Any:
+    """Deep-copy a metadata value.
+
+    JSON-like containers are copied by hand (a few times faster than ``copy.deepcopy``), anything
+    else (or deeper than ``_FAST_COPY_DEPTH``, so cycles end) with ``copy.deepcopy``; a value it
+    cannot copy is shared.
+    """
+    kind = type(value)
+    if kind in _IMMUTABLE_TYPES:
+        return value
+    if depth < _FAST_COPY_DEPTH:
+        if kind is list:
+            return [_copy_value(v, depth + 1) for v in value]
+        if kind is dict:
+            return {k: _copy_value(v, depth + 1) for k, v in value.items()}
+        if kind is tuple:
+            return tuple([_copy_value(v, depth + 1) for v in value])
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # a lock, a connection...: share it rather than fail
+        return value
 
 
 def copy_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """Copy a metadata dict so that no nested list or dict is shared with the original.
+    """Copy metadata so that no container is shared with the original, at any depth.
 
-    Flat values are reused (they are immutable); containers are deep-copied. Stored and returned
-    documents use it, so a caller that edits ``doc.metadata["tags"]`` changes only its own copy.
+    Immutable scalars are kept as they are (the common case, free), lists, dicts and tuples are
+    copied recursively, other values deep-copied; a value that cannot be deep-copied (a lock, a
+    connection...) is shared. Stored and returned documents use it, so a caller that edits
+    ``doc.metadata["tags"]`` changes only its own copy.
 
     Example:
         >>> meta = {"page": 2, "tags": ["a"]}
@@ -61,7 +87,7 @@ def copy_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
         {'page': 2, 'tags': ['a']}
 
     """
-    return {k: v if type(v) in _ATOMS else copy.deepcopy(v) for k, v in metadata.items()}
+    return {key: _copy_value(value) for key, value in metadata.items()}
 
 
 def _open_blob(path: Path, *, use_mmap: bool) -> bytes | mmap.mmap:

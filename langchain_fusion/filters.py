@@ -3,7 +3,8 @@
 A filter is either a callable ``metadata -> bool`` or a dict in the syntax LangChain users know from
 FAISS, Chroma and Qdrant:
 
-* ``{"source": "a.pdf"}`` -- equality; a list value means "in": ``{"page": [1, 2]}``.
+* ``{"source": "a.pdf"}`` -- equality; a list value means "in" (or equal to the whole list):
+  ``{"page": [1, 2]}``.
 * Operators on a field: ``{"page": {"$gte": 2, "$lt": 5}}`` with ``$eq $ne $in $nin $gt $gte $lt
   $lte $exists``. Several operators on one field combine with AND.
 * Logic: ``{"$and": [f1, f2]}``, ``{"$or": [f1, f2]}``, ``{"$not": f}`` (``$not`` also accepts a
@@ -16,6 +17,16 @@ Semantics, chosen to never crash on messy metadata:
   ``$nin`` (it is not equal to the value), and ``$exists: False``.
 * Comparing incomparable values (``"a" > 1``, ``None < 3``) is "no match", not an error.
 * Equality is Python equality, so ``1 == 1.0 == True``; strings never equal numbers.
+* A **list-valued field** (a ``list``, ``tuple``, ``set`` or ``frozenset``; not a numpy array)
+  is matched element-wise, as in MongoDB, by every operator: ``{"tags": "x"}`` and
+  ``{"tags": {"$in": ["x", "z"]}}`` match ``["x", "y"]`` (an element matches); ``$ne`` and
+  ``$nin`` match only when no element does (``{"tags": {"$ne": "x"}}`` excludes ``["x", "y"]``);
+  ``{"n": {"$gt": 2}}`` matches ``[1, 5]``. The whole value is tried too, so
+  ``{"tags": {"$eq": ["x", "y"]}}`` and ``{"tags": ["x", "y"]}`` match the identical list (and
+  ``{"tags": []}`` an empty one); a tuple equals the list with the same items. Elements are
+  compared one level deep (a list inside the list is compared as a whole). Several operators on
+  one field are tested independently (MongoDB's rule): ``{"n": {"$gt": 2, "$lt": 4}}`` matches
+  ``[1, 5]`` (5 > 2 and 1 < 4); use a callable for "one element satisfies all".
 """
 
 from __future__ import annotations
@@ -55,36 +66,90 @@ def _unknown_operator(op: str, where: str) -> ValueError:
     return ValueError(f"filter has unknown operator {op!r} {where}; allowed operators: {allowed}")
 
 
-def _equals(value: Any, target: Any) -> bool:
-    if value is _MISSING:
-        return False
+_LIST_TYPES = (list, tuple, set, frozenset)
+_SCALAR_TYPES = frozenset({str, int, float, bool})  # never list-valued: skip the isinstance()
+
+
+def _scalar_equals(value: Any, target: Any) -> bool:
     # Strings and numbers never compare equal; numpy scalars behave like Python scalars.
     try:
+        if value == target:
+            return True
+    except Exception:  # e.g. an array compared with a scalar -> ambiguous truth value
+        return False
+    if type(value) in _SCALAR_TYPES or type(target) in _SCALAR_TYPES:
+        return False
+    if isinstance(value, (list, tuple)) and isinstance(target, (list, tuple)):
+        # A tuple equals the list with the same items: the JSON form of a filter (the cache key
+        # of filter masks) cannot tell them apart, so neither may the filter.
+        return len(value) == len(target) and all(
+            _scalar_equals(v, t) for v, t in zip(value, target, strict=True)
+        )
+    return False
+
+
+def _equals(value: Any, target: Any) -> bool:
+    """``value`` equals ``target``, or (list-valued field) one of its elements does."""
+    if value is _MISSING:
+        return False
+    if type(value) not in _SCALAR_TYPES and isinstance(value, _LIST_TYPES):
+        for item in value:
+            if _scalar_equals(item, target):
+                return True
+        return _scalar_equals(value, target)
+    try:  # the common case, inlined: a scalar field
         return bool(value == target)
     except Exception:
         return False
 
 
 def _is_in(value: Any, targets: Sequence[Any]) -> bool:
+    """``value`` (or, for a list-valued field, one of its elements) equals one of ``targets``."""
     if value is _MISSING:
         return False
-    if isinstance(value, (list, tuple, set, frozenset)):
-        # A list-valued field matches when any of its items is in the targets (Chroma/Qdrant style).
-        return any(_equals(item, t) for item in value for t in targets)
-    return any(_equals(value, t) for t in targets)
+    if type(value) not in _SCALAR_TYPES and isinstance(value, _LIST_TYPES):
+        for item in value:
+            for target in targets:
+                if _scalar_equals(item, target):
+                    return True
+        return any(_scalar_equals(value, target) for target in targets)
+    for target in targets:  # the common case, inlined: a scalar field
+        try:
+            if value == target:
+                return True
+        except Exception:
+            pass
+    return False
 
 
 def _compare(op: Callable[[Any, Any], Any], value: Any, target: Any) -> bool:
+    """``op(value, target)``, or (list-valued field) ``op(element, target)`` for an element.
+
+    ``target`` is never a tuple (see :func:`_compile_operator`).
+    """
     if value is _MISSING or value is None or target is None:
         return False
+    if type(value) not in _SCALAR_TYPES and isinstance(value, _LIST_TYPES):
+        return any(_order(op, item, target) for item in value) or _order(op, value, target)
     try:
         return bool(op(value, target))
     except Exception:  # incomparable types (str > int, arrays, ...) -> no match
         return False
 
 
+def _order(op: Callable[[Any, Any], Any], value: Any, target: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, tuple):  # tuples order like lists
+        value = list(value)
+    try:
+        return bool(op(value, target))
+    except Exception:
+        return False
+
+
 def _as_list(value: Any, *, op: str, key: str) -> list[Any]:
-    if isinstance(value, (list, tuple, set, frozenset)):
+    if isinstance(value, _LIST_TYPES):
         return list(value)
     raise TypeError(
         f"filter operator {op!r} on field {key!r} needs a list, got {type(value).__name__}: "
@@ -118,7 +183,9 @@ def _compile_field(key: str, spec: Any) -> MetadataPredicate:
         targets = list(spec)
 
         def in_pred(metadata: Mapping[str, Any]) -> bool:
-            return _is_in(metadata.get(key, _MISSING), targets)
+            value = metadata.get(key, _MISSING)
+            # "$in", or equal to the whole list (so {"tags": []} matches an empty list).
+            return _is_in(value, targets) or _equals(value, spec)
 
         return in_pred
 
@@ -141,7 +208,8 @@ def _compile_operator(key: str, op: str, arg: Any) -> Callable[[Any], bool]:
         return lambda v: not _is_in(v, excluded)
     if op in _ORDERINGS:
         fn = _ORDERINGS[op]
-        return lambda v: _compare(fn, v, arg)
+        bound = list(arg) if isinstance(arg, tuple) else arg  # tuples order like lists
+        return lambda v: _compare(fn, v, bound)
     if op == "$exists":
         if not isinstance(arg, bool):
             raise TypeError(
@@ -214,6 +282,10 @@ def compile_filter(filter: Filter | None) -> MetadataPredicate | None:
         (True, False)
         >>> compile_filter({"$or": [{"lang": "en"}, {"lang": {"$exists": False}}]})({})
         True
+        >>> tagged = {"tags": ["x", "y"]}  # list-valued fields match element-wise
+        >>> [compile_filter(f)(tagged) for f in ({"tags": "x"}, {"tags": {"$ne": "x"}},
+        ...                                      {"tags": {"$nin": ["z"]}})]
+        [True, False, True]
         >>> compile_filter(None) is None
         True
 
@@ -245,6 +317,8 @@ def filter_mask(
 
     Example:
         >>> filter_mask([{"page": 1}, {"page": 5}, {}], {"page": {"$in": [1, 2]}}).tolist()
+        [True, False, False]
+        >>> filter_mask([{"tags": ["a", "b"]}, {"tags": ["c"]}, {}], {"tags": "a"}).tolist()
         [True, False, False]
         >>> filter_mask([{"page": 1}, {}], None).tolist()
         [True, True]

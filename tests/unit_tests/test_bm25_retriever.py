@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import copy
+import inspect
 import json
+import pickle
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -166,9 +170,8 @@ def test_add_documents_upsert_and_delete(retriever: BM25Retriever) -> None:
     retriever.delete(["d0", "t"])
     assert len(retriever) == 4
     assert "d0" not in {d.id for d in retriever.invoke("solar panels", k=5)}
-    with pytest.raises(KeyError, match="unknown document ids"):
-        retriever.delete(["d1", "nope"])
-    assert len(retriever) == 4  # atomic
+    assert retriever.delete(["nope"]) is False  # unknown ids are ignored
+    assert len(retriever) == 4
     # statistics are exact: same scores as a retriever built on the survivors
     survivors = [TEXTS[1], TEXTS[2], TEXTS[3], TEXTS[4]]
     fresh = BM25Retriever.from_texts(survivors, ids=["d1", "d2", "d3", "d4"])
@@ -274,3 +277,198 @@ def test_matches_inflections_that_whitespace_bm25_misses() -> None:
     assert BM25Retriever.from_texts(docs, k=1).invoke("MARATHONS?")[0].page_content == docs[1]
     ours = BM25Retriever.from_texts(docs, k=3).invoke("does running improve health")
     assert [d.page_content for d in ours] == [docs[0]]
+
+
+# ---------------------------------------------------------------------- copies of documents
+
+
+def test_nested_metadata_is_not_shared() -> None:
+    """Stored and returned documents are independent down to nested values."""
+    source = Document("alpha beta", metadata={"tags": ["a"], "info": {"n": [1]}}, id="x")
+    for r in (
+        BM25Retriever.from_documents([source]),
+        BM25Retriever.from_texts([source.page_content], [source.metadata], ids=["x"]),
+        BM25Retriever(docs=[source]),
+    ):
+        got = r.invoke("alpha")[0]
+        got.metadata["tags"].append("changed by consumer")
+        got.metadata["info"]["n"].append(2)
+        assert r.invoke("alpha")[0].metadata == {"tags": ["a"], "info": {"n": [1]}}
+        assert r.docs[0].metadata == {"tags": ["a"], "info": {"n": [1]}}
+        pairs = r.search_with_scores("alpha")
+        pairs[0][0].metadata["tags"].clear()
+        assert r.invoke("alpha", filter={"tags": "a"})[0].id == "x"
+    # the caller's documents, changed after indexing
+    r = BM25Retriever.from_documents([source])
+    added = Document("gamma", metadata={"tags": ["g"]}, id="g")
+    r.add_documents([added])
+    source.metadata["tags"].append("changed by caller")
+    added.metadata["tags"][0] = "changed by caller"
+    assert r.docs[0].metadata["tags"] == ["a"] and r.docs[1].metadata["tags"] == ["g"]
+    assert [d.id for d in r.invoke("gamma", filter={"tags": "g"})] == ["g"]
+    assert r.invoke("alpha", filter={"tags": "changed by caller"}) == []
+
+
+def test_metadata_that_cannot_be_deep_copied_is_shared() -> None:
+    lock = threading.Lock()
+    r = BM25Retriever.from_texts(["alpha"], [{"lock": lock, "n": 1}])
+    assert r.invoke("alpha")[0].metadata["lock"] is lock
+
+
+# ---------------------------------------------------------------------- model_copy / deepcopy
+
+
+def _fresh() -> BM25Retriever:
+    return BM25Retriever.from_documents(
+        [Document("alpha one", id="a"), Document("alpha two", id="b")], k=10
+    )
+
+
+def test_model_copy_shares_documents_both_ways() -> None:
+    original = _fresh()
+    view = original.model_copy(update={"k": 1})  # what RetrieverSource does per search
+    assert view.k == 1 and original.k == 10
+    # mutate the copy, read the original (used to raise IndexError)
+    assert original.invoke("alpha", filter={"n": 1}) == []  # caches a mask
+    view.add_documents([Document("alpha three", metadata={"n": 1}, id="c")])
+    assert [d.id for d in original.invoke("alpha", filter={"n": 1})] == ["c"]
+    assert {d.id for d in original.invoke("alpha")} == {"a", "b", "c"}
+    assert len(original) == len(view) == 3 and original.docs is view.docs
+    view.delete(["a"])
+    assert {d.id for d in original.invoke("alpha")} == {"b", "c"}
+    assert np.isnan(original.score_documents("alpha", [Document("?", id="a")])[0])
+    # mutate the original, read the copy
+    original.add_documents([Document("alpha four", id="d")])
+    original.delete(["b"])
+    assert [d.id for d in view.invoke("alpha four")] == ["d"]
+    assert {d.id for d in view.invoke("alpha", k=10)} == {"c", "d"}
+    assert view.score_documents("four", [Document("?", id="d")])[0] > 0
+    # upserts through the copy
+    view.add_documents([Document("replaced text", id="c")])
+    assert [d.page_content for d in original.invoke("replaced")] == ["replaced text"]
+    # the scores are those of a retriever built on the survivors
+    fresh = BM25Retriever.from_documents(original.docs, k=10)
+    for q in ["alpha", "four", "replaced"]:
+        want = [(d.id, s) for d, s in fresh.search_with_scores(q)]
+        assert [(d.id, s) for d, s in original.search_with_scores(q)] == want
+        assert [(d.id, s) for d, s in view.search_with_scores(q)] == want
+
+
+def test_model_copy_survives_compaction() -> None:
+    texts = [f"doc {i} topic{i % 5}" for i in range(2000)]
+    original = BM25Retriever.from_texts(texts, ids=[str(i) for i in range(2000)], k=5)
+    view = original.model_copy()
+    view.delete([str(i) for i in range(1500)])  # compacts the shared index
+    assert original.bm25_index.n_slots < 2000
+    assert {d.id for d in original.invoke("topic3", k=1000)} == {
+        str(i) for i in range(1500, 2000) if i % 5 == 3
+    }
+    original.add_documents([Document("doc new topic3", id="new")])
+    assert "new" in {d.id for d in view.invoke("topic3", k=1000)}
+
+
+def test_model_copy_cannot_desynchronise() -> None:
+    r = _fresh()
+    with pytest.raises(ValueError, match="cannot replace docs or index"):
+        r.model_copy(update={"docs": []})
+    with pytest.raises(AttributeError, match="docs is read-only"):
+        r.docs = []
+    with pytest.raises(AttributeError, match="index is read-only"):
+        r.model_copy().index = BM25Index()
+    r.k = 1  # ordinary fields stay assignable
+    r.filter = {"n": 1}
+    assert r.k == 1
+
+
+def test_copies_are_thread_safe() -> None:
+    original = _fresh()
+    view = original.model_copy(update={"k": 3})
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for i in range(200):
+                view.add_documents([Document(f"alpha extra {i}", metadata={"i": i}, id=f"x{i}")])
+                if i % 3 == 0:
+                    view.delete([f"x{i}"])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while thread.is_alive():
+            original.invoke("alpha extra", filter={"i": {"$gte": 0}})
+            original.score_documents("alpha", [Document("?", id="a")])
+    except BaseException as exc:  # pragma: no cover
+        errors.append(exc)
+    thread.join()
+    assert errors == []
+    assert len(original) == 2 + 200 - 67
+
+
+def test_deepcopy_is_independent() -> None:
+    original = BM25Retriever.from_documents(
+        [Document("alpha one", metadata={"tags": ["t"]}, id="a"), Document("alpha two", id="b")]
+    )
+    for clone in (copy.deepcopy(original), original.model_copy(deep=True)):
+        assert clone.docs is not original.docs and clone.index is not original.index
+        clone.add_documents([Document("alpha three", id="c")])
+        clone.delete(["a"])
+        clone.docs[0].metadata["x"] = 1
+        assert {d.id for d in original.invoke("alpha")} == {"a", "b"}
+        assert {d.id for d in clone.invoke("alpha")} == {"b", "c"}
+        original.delete(["b"])
+        assert {d.id for d in clone.invoke("alpha")} == {"b", "c"}
+        original.add_documents([Document("alpha two", id="b")])
+        assert original.docs[1].metadata == {}
+        assert clone.invoke("one") == [] and len(original.invoke("one")) == 1
+        assert clone.docs is clone.documents  # the copy is consistent with itself
+
+
+def test_pickle_raises_a_clear_error() -> None:
+    r = _fresh()
+    for obj in (r, r.model_copy()):
+        with pytest.raises(TypeError, match=r"cannot be pickled.*save\(path\).*load\(path\)"):
+            pickle.dumps(obj)
+
+
+# ---------------------------------------------------------------------- delete, arguments
+
+
+def test_delete_ignores_unknown_ids_like_hybrid_index() -> None:
+    r = _fresh()
+    assert r.delete([]) is False
+    assert r.delete(["nope", "a", "a"]) is True
+    assert [d.id for d in r.docs] == ["b"]
+    assert r.delete(["a"]) is False
+    assert r.delete(("b",)) is True and len(r) == 0
+
+
+def test_from_texts_accepts_community_positional_order() -> None:
+    r = BM25Retriever.from_texts(["a b", "c d"], None, None, {"k1": 0.9, "b": 0.3}, k=1)
+    assert (r.bm25_index.k1, r.bm25_index.b, r.k) == (0.9, 0.3, 1)
+    r = BM25Retriever.from_texts(["a b"], [{"n": 1}], ["i"], bm25_params={"method": "bm25+"})
+    assert r.bm25_index.method == "bm25+" and r.docs[0].id == "i"
+    community = pytest.importorskip("langchain_community.retrievers")
+    theirs = list(inspect.signature(community.BM25Retriever.from_texts).parameters)[:4]
+    ours = list(inspect.signature(BM25Retriever.from_texts).parameters)[:4]
+    assert ours == theirs == ["texts", "metadatas", "ids", "bm25_params"]
+
+
+def test_unknown_arguments_are_rejected() -> None:
+    with pytest.raises(
+        TypeError, match=r"from_texts\(\) got unexpected keyword .*'kk'.*accepted: k,"
+    ):
+        BM25Retriever.from_texts(["a"], kk=3)
+    with pytest.raises(TypeError, match=r"from_documents\(\) got unexpected keyword .*'fliter'"):
+        BM25Retriever.from_documents([Document("a")], fliter={"a": 1})
+    with pytest.raises(TypeError, match=r"got unexpected keyword .*'docs'"):
+        BM25Retriever.from_texts(["a"], docs=[])
+    with pytest.raises(ValidationError, match=r"unknown argument\(s\) \['kk'\].*accepted: .*k"):
+        BM25Retriever(docs=[], kk=3)
+    with pytest.raises(TypeError, match="preprocess_func is not supported"):
+        BM25Retriever.from_documents([Document("a")], preprocess_func=str.split)
+    # fields are still accepted
+    r = BM25Retriever.from_texts(["a"], filter={"n": 1}, tags=["t"], metadata={"m": 1}, name="x")
+    assert (r.filter, r.tags, r.metadata, r.name) == ({"n": 1}, ["t"], {"m": 1}, "x")

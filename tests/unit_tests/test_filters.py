@@ -50,8 +50,8 @@ def test_equality_and_list_means_in() -> None:
         ({"lang": {"$exists": False}}, [0, 1, 3, 4]),
         ({"score": {"$gt": 0.1}}, [0]),  # None is never ordered
         ({"tags": {"$in": ["x"]}}, [0]),  # list-valued field: any item
-        ({"tags": "y"}, []),  # plain equality compares the whole value
-        ({"tags": {"$eq": ["y"]}}, [1]),
+        ({"tags": "y"}, [0, 1]),  # list-valued field: any item equals (MongoDB)
+        ({"tags": {"$eq": ["y"]}}, [1]),  # ... or the whole value does
     ],
 )
 def test_operators(flt: dict[str, Any], expected: list[int]) -> None:
@@ -111,3 +111,95 @@ def test_numpy_and_numeric_equality() -> None:
     metas = [{"n": np.int64(2)}, {"n": 2.0}, {"n": "2"}, {"n": np.array([2, 2])}]
     assert np.flatnonzero(filter_mask(metas, {"n": 2})).tolist() == [0, 1]
     assert np.flatnonzero(filter_mask(metas, {"n": {"$gte": 2}})).tolist() == [0, 1]
+
+
+# A list-valued field is matched element-wise by every operator (MongoDB's rule), so that
+# $eq/$ne and $in/$nin agree with each other; the whole value is tried too.
+TAGGED: list[dict[str, Any]] = [
+    {"tags": ["x", "y"]},
+    {"tags": ["y"]},
+    {"tags": []},
+    {"tags": "x"},
+    {"tags": ("x", "z")},
+    {"tags": {"x"}},
+    {},
+    {"tags": [["x", "y"], "w"]},
+]
+
+
+def tagged(filter: Any) -> list[int]:
+    return [int(i) for i in np.flatnonzero(filter_mask(TAGGED, filter))]
+
+
+@pytest.mark.parametrize(
+    ("flt", "expected"),
+    [
+        ({"tags": "x"}, [0, 3, 4, 5]),
+        ({"tags": {"$eq": "x"}}, [0, 3, 4, 5]),
+        ({"tags": {"$in": ["x"]}}, [0, 3, 4, 5]),
+        ({"tags": {"$ne": "x"}}, [1, 2, 6, 7]),
+        ({"tags": {"$nin": ["x"]}}, [1, 2, 6, 7]),
+        ({"tags": {"$in": ["w", "z"]}}, [4, 7]),
+        ({"tags": {"$nin": ["w", "z"]}}, [0, 1, 2, 3, 5, 6]),
+        # whole-list equality still matches the identical list (and an element equal to it)
+        ({"tags": {"$eq": ["x", "y"]}}, [0, 7]),
+        ({"tags": {"$ne": ["x", "y"]}}, [1, 2, 3, 4, 5, 6]),
+        ({"tags": {"$in": [["x", "y"]]}}, [0, 7]),
+        ({"tags": ["x", "y"]}, [0, 1, 3, 4, 5, 7]),  # bare list = $in, or the whole list
+        ({"tags": []}, [2]),  # an empty list matches the empty list
+        ({"tags": {"$in": []}}, []),
+        ({"tags": {"$nin": []}}, [0, 1, 2, 3, 4, 5, 6, 7]),
+    ],
+)
+def test_list_valued_fields_match_element_wise(flt: dict[str, Any], expected: list[int]) -> None:
+    assert tagged(flt) == expected
+
+
+@pytest.mark.parametrize(
+    ("positive", "negative"),
+    [
+        ({"tags": "x"}, {"tags": {"$ne": "x"}}),
+        ({"tags": {"$eq": "x"}}, {"tags": {"$ne": "x"}}),
+        ({"tags": {"$eq": ["x", "y"]}}, {"tags": {"$ne": ["x", "y"]}}),
+        ({"tags": {"$in": ["x", "w"]}}, {"tags": {"$nin": ["x", "w"]}}),
+        ({"tags": {"$in": [["x", "y"], "z"]}}, {"tags": {"$nin": [["x", "y"], "z"]}}),
+    ],
+)
+def test_negations_are_complements(positive: dict[str, Any], negative: dict[str, Any]) -> None:
+    """$ne is exactly "not $eq" and $nin exactly "not $in", on list-valued fields too."""
+    everything = set(range(len(TAGGED)))
+    assert set(tagged(negative)) == everything - set(tagged(positive))
+    assert tagged(negative) == tagged({"$not": positive})
+
+
+def test_ranges_on_list_valued_fields() -> None:
+    metas: list[dict[str, Any]] = [{"n": [1, 5]}, {"n": [3]}, {"n": []}, {"n": ["a", 9]}, {}]
+
+    def got(flt: Any) -> list[int]:
+        return [int(i) for i in np.flatnonzero(filter_mask(metas, flt))]
+
+    assert got({"n": {"$gt": 4}}) == [0, 3]  # any element; "a" > 4 is no match, 9 > 4 is
+    assert got({"n": {"$lte": 1}}) == [0]
+    assert got({"n": {"$lt": 0}}) == []
+    # operators on one field are tested independently (MongoDB): 5 > 2 and 1 < 4
+    assert got({"n": {"$gt": 2, "$lt": 4}}) == [0, 1]
+    assert got({"n": {"$gt": "0"}}) == [3]  # strings compare with strings only
+
+
+def test_predicate_and_mask_agree() -> None:
+    for flt in [{"tags": "x"}, {"tags": {"$ne": "x"}}, {"tags": {"$nin": ["x"]}}, {"tags": []}]:
+        predicate = compile_filter(flt)
+        assert predicate is not None
+        assert filter_mask(TAGGED, flt).tolist() == [predicate(m) for m in TAGGED]
+
+
+def test_tuples_and_lists_are_interchangeable() -> None:
+    """A filter and its JSON form (the key of cached masks) must mean the same thing."""
+    metas: list[dict[str, Any]] = [{"v": ["a", "b"]}, {"v": ("a", "b")}, {"v": [1, 2]}, {"v": []}]
+
+    def got(flt: Any) -> list[int]:
+        return [int(i) for i in np.flatnonzero(filter_mask(metas, flt))]
+
+    assert got({"v": {"$eq": ("a", "b")}}) == got({"v": {"$eq": ["a", "b"]}}) == [0, 1]
+    assert got({"v": ()}) == got({"v": []}) == [3]
+    assert got({"v": {"$lt": (1, 3)}}) == got({"v": {"$lt": [1, 3]}}) == [2, 3]
