@@ -6,7 +6,10 @@ choices are easy to review. Content words that often carry meaning in queries ("
 "use", "against", "without", "not", ...) are deliberately *not* included: negations and
 polarity matter for claim-style queries, and BM25's idf already damps frequent words.
 
-All entries are lowercase; the tokenizer compares lowercased tokens before stemming.
+All entries are lowercase; the tokenizer compares lowercased tokens before stemming. So the
+case of a token does not save it: "vitamin A" searches "vitamin", and "US", "IT", "May" (the
+month) and "Will" (the name) are dropped like "us", "it", "may" and "will". Where such tokens
+carry meaning, pass ``Tokenizer(stopwords=None)`` or your own list.
 """
 
 from __future__ import annotations
