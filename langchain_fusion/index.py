@@ -1719,10 +1719,17 @@ class HybridIndex(VectorStore):
             raise CorruptIndexError(
                 f"the manifest of {str(directory)!r} has incomplete parameters ({exc!r})"
             ) from exc
-        index._docs = DocStore.load(directory / _DOCSTORE_DIR, mmap=mmap)
-        index._bm25 = BM25Index.load(directory / _BM25_DIR, mmap=mmap)
-        if (directory / _DENSE_DIR).is_dir():
-            index._dense = DenseIndex.load(directory / _DENSE_DIR, mmap=mmap)
+        try:
+            index._docs = DocStore.load(directory / _DOCSTORE_DIR, mmap=mmap)
+            index._bm25 = BM25Index.load(directory / _BM25_DIR, mmap=mmap)
+            if (directory / _DENSE_DIR).is_dir():
+                index._dense = DenseIndex.load(directory / _DENSE_DIR, mmap=mmap)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            # only reachable when verify="size" skipped the checksums that catch this
+            raise CorruptIndexError(
+                f"a file of the index at {str(directory)!r} is damaged ({exc}); copy the index "
+                "again or rebuild it (verify='full', the default, names the damaged file)"
+            ) from exc
         index._check_consistent(directory, params)
         return index
 

@@ -276,7 +276,10 @@ def test_tampered_file_is_detected_and_named(tmp_path: Path, victim: str) -> Non
     emb = DeterministicFakeEmbedding(size=16)
     with pytest.raises(CorruptIndexError, match=f"{victim} .* does not match its XXH3-128"):
         HybridIndex.load(path, emb)
-    HybridIndex.load(path, emb, verify="size")  # sizes only: trusts the content
+    try:  # sizes only: trusts the content, or at worst says the index is damaged
+        HybridIndex.load(path, emb, verify="size")
+    except CorruptIndexError as exc:
+        assert "is damaged" in str(exc) and "verify='full'" in str(exc)
     target.write_bytes(bytes(data[:-10]))
     for verify in ("full", "size"):
         with pytest.raises(CorruptIndexError, match=f"{victim} .* truncated"):
@@ -695,3 +698,12 @@ def test_format_version_2_keeps_its_unnormalized_tokenizer(tmp_path: Path) -> No
         ).tokenizer
         == loaded.tokenizer
     )  # and saving again keeps it
+
+
+def test_broken_json_under_size_only_verification_is_a_corrupt_index(tmp_path: Path) -> None:
+    path = build().save(tmp_path / "idx")
+    target = path / "bm25" / "bm25.json"
+    data = target.read_bytes()
+    target.write_bytes(b"{" * len(data))  # same size, not JSON
+    with pytest.raises(CorruptIndexError, match=r"is damaged .*verify='full'"):
+        HybridIndex.load(path, DeterministicFakeEmbedding(size=16), verify="size")

@@ -290,7 +290,7 @@ def test_old_config_without_the_key_tokenizes_as_before() -> None:
         ),
     ]:
         old = Tokenizer(**kwargs).to_config()
-        del old["unicode_normalization"]  # what versions before the option wrote
+        del old["unicode_normalization"], old["compounds"]  # what versions before them wrote
         assert set(old) == {"lowercase", "stopwords", "stemmer", "token_pattern"}
         rebuilt = Tokenizer.from_config(json.loads(json.dumps(old)))
         assert rebuilt.unicode_normalization is None
@@ -301,7 +301,28 @@ def test_old_config_without_the_key_tokenizes_as_before() -> None:
         assert rebuilt(TEXT) == nfc_tokens
         assert rebuilt.tokenize_many([NFD]) == [nfd_tokens]
         # saving the rebuilt tokenizer again keeps it legacy, now explicitly
-        assert rebuilt.to_config() == {**old, "unicode_normalization": None}
+        assert rebuilt.to_config() == {**old, "unicode_normalization": None, "compounds": False}
     # old custom stopwords were stored lowercased, and are still matched with lower()
     legacy = Tokenizer.from_config({"stopwords": ["straße"], "stemmer": None})
     assert legacy("Straße STRASSE x") == ["strasse", "x"]
+
+
+def test_compounds_with_a_digit_are_extra_tokens_and_rank_exact_codes_first() -> None:
+    from langchain_fusion import BM25Retriever
+
+    tok = Tokenizer(compounds=True)
+    assert tok("Error E-217 in v2.3.1; state-of-the-art") == [
+        "error", "e", "217", "v2", "3", "1", "state", "art", "e-217", "v2.3.1",
+    ]  # fmt: skip
+    assert Tokenizer()("E-217") == ["e", "217"]  # off by default
+    assert Tokenizer.from_config(tok.to_config()) == tok != Tokenizer()
+    assert not Tokenizer.from_config({}).compounds  # configs without the key: off, as before
+
+    texts = ["Error E-217: cell voltage imbalance.", "vitamin e is 217 mg", "E 217 and others"]
+
+    def top(compounds: bool) -> str:
+        r = BM25Retriever.from_texts(texts, tokenizer=Tokenizer(compounds=compounds), k=1)
+        return r.invoke("E-217")[0].page_content
+
+    assert top(False) != texts[0]  # the parts alone favour the shorter text
+    assert top(True) == texts[0]
