@@ -98,7 +98,16 @@ class _State:
     ``copy.deepcopy`` gives an independent state (new lock, copied documents).
     """
 
-    __slots__ = ("content_to_pos", "docs", "id_to_pos", "lock", "masks", "positions", "slots")
+    __slots__ = (
+        "content_to_pos",
+        "derived",
+        "docs",
+        "id_to_pos",
+        "lock",
+        "masks",
+        "positions",
+        "slots",
+    )
 
     def __init__(self, docs: list[Document], slots: NDArray[np.int64], n_slots: int) -> None:
         self.lock = threading.RLock()
@@ -108,6 +117,7 @@ class _State:
         self.id_to_pos: dict[str, int] = {}
         self.content_to_pos: dict[str, int] | None = None
         self.masks: OrderedDict[str, NDArray[np.bool_]] = OrderedDict()
+        self.derived: dict[str, bool] = {}  # id -> made from the content? (memo, see below)
         self.reindex(n_slots)
 
     def reindex(self, n_slots: int) -> None:
@@ -120,6 +130,7 @@ class _State:
     def changed(self) -> None:
         self.content_to_pos = None
         self.masks.clear()
+        self.derived.clear()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _State:
         with self.lock:
@@ -131,6 +142,7 @@ class _State:
             new.id_to_pos = dict(self.id_to_pos)
             new.content_to_pos = None
             new.masks = OrderedDict()
+            new.derived = {}
             return new
 
     def __getstate__(self) -> None:
@@ -482,6 +494,26 @@ class BM25Retriever(BaseRetriever):
             if len(state.masks) > _MASK_CACHE_SIZE:
                 state.masks.popitem(last=False)
         return mask
+
+    def _derived_ids(self, docs: Sequence[Document]) -> list[bool]:
+        """Per document, whether this retriever made its id from its content (no id was given).
+
+        Fusion matches such documents by text, as the community retriever's id-less ones. The
+        answers are memoized per id until the documents change, so a query pays the content
+        hash once per document, not once per search.
+        """
+        state = self._state
+        with state.lock:
+            known = [state.derived.get(d.id) if d.id is not None else False for d in docs]
+        missing = [i for i, k in enumerate(known) if k is None]
+        for i in missing:
+            doc = docs[i]
+            base = content_id(doc)
+            known[i] = doc.id == base or str(doc.id).startswith(base + "-")
+        if missing:
+            with state.lock:
+                state.derived.update((str(docs[i].id), bool(known[i])) for i in missing)
+        return [bool(k) for k in known]
 
     def search_with_scores(
         self,

@@ -336,14 +336,6 @@ class HybridKeywordSource(Source):
         return f"HybridKeywordSource({len(self.index)} documents)"
 
 
-def _has_derived_id(doc: Document) -> bool:
-    """Whether ``BM25Retriever`` made this document's id from its content (no id was given)."""
-    from langchain_fusion.bm25_retriever import content_id
-
-    base = content_id(doc)
-    return doc.id == base or str(doc.id).startswith(base + "-")
-
-
 class OwnBM25Source(Source):
     """The package's [`BM25Retriever`][langchain_fusion.BM25Retriever], with complete scoring.
 
@@ -369,7 +361,7 @@ class OwnBM25Source(Source):
             documents=docs,
             scores=np.array([s for _, s in pairs], dtype=np.float64),
             scorer=lambda docs: self.retriever.score_documents(query, docs),
-            derived_ids=[_has_derived_id(d) for d in docs],
+            derived_ids=self.retriever._derived_ids(docs),
         )
 
 
