@@ -82,6 +82,13 @@ def _parse_filter(text: str | None) -> dict[str, Any] | None:
     return flt
 
 
+def _saved_index(path: Path) -> bool:
+    """Tell whether ``path`` holds something to load (a missing or empty directory is new)."""
+    if not path.exists():
+        return False
+    return not path.is_dir() or any(path.iterdir())
+
+
 def _retriever_options(args: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     for name in ("k", "alpha", "method", "normalization", "fetch_k", "rrf_k", "feedback_docs"):
@@ -180,23 +187,25 @@ def cmd_index(args: argparse.Namespace) -> int:
         if not result.chunks:
             _fail("nothing to index: " + result.summary())
         chunks, files = result.chunks, len(result.files)
-    is_new = not out.exists() or (out.is_dir() and not any(out.iterdir()))
-    if is_new and not chunks:
+    existing = _saved_index(out)
+    if not existing and not chunks:
         _fail(f"index not found: {out} (nothing to prune)")
-    index = HybridIndex() if is_new else HybridIndex.load(out)
+    index = HybridIndex.load(out) if existing else HybridIndex()
     new_ids = {d.id for d in chunks}
     sources = {d.metadata.get("source") for d in chunks}
     stale, pruned = [], []
+    stored = {}  # the chunks being indexed again, as the index holds them
     for doc in index.documents(index.ids):
         source = doc.metadata.get("source")
-        if doc.id is None or doc.id in new_ids:
+        if doc.id is None:
             continue
-        if source in sources:  # a re-indexed file no longer has this chunk
+        if doc.id in new_ids:
+            stored[doc.id] = doc
+        elif source in sources:  # a re-indexed file no longer has this chunk
             stale.append(doc.id)
         elif args.prune and _deleted_file(source):
             pruned.append(doc.id)
     # Chunks whose id, text and metadata are already in the index are not embedded again.
-    stored = {d.id: d for d in index.get_by_ids([str(d.id) for d in chunks])}
     changed = [d for d in chunks if not _same_chunk(stored.get(d.id), d)]
     before = len(index)
     t0 = time.perf_counter()

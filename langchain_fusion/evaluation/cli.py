@@ -30,7 +30,7 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
-from langchain_fusion.cli import CLIError, _int_at_least, _unit_interval
+from langchain_fusion.cli import CLIError, _int_at_least, _saved_index, _unit_interval
 
 __all__ = ["add_commands", "cmd_eval", "cmd_tune"]
 
@@ -57,13 +57,6 @@ def _metric_name(text: str) -> str:
 
 
 # ------------------------------------------------------------------------------------ checks
-
-
-def _saved_index(index_dir: Path) -> bool:
-    """Tell whether ``index_dir`` holds something to load (a missing or empty one is new)."""
-    if not index_dir.exists():
-        return False
-    return not index_dir.is_dir() or any(index_dir.iterdir())
 
 
 def _check_sources(args: argparse.Namespace) -> None:
