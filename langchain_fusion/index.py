@@ -1020,12 +1020,11 @@ class HybridIndex(VectorStore):
         if isinstance(ids, str):
             raise TypeError("ids must be a list of str, got a single str")
         id_list = list(ids)
-        with self._lock.read():
-            slots = self._docs.slots_of(id_list)
-            if (slots < 0).any():
-                missing = id_list[int(np.flatnonzero(slots < 0)[0])]
-                raise KeyError(f"document id {missing!r} is not in the index")
-            return [self._document(int(s)) for s in slots]
+        found = self._documents_or_none(id_list)
+        for doc_id, doc in zip(id_list, found, strict=True):
+            if doc is None:
+                raise KeyError(f"document id {doc_id!r} is not in the index")
+        return [doc for doc in found if doc is not None]  # all of them, typed
 
     def _documents_or_none(self, ids: Sequence[str]) -> list[Document | None]:
         """Like `documents`, with None for an id deleted meanwhile (fusion's candidate loader)."""
