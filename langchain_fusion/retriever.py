@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -19,6 +19,7 @@ from langchain_core.callbacks import (
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables.config import RunnableConfig, set_config_context
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -631,11 +632,25 @@ class FusionRetriever(BaseRetriever):
         overrides = {} if fetch_k is None else {"fetch_k": fetch_k}
         return self._gather(query, self._settings(overrides), filter)
 
-    def _gather(self, query: str, s: dict[str, Any], filter: Any) -> CandidatePool:
+    def _child_configs(self, run_manager: Any) -> list[RunnableConfig | None]:
+        """One config per source that makes its LangChain runs children of this run.
+
+        A wrapped retriever (or nested ``FusionRetriever``) then shows up under the fusion run
+        in LangSmith and callback handlers, tagged with its name, as ``EnsembleRetriever``'s do.
+        """
+        if run_manager is None:
+            return [None] * len(self.sources)
+        return [{"callbacks": run_manager.get_child(tag=name)} for name in self.names]
+
+    def _gather(
+        self, query: str, s: dict[str, Any], filter: Any, run_manager: Any = None
+    ) -> CandidatePool:
         fk = s["fetch_k"]
         flt = filter if filter is not None else self.filter
+        configs = self._child_configs(run_manager)
         results = _run_all(
-            [lambda src=src: self._search_one(src, query, fk, flt) for src in self.sources]
+            [lambda src=src: self._search_one(src, query, fk, flt) for src in self.sources],
+            configs,
         )
         pool = self._build_pool(_post_filter(self.sources, results, flt))
         feedback = self._feedback_docs(pool, s)
@@ -645,7 +660,8 @@ class FusionRetriever(BaseRetriever):
             [
                 lambda src=src, c=c: self._feedback_one(src, c, query, feedback, s, flt)
                 for src, c in zip(self.sources, results, strict=True)
-            ]
+            ],
+            configs,
         )
         return self._with_feedback(self._build_pool(again), feedback)
 
@@ -657,13 +673,16 @@ class FusionRetriever(BaseRetriever):
         overrides = {} if fetch_k is None else {"fetch_k": fetch_k}
         return await self._agather(query, self._settings(overrides), filter)
 
-    async def _agather(self, query: str, s: dict[str, Any], filter: Any) -> CandidatePool:
+    async def _agather(
+        self, query: str, s: dict[str, Any], filter: Any, run_manager: Any = None
+    ) -> CandidatePool:
         fk = s["fetch_k"]
         flt = filter if filter is not None else self.filter
+        configs = self._child_configs(run_manager)
         results = await asyncio.gather(
             *[
-                src.asearch(query, fk, filter=flt if src.supports_filter else None)
-                for src in self.sources
+                _in_config(src.asearch(query, fk, filter=flt if src.supports_filter else None), c)
+                for src, c in zip(self.sources, configs, strict=True)
             ]
         )
         results = _post_filter(self.sources, list(results), flt)
@@ -673,8 +692,10 @@ class FusionRetriever(BaseRetriever):
             return pool
         again = await asyncio.gather(
             *[
-                asyncio.to_thread(self._feedback_one, src, c, query, feedback, s, flt)
-                for src, c in zip(self.sources, results, strict=True)
+                _in_config(
+                    asyncio.to_thread(self._feedback_one, src, c, query, feedback, s, flt), cfg
+                )
+                for src, c, cfg in zip(self.sources, results, configs, strict=True)
             ]
         )
         return self._with_feedback(await asyncio.to_thread(self._build_pool, list(again)), feedback)
@@ -925,7 +946,7 @@ class FusionRetriever(BaseRetriever):
     ) -> list[Document]:
         flt = kwargs.pop("filter", None)
         s = self._settings(kwargs)
-        pool = self._gather(self._check_query(query), s, flt)
+        pool = self._gather(self._check_query(query), s, flt, run_manager)
         return self._finish(pool, self._settings_for_pool(query, pool, s, kwargs))
 
     async def _aget_relevant_documents(
@@ -933,7 +954,7 @@ class FusionRetriever(BaseRetriever):
     ) -> list[Document]:
         flt = kwargs.pop("filter", None)
         s = self._settings(kwargs)
-        pool = await self._agather(self._check_query(query), s, flt)
+        pool = await self._agather(self._check_query(query), s, flt, run_manager)
         return self._finish(pool, self._settings_for_pool(query, pool, s, kwargs))
 
     def _settings_for_pool(
@@ -991,12 +1012,39 @@ _OVERRIDES = frozenset(
 )
 
 
-def _run_all(tasks: Sequence[Any]) -> list[Candidates]:
+def _with_config(task: Callable[[], Candidates], config: RunnableConfig | None) -> Any:
+    """``task`` run with ``config`` as the parent of the LangChain runs it starts."""
+    if config is None:
+        return task
+
+    def run() -> Candidates:
+        with set_config_context(config) as ctx:
+            return ctx.run(task)
+
+    return run
+
+
+def _in_config(coro: Any, config: RunnableConfig | None) -> Any:
+    """``coro`` as a task whose LangChain runs have ``config`` as their parent."""
+    if config is None:
+        return coro
+    with set_config_context(config) as ctx:
+        # a task copies the context it is created in
+        return ctx.run(asyncio.ensure_future, coro)
+
+
+def _run_all(
+    tasks: Sequence[Any],
+    configs: Sequence[RunnableConfig | None] | None = None,
+) -> list[Candidates]:
     """Run the sources' searches concurrently and return their answers in order.
 
-    One task, or already inside a fusion worker (a FusionRetriever used as a source of
-    another): run in this thread, so nested retrievers cannot deadlock.
+    ``configs`` (one per task, or None) parent the LangChain runs each task starts. One task,
+    or already inside a fusion worker (a FusionRetriever used as a source of another): run in
+    this thread, so nested retrievers cannot deadlock.
     """
+    if configs is not None:
+        tasks = [_with_config(t, c) for t, c in zip(tasks, configs, strict=True)]
     if len(tasks) == 1 or threading.current_thread().name.startswith(_THREAD_PREFIX):
         return [task() for task in tasks]
     futures = [_executor().submit(task) for task in tasks]
