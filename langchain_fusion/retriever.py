@@ -1099,6 +1099,16 @@ def _fuse(pool: CandidatePool, s: dict[str, Any]) -> FusedResult:
     return FusedResult(order=order, fused=fused, normalized=normalized, ranks=ranks)
 
 
+def _short_source(meta: Mapping[str, Any]) -> str:
+    """``file.pdf, p. 3`` from a document's metadata ("" when it names no source)."""
+    name = meta.get("file_name") or meta.get("source")
+    if not name:
+        return ""
+    name = str(name).replace("\\", "/").rsplit("/", 1)[-1]
+    page = meta.get("page")
+    return f"{name}, p. {page}" if page is not None else name
+
+
 def format_breakdown(docs: Sequence[Document], names: Sequence[str], width: int = 60) -> str:
     """Format fused documents as a score-breakdown table (plain text).
 
@@ -1109,10 +1119,15 @@ def format_breakdown(docs: Sequence[Document], names: Sequence[str], width: int 
         #  fused  dense (raw/norm/rank)  bm25 (raw/norm/rank)  text
         1  0.900  0.500/1.000/1          -                     hello
 
-    With ``feedback_docs``, a last line names the documents the query was expanded with.
+    When the documents carry a ``source`` (or ``file_name``) in their metadata, a ``source``
+    column gives its file name and ``page``. With ``feedback_docs``, a last line names the
+    documents the query was expanded with.
 
     """
-    header = ["#", "fused"] + [f"{n} (raw/norm/rank)" for n in names] + ["text"]
+    sources = [_short_source(doc.metadata) for doc in docs]
+    with_source = any(sources)
+    header = ["#", "fused"] + [f"{n} (raw/norm/rank)" for n in names]
+    header += ["source", "text"] if with_source else ["text"]
     rows = [header]
     for i, doc in enumerate(docs, 1):
         info = doc.metadata.get("fusion", {})
@@ -1126,6 +1141,8 @@ def format_breakdown(docs: Sequence[Document], names: Sequence[str], width: int 
             norm = "-" if b["normalized"] is None else f"{b['normalized']:.3f}"
             rank = "-" if b["rank"] is None else str(b["rank"])
             row.append(f"{raw}/{norm}/{rank}")
+        if with_source:
+            row.append(sources[i - 1] or "-")
         text = " ".join(doc.page_content.split())
         row.append(text if len(text) <= width else text[: width - 1] + "…")
         rows.append(row)

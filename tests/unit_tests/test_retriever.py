@@ -294,6 +294,22 @@ def test_explain_table(retriever: FusionRetriever) -> None:
     assert "dense (raw/norm/rank)" in text and "E-217" in text
 
 
+def test_explain_table_names_file_and_page() -> None:
+    docs = [
+        Document(
+            "error E-217: battery too cold", id="a", metadata={"source": "/m/manual.pdf", "page": 4}
+        ),
+        Document("warranty lasts ten years", id="b", metadata={"source": "C:\\docs\\faq.md"}),
+        Document("reset the BMS", id="c"),
+    ]
+    retriever = FusionRetriever.from_documents(docs, BagOfWordsEmbedding(), k=3)
+    lines = retriever.explain("E-217 battery warranty").splitlines()
+    assert lines[0].split()[-2:] == ["source", "text"]
+    assert "manual.pdf, p. 4" in next(v for v in lines[1:] if "E-217" in v)
+    assert "faq.md" in next(v for v in lines[1:] if "warranty" in v)
+    assert "  -  " in next(v for v in lines[1:] if "reset" in v)
+
+
 def test_gather_then_fuse_pool_matches_invoke(retriever: FusionRetriever) -> None:
     pool = retriever.gather("battery winter")
     for alpha in (0.0, 0.3, 1.0):
