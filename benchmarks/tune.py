@@ -7,7 +7,7 @@ system goes through the real retriever (``evaluate``):
   * BM25 alone, dense alone;
   * FusionRetriever at defaults, and each method / normalization at defaults;
   * tuned on train: ``tune`` over method x alpha x normalization x RRF k x fetch_k;
-  * tuned on train with BM25 k1/b also chosen on train (an outer loop over HybridIndex params);
+  * tuned on train with BM25 k1/b also chosen on train (``tune_bm25``: fusion tuned per pair);
   * then pseudo-relevance feedback chosen on train (``tune_feedback``: off, or 2/3/5 feedback
     documents at weight 1/3 or 1/2), with its 5-fold check on train;
   * adaptive alpha (``AdaptiveFusion`` trained on train), with its k-fold check on train.
@@ -23,7 +23,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import time
 import warnings
@@ -49,6 +48,7 @@ from langchain_fusion.evaluation import (
     gather_pools,
     plot_alpha_sweep,
     tune,
+    tune_bm25,
     tune_feedback,
 )
 from langchain_fusion.evaluation.tune import DEFAULT_ALPHAS
@@ -98,20 +98,20 @@ def timing(retriever: FusionRetriever, ds: Any) -> dict[str, float]:
     }
 
 
-def tune_bm25(corpus: list, emb: CachedEmbeddings, train: Any, grid: dict) -> tuple[dict, list]:
-    """Choose BM25 k1/b on train: for each, tune fusion on train; keep the best train score."""
+def choose_bm25(corpus: list, emb: CachedEmbeddings, train: Any, grid: dict) -> tuple[Any, list]:
+    """Choose BM25 k1/b on train with ``tune_bm25`` (fusion tuned for each pair).
+
+    Returns a new index left with the chosen pair, and one table row per pair.
+    """
+    index = build_index(corpus, emb)
+    r = FusionRetriever.from_index(index, fetch_k=TUNE_FETCH_K)
+    report = tune_bm25(r, train.queries, train.qrels, bm25_grid=grid, show_progress=False)
     rows = []
-    best: dict[str, Any] = {}
-    for k1, b in itertools.product(grid["k1"], grid["b"]):
-        t0 = time.perf_counter()
-        index = build_index(corpus, emb, k1=k1, b=b)
-        r = FusionRetriever.from_index(index, fetch_k=TUNE_FETCH_K)
-        report = tune(r, train.queries, train.qrels, show_progress=False)
-        rows.append([k1, b, report.best_score, str(report.best), time.perf_counter() - t0])
-        log(f"    k1={k1} b={b}: train nDCG@10 {report.best_score:.4f} {report.best}")
-        if not best or report.best_score > best["score"]:
-            best = {"k1": k1, "b": b, "score": report.best_score}
-    return best, rows
+    for setting, score in zip(report.settings, report.scores):
+        fusion = {k: v for k, v in setting.items() if k not in ("k1", "b")}
+        rows.append([setting["k1"], setting["b"], float(score), str(fusion)])
+        log(f"    k1={setting['k1']} b={setting['b']}: train nDCG@10 {score:.4f} {fusion}")
+    return index, rows
 
 
 def run_dataset(name: str, root: Path, cache: Path, bm25_grid: bool, assets: Path) -> dict:
@@ -144,8 +144,8 @@ def run_dataset(name: str, root: Path, cache: Path, bm25_grid: bool, assets: Pat
     bm25_best = {"k1": 1.5, "b": 0.75}
     if bm25_grid:
         log(f"[{name}] BM25 k1/b chosen on {train_split}")
-        bm25_best, bm25_rows = tune_bm25(corpus, emb, train, BM25_GRID)
-        final_index = build_index(corpus, emb, k1=bm25_best["k1"], b=bm25_best["b"])
+        final_index, bm25_rows = choose_bm25(corpus, emb, train, BM25_GRID)
+        bm25_best = {k: final_index.bm25_params[k] for k in ("k1", "b")}
         final_r = FusionRetriever.from_index(final_index, fetch_k=TUNE_FETCH_K)
         final_tuned = tune(final_r, train.queries, train.qrels, cv=5, show_progress=False)
     out["bm25"] = {"chosen": bm25_best, "grid": bm25_rows}
@@ -238,7 +238,7 @@ def run_dataset(name: str, root: Path, cache: Path, bm25_grid: bool, assets: Pat
             f"train nDCG@10 {final_tuned.best_score:.4f}"
         )
         print("\nBM25 parameters, each with fusion tuned on train:\n")
-        print(markdown_table(["k1", "b", "train nDCG@10", "best setting", "s"], bm25_rows))
+        print(markdown_table(["k1", "b", "train nDCG@10", "best setting"], bm25_rows))
     print(f"\nfeedback settings, each with the tuned fusion, on {train_split}:\n")
     print(fb_report.to_markdown(top=None))
     if fb_report.cv:

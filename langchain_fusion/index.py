@@ -345,6 +345,41 @@ class HybridIndex(VectorStore):
     # ------------------------------------------------------------------ basic properties
 
     @property
+    def bm25_params(self) -> dict[str, Any]:
+        """The keyword side's BM25 parameters: ``k1``, ``b``, ``method`` and ``delta``.
+
+        Example:
+            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+            >>> HybridIndex(DeterministicFakeEmbedding(size=8), k1=0.9).bm25_params
+            {'k1': 0.9, 'b': 0.75, 'method': 'lucene', 'delta': 0.5}
+
+        """
+        bm25 = self._bm25
+        return {"k1": bm25.k1, "b": bm25.b, "method": bm25.method, "delta": bm25.delta}
+
+    def set_bm25_params(self, *, k1: float | None = None, b: float | None = None) -> None:
+        """Change BM25's ``k1`` and/or ``b`` in place (``None`` keeps a value); nothing is rebuilt.
+
+        Searches after the call score as an index built with the new values would, and `save`
+        stores them. [`tune_bm25`][langchain_fusion.evaluation.tune_bm25] chooses them on
+        labelled queries.
+
+        Raises:
+            ValueError: ``k1 < 0`` or ``b`` outside ``[0, 1]``.
+
+        Example:
+            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+            >>> index = HybridIndex.from_texts(["red apples", "green pears"],
+            ...                                DeterministicFakeEmbedding(size=8))
+            >>> index.set_bm25_params(k1=0.7, b=0.5)
+            >>> index.bm25_params["k1"], index.bm25_params["b"]
+            (0.7, 0.5)
+
+        """
+        with self._lock.write():
+            self._bm25.set_params(k1=k1, b=b)
+
+    @property
     def embeddings(self) -> Embeddings:
         """The embedding model (used for documents and queries).
 
@@ -1586,7 +1621,7 @@ class HybridIndex(VectorStore):
             "n_live": self._docs.n_live,
             "embedding": self._identity(),
             "tokenizer": bm25.tokenizer.to_config(),
-            "bm25": {"k1": bm25.k1, "b": bm25.b, "method": bm25.method, "delta": bm25.delta},
+            "bm25": self.bm25_params,
             "dense": dict(self._dense_params),
             "batch_size": self.batch_size,
         }

@@ -60,6 +60,7 @@ from langchain_fusion.evaluation.tune import (
     score_settings,
     simplex_grid,
     tune,
+    tune_bm25,
     tune_feedback,
 )
 
@@ -105,5 +106,6 @@ __all__ = [
     "score_settings",
     "simplex_grid",
     "tune",
+    "tune_bm25",
     "tune_feedback",
 ]

@@ -24,7 +24,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -459,6 +460,48 @@ def _print_best(best: Mapping[str, Any], args: argparse.Namespace, retriever: An
     print(f"  or: {_search_line(best, getattr(args, 'index', None), defaults)}")
 
 
+@contextmanager
+def _bm25_params(index: Any, params: Mapping[str, float]) -> Iterator[None]:
+    """Search ``index`` with these BM25 ``k1``/``b`` inside the block, then restore its own."""
+    before = {key: index.bm25_params[key] for key in ("k1", "b")}
+    index.set_bm25_params(**params)
+    try:
+        yield
+    finally:
+        index.set_bm25_params(**before)
+
+
+def _tune_bm25(
+    args: argparse.Namespace, retriever: Any, queries: Any, qrels: Any, name: str, show: bool
+) -> dict[str, float]:
+    """Choose k1/b on the train queries (``--bm25``), print the table, return the pair."""
+    from langchain_fusion.evaluation.tune import tune_bm25
+
+    index = retriever.index
+    built = {key: index.bm25_params[key] for key in ("k1", "b")}
+    report = tune_bm25(
+        retriever,
+        queries,
+        qrels,
+        metric=args.metric,
+        grid=_grid(args.methods),
+        fetch_k=args.fetch_k,
+        show_progress=show,
+    )
+    chosen = {key: float(report.best[key]) for key in ("k1", "b")}
+    print(f"## BM25 k1 and b on {name}, each with its best fusion setting\n")
+    print(report.to_markdown(top=None))
+    pair = ", ".join(f"{key}={_value(value)}" for key, value in chosen.items())
+    flags = " ".join(f"--bm25-{key} {_value(value)}" for key, value in chosen.items())
+    was = ", ".join(f"{key}={_value(value)}" for key, value in built.items())
+    print(
+        f"\nBM25: {pair} (the index was built with {was}). In Python: "
+        f"index.set_bm25_params({pair}), then index.save(...); on the command line, build a new "
+        f"index with {flags}.\n"
+    )
+    return chosen
+
+
 def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> int:
     """Tune fusion on a train split (or label files), report on a test split, plot alpha.
 
@@ -516,6 +559,10 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
     retriever = FusionRetriever.from_index(index)
     _warm(index)
     grid = _grid(args.methods)
+    built = {key: index.bm25_params[key] for key in ("k1", "b")}
+    chosen = built
+    if getattr(args, "bm25", False):  # the index keeps the chosen pair for what follows
+        chosen = _tune_bm25(args, retriever, train_queries, train_qrels, train_name, show)
 
     report = tune(
         retriever,
@@ -549,7 +596,10 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
     if test is not None:
         test_queries, test_qrels, test_name = test
         depth = max(int(report.best.get("fetch_k", retriever.fetch_k)), retriever.fetch_k)
-        pools = gather_pools(retriever, test_queries, test_qrels, fetch_k=depth, show_progress=show)
+        with _bm25_params(index, built):  # the reference rows use the index as built
+            pools = gather_pools(
+                retriever, test_queries, test_qrels, fetch_k=depth, show_progress=show
+            )
         defaults = {
             "method": retriever.method,
             "normalization": retriever.normalization,
@@ -560,15 +610,23 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
             "BM25 only (alpha=0)": {**defaults, "alpha": 0.0},
             "dense only (alpha=1)": {**defaults, "alpha": 1.0},
             "fusion defaults (convex minmax, alpha=0.5)": defaults,
-            "tuned on " + train_name: dict(report.best),
         }
-        columns = _score_systems(retriever, pools, test_qrels, systems, [args.metric])
+        tuned_label = "tuned on " + train_name
+        # the tuned systems that the cached pools cannot score run through evaluate()
+        separate: dict[str, Any] = {}
+        if chosen == built:
+            systems[tuned_label] = dict(report.best)
+        else:
+            pair = ", ".join(f"{k}={_value(v)}" for k, v in chosen.items())
+            separate[f"{tuned_label} + BM25 {pair}"] = report.retriever
         if feedback is not None:
-            chosen = ", ".join(f"{k}={_value(v)}" for k, v in feedback.best.items())
-            label = f"tuned on {train_name} + feedback ({chosen})"
-            systems[label] = dict(feedback.best)
+            fb = ", ".join(f"{k}={_value(v)}" for k, v in feedback.best.items())
+            separate[f"{tuned_label} + feedback ({fb})"] = feedback.retriever
+        columns = _score_systems(retriever, pools, test_qrels, systems, [args.metric])
+        for label, tuned_retriever in separate.items():
+            systems[label] = {}
             scored = evaluate(
-                feedback.retriever,
+                tuned_retriever,
                 test_queries,
                 test_qrels,
                 metrics=[args.metric],
@@ -586,13 +644,18 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
                     sweep_grid[key] = values
             sweep_grid["alpha"] = list(DEFAULT_ALPHAS)
             sweep_grid["fetch_k"] = [int(report.best.get("fetch_k", depth))]
+            sweep_pools = pools
+            if chosen != built:  # the curves of the tuned index
+                sweep_pools = gather_pools(
+                    retriever, test_queries, test_qrels, fetch_k=depth, show_progress=False
+                )
             sweep = tune(
                 retriever,
                 test_queries,
                 test_qrels,
                 metric=args.metric,
                 grid=sweep_grid,
-                pools=pools,
+                pools=sweep_pools,
                 show_progress=False,
             )
             sweep_name = test_name
@@ -705,6 +768,12 @@ def add_commands(subparsers: Any) -> None:
         "--plot", metavar="PNG", help="write the metric-vs-alpha plot here (.png, .pdf or .svg)"
     )
     p.add_argument("--top", type=_int_at_least(1), default=10, help="settings shown (default 10)")
+    p.add_argument(
+        "--bm25",
+        action="store_true",
+        help="first choose BM25 k1 and b on the train split, each pair with its best fusion "
+        "(8 pairs, one retrieval pass each)",
+    )
     p.add_argument(
         "--feedback",
         action="store_true",

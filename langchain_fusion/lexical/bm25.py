@@ -379,6 +379,31 @@ class BM25Index:
         """Mean number of terms per live document (0.0 when empty)."""
         return self._total_len / self._n_live if self._n_live else 0.0
 
+    def set_params(self, *, k1: float | None = None, b: float | None = None) -> None:
+        """Change ``k1`` and/or ``b`` in place; ``None`` keeps the current value.
+
+        Both enter the score only at query time, so nothing is rebuilt: the next search scores
+        as an index built with the new values would (tuning them costs one search pass each).
+
+        Raises:
+            ValueError: ``k1 < 0`` or ``b`` outside ``[0, 1]``.
+            TypeError: A value that is not a number.
+
+        Example:
+            >>> index = BM25Index(k1=1.5)
+            >>> _ = index.add(["apple apple apple pie", "apple crumble recipe with pears"])
+            >>> before = index.score("apple", [0, 1])
+            >>> index.set_params(k1=0.5)
+            >>> index.k1, index.b, bool((index.score("apple", [0, 1]) != before).all())
+            (0.5, 0.75, True)
+
+        """
+        new_k1 = self._k1 if k1 is None else k1
+        new_b = self._b if b is None else b
+        validate_params(k1=new_k1, b=new_b, method=self._method, delta=self._delta)
+        with self._lock:
+            self._k1, self._b = float(new_k1), float(new_b)
+
     def doc_freq(self, term: str) -> int:
         """Return the number of live documents containing ``term`` (an already-tokenized term).
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_fusion import FusionRetriever, HybridIndex
 from langchain_fusion.cli import CLIError, build_parser, main
@@ -512,3 +513,57 @@ def test_eval_help_shows_the_default_methods(capsys: pytest.CaptureFixture[str])
         main(["eval", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "(default convex zscore dbsf rrf)" in help_text
+
+
+def _varied_beir(root: Path) -> Path:
+    """Documents of very different lengths with repeated words: BM25's k1 and b matter."""
+    rng = np.random.default_rng(0)
+    words = [w for topic in TOPICS for w in topic.split()]
+    (root / "qrels").mkdir(parents=True)
+    corpus = [
+        {"_id": f"d{i}", "text": " ".join(rng.choice(words[: 8 + i % 20], size=4 + (i * 7) % 40))}
+        for i in range(60)
+    ]
+    queries = []
+    for split, offset in (("train", 0), ("test", 30)):
+        lines = ["query-id\tcorpus-id\tscore"]
+        for j in range(30):
+            text = corpus[offset + j]["text"].split()
+            qid = f"{split}{j}"
+            queries.append({"_id": qid, "text": " ".join(rng.choice(text, size=3))})
+            lines.append(f"{qid}\td{offset + j}\t1")
+        (root / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+    (root / "corpus.jsonl").write_text("\n".join(json.dumps(c) for c in corpus) + "\n")
+    (root / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in queries) + "\n")
+    return root
+
+
+def test_tune_bm25_chooses_k1_b_and_reports_them_on_test(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    beir = _varied_beir(tmp_path / "varied")
+    argv = ["tune", "--beir", str(beir), "--bm25", "--quiet", "--top", "3"]
+    # random vectors: the ranking is BM25's, so its parameters decide
+    assert run(argv, embeddings=DeterministicFakeEmbedding(size=16)) == 0
+    out = capsys.readouterr().out
+    section = out.split("## BM25 k1 and b on varied train", 1)[1].split("## Tuning on", 1)[0]
+    assert "| rank | k1 | b | method |" in section
+    assert len([line for line in section.splitlines() if line.startswith("| ")]) == 8 + 1
+    line = next(x for x in out.splitlines() if x.startswith("BM25: "))
+    assert "(the index was built with k1=1.5, b=0.75)" in line
+    chosen = line.split("BM25: ", 1)[1].split(" (", 1)[0]  # e.g. "k1=0.7, b=0.5"
+    assert chosen != "k1=1.5, b=0.75"  # on this corpus another pair wins on train
+    test_rows = out.split("## varied test", 1)[1]
+    assert "| fusion defaults (convex minmax, alpha=0.5) |" in test_rows
+    row = next(x for x in test_rows.splitlines() if x.startswith("| tuned on varied train + BM25"))
+    assert chosen in row and 0.0 <= float(row.split("|")[2].strip("* ")) <= 1.0
+
+
+def test_tune_bm25_keeps_the_built_pair_on_ties(
+    beir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On the tiny corpus every pair scores 1.0: nothing beats the index as built."""
+    assert run(["tune", "--beir", str(beir), "--bm25", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "BM25: k1=1.5, b=0.75 (the index was built with k1=1.5, b=0.75)" in out
+    assert "| tuned on tiny train |" in out and "+ BM25" not in out
