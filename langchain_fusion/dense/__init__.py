@@ -1,4 +1,4 @@
-"""Dense retrieval engine: local default embeddings and the FAISS-backed ``DenseIndex``.
+"""Dense retrieval engine: local default embeddings, their fine-tuning, and ``DenseIndex``.
 
 No LangChain retrieval machinery here beyond the ``Embeddings`` interface, and importing this
 package never imports ``sentence_transformers`` or ``torch`` (the model loads on first use).
@@ -11,6 +11,14 @@ from langchain_fusion.dense.embeddings import (
     default_embeddings,
     local_embeddings,
 )
+from langchain_fusion.dense.finetune import fine_tune_embeddings, training_pairs
 from langchain_fusion.dense.index import DenseIndex
 
-__all__ = ["DenseIndex", "LocalEmbeddings", "default_embeddings", "local_embeddings"]
+__all__ = [
+    "DenseIndex",
+    "LocalEmbeddings",
+    "default_embeddings",
+    "fine_tune_embeddings",
+    "local_embeddings",
+    "training_pairs",
+]
