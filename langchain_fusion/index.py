@@ -361,7 +361,7 @@ class HybridIndex(VectorStore):
         """Change BM25's ``k1`` and/or ``b`` in place (``None`` keeps a value); nothing is rebuilt.
 
         Searches after the call score as an index built with the new values would, and `save`
-        stores them. [`tune_bm25`][langchain_fusion.evaluation.tune_bm25] chooses them on
+        stores them. [`tune_bm25`][langchain_fusion.evaluation.tune.tune_bm25] chooses them on
         labelled queries.
 
         Raises:

@@ -1,7 +1,7 @@
 """Fine-tune the local embedding model on labelled (question, passage) pairs.
 
 With a few hundred judged queries (yours, or generated with
-[`generate_labels`][langchain_fusion.evaluation.generate_labels]), in-domain fine-tuning
+[`generate_labels`][langchain_fusion.evaluation.labels.generate_labels]), in-domain fine-tuning
 moves the dense side more than any fusion setting: on SciFact, 809 training claims lift
 all-MiniLM-L6-v2 alone from 0.645 to about 0.68 nDCG@10 on the test claims (see the
 benchmarks). The loss is the standard one for bi-encoders with positive pairs only: each
@@ -203,8 +203,11 @@ def fine_tune_embeddings(
         optimizer, lambda step: min(1.0, (step + 1) / warm) * max(0.0, (total - step) / total)
     )
 
+    # sentence-transformers 5.2 renamed tokenize to preprocess
+    prepare = getattr(model, "preprocess", None) or model.tokenize
+
     def encode(texts: list[str]) -> Any:
-        features = model.tokenize(texts)
+        features = prepare(texts)
         vectors = model(features)["sentence_embedding"]
         return torch.nn.functional.normalize(vectors, dim=-1)
 
