@@ -98,21 +98,37 @@ def _retriever_options(args: argparse.Namespace) -> dict[str, Any]:
     return opts
 
 
-def _load_index(path: str) -> Any:
+def _model(args: argparse.Namespace) -> Any:
+    """Return the embeddings of ``--model DIR`` (a local sentence-transformers model), or None."""
+    path = getattr(args, "model", None)
+    if path is None:
+        return None
+    directory = Path(path).expanduser()
+    if not (directory / "config.json").is_file():
+        _fail(
+            f"--model {directory} is not a sentence-transformers model directory (no "
+            "config.json); give the directory that fine_tune_embeddings wrote"
+        )
+    from langchain_fusion.dense import LocalEmbeddings
+
+    return LocalEmbeddings(model_path=directory)
+
+
+def _load_index(path: str, embeddings: Any = None) -> Any:
     from langchain_fusion.index import HybridIndex
 
     p = Path(path)
     if not p.exists():
         _fail(f"index not found: {p} (create it with: langchain-fusion index FILES... --out {p})")
-    return HybridIndex.load(p)
+    return HybridIndex.load(p, embeddings)
 
 
-def _sample_index(show_progress: bool) -> Any:
+def _sample_index(show_progress: bool, embeddings: Any = None) -> Any:
     from langchain_fusion.index import HybridIndex
     from langchain_fusion.ingest import ingest, sample_path
 
     result = ingest([sample_path()], show_progress=False)
-    index = HybridIndex()
+    index = HybridIndex(embeddings)
     index.add_documents(result.chunks, show_progress=show_progress)
     return index
 
@@ -123,10 +139,10 @@ def _open(args: argparse.Namespace) -> Any:
             _fail(
                 f"give an index directory or --sample, not both (got {args.index!r} and --sample)"
             )
-        return _sample_index(show_progress=False)
+        return _sample_index(show_progress=False, embeddings=_model(args))
     if not args.index:
         _fail("give an index directory, or --sample to use the bundled sample document")
-    return _load_index(args.index)
+    return _load_index(args.index, _model(args))
 
 
 def _source_label(meta: dict[str, Any]) -> str:
@@ -190,7 +206,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     existing = _saved_index(out)
     if not existing and not chunks:
         _fail(f"index not found: {out} (nothing to prune)")
-    index = HybridIndex.load(out) if existing else HybridIndex()
+    embeddings = _model(args)
+    index = HybridIndex.load(out, embeddings) if existing else HybridIndex(embeddings)
     new_ids = {d.id for d in chunks}
     sources = {d.metadata.get("source") for d in chunks}
     stale, pruned = [], []
@@ -410,11 +427,23 @@ def _add_fusion_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_model_arg(p: argparse.ArgumentParser) -> None:
+    """Add ``--model DIR``: the embedding model, when it is not the bundled one."""
+    p.add_argument(
+        "--model",
+        metavar="DIR",
+        help="local sentence-transformers model directory, e.g. one written by "
+        "fine_tune_embeddings (default: the bundled all-MiniLM-L6-v2); an index needs the "
+        "model it was built with",
+    )
+
+
 def _add_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("index", nargs="?", help="index directory made by 'langchain-fusion index'")
     p.add_argument(
         "--sample", action="store_true", help="use the bundled sample document (no index needed)"
     )
+    _add_model_arg(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -455,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also remove the chunks of files that no longer exist (alone: only that)",
     )
+    _add_model_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_index)
 

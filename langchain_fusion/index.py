@@ -1801,7 +1801,8 @@ class HybridIndex(VectorStore):
             raise ValueError(
                 f"this index was built with {_describe(saved)}"
                 + (f" ({saved_dim}-dimensional vectors)" if saved_dim else "")
-                + "; pass the same model: HybridIndex.load(path, embedding=...)"
+                + "; pass the same model: HybridIndex.load(path, embedding=...), or "
+                "--model DIR on the command line for a local model directory"
             )
         if not isinstance(embedding, Embeddings):
             raise TypeError(

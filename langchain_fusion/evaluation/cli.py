@@ -31,7 +31,14 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
-from langchain_fusion.cli import CLIError, _int_at_least, _saved_index, _unit_interval
+from langchain_fusion.cli import (
+    CLIError,
+    _add_model_arg,
+    _int_at_least,
+    _model,
+    _saved_index,
+    _unit_interval,
+)
 
 __all__ = ["add_commands", "cmd_eval", "cmd_tune"]
 
@@ -180,6 +187,8 @@ def _index(
     """
     from langchain_fusion.index import HybridIndex
 
+    if embeddings is None:
+        embeddings = _model(args)
     index_dir = Path(args.index).expanduser() if getattr(args, "index", None) else None
     if index_dir is not None and _saved_index(index_dir):
         print(f"using the index in {index_dir}", file=sys.stderr)
@@ -685,6 +694,7 @@ def _common(p: argparse.ArgumentParser, methods_default: str) -> None:
         metavar="DIR",
         help="reuse this saved index (built from --beir and saved here if missing or empty)",
     )
+    _add_model_arg(p)
     p.add_argument("--queries", metavar="FILE", help="queries.jsonl of your own labels")
     p.add_argument("--qrels", metavar="FILE", help="qrels .tsv of your own labels")
     p.add_argument(

