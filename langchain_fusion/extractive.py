@@ -39,7 +39,7 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -336,21 +336,38 @@ def source_label(doc: Document) -> str:
 
     """
     meta: dict[str, Any] = doc.metadata or {}
+    parts = _source_parts(meta, title=True)
+    section = meta.get("section")
+    if section:
+        parts.append(" ".join(str(section).split()))
+    return ", ".join(parts)
+
+
+def _source_parts(meta: Mapping[str, Any], *, title: bool = False) -> list[str]:
+    """Return ``[file name, "p. N"]`` from document metadata, leaving out what is missing.
+
+    The file name is ``metadata["file_name"]``, else the base name of ``metadata["source"]``
+    (else ``metadata["title"]`` when ``title``); the page is ``metadata["page"]`` as stored.
+
+    Example:
+        >>> _source_parts({"source": "/data/report.pdf", "page": 3})
+        ['report.pdf', 'p. 3']
+        >>> _source_parts({"title": "Cats"}), _source_parts({"title": "Cats"}, title=True)
+        ([], ['Cats'])
+
+    """
     parts: list[str] = []
     name = meta.get("file_name")
     if not name and isinstance(meta.get("source"), str):
         name = os.path.basename(str(meta["source"]).rstrip("/\\")) or meta["source"]
-    if not name:
+    if not name and title:
         name = meta.get("title")
     if name:
         parts.append(str(name))
     page = meta.get("page")
     if page is not None and page != "":
         parts.append(f"p. {page}")
-    section = meta.get("section")
-    if section:
-        parts.append(" ".join(str(section).split()))
-    return ", ".join(parts)
+    return parts
 
 
 # ---------------------------------------------------------------------------- helpers

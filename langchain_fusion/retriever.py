@@ -1099,16 +1099,6 @@ def _fuse(pool: CandidatePool, s: dict[str, Any]) -> FusedResult:
     return FusedResult(order=order, fused=fused, normalized=normalized, ranks=ranks)
 
 
-def _short_source(meta: Mapping[str, Any]) -> str:
-    """``file.pdf, p. 3`` from a document's metadata ("" when it names no source)."""
-    name = meta.get("file_name") or meta.get("source")
-    if not name:
-        return ""
-    name = str(name).replace("\\", "/").rsplit("/", 1)[-1]
-    page = meta.get("page")
-    return f"{name}, p. {page}" if page is not None else name
-
-
 def format_breakdown(docs: Sequence[Document], names: Sequence[str], width: int = 60) -> str:
     """Format fused documents as a score-breakdown table (plain text).
 
@@ -1124,7 +1114,9 @@ def format_breakdown(docs: Sequence[Document], names: Sequence[str], width: int 
     documents the query was expanded with.
 
     """
-    sources = [_short_source(doc.metadata) for doc in docs]
+    from langchain_fusion.extractive import _source_parts
+
+    sources = [", ".join(_source_parts(doc.metadata)) for doc in docs]
     with_source = any(sources)
     header = ["#", "fused"] + [f"{n} (raw/norm/rank)" for n in names]
     header += ["source", "text"] if with_source else ["text"]

@@ -469,10 +469,14 @@ def _print_best(best: Mapping[str, Any], args: argparse.Namespace, retriever: An
     print(f"  or: {_search_line(best, getattr(args, 'index', None), defaults)}")
 
 
+def _k1_b(index: Any) -> dict[str, float]:
+    return {key: index.bm25_params[key] for key in ("k1", "b")}
+
+
 @contextmanager
 def _bm25_params(index: Any, params: Mapping[str, float]) -> Iterator[None]:
     """Search ``index`` with these BM25 ``k1``/``b`` inside the block, then restore its own."""
-    before = {key: index.bm25_params[key] for key in ("k1", "b")}
+    before = _k1_b(index)
     index.set_bm25_params(**params)
     try:
         yield
@@ -481,13 +485,17 @@ def _bm25_params(index: Any, params: Mapping[str, float]) -> Iterator[None]:
 
 
 def _tune_bm25(
-    args: argparse.Namespace, retriever: Any, queries: Any, qrels: Any, name: str, show: bool
+    args: argparse.Namespace,
+    retriever: Any,
+    queries: Any,
+    qrels: Any,
+    name: str,
+    built: Mapping[str, float],
+    show: bool,
 ) -> dict[str, float]:
     """Choose k1/b on the train queries (``--bm25``), print the table, return the pair."""
     from langchain_fusion.evaluation.tune import tune_bm25
 
-    index = retriever.index
-    built = {key: index.bm25_params[key] for key in ("k1", "b")}
     report = tune_bm25(
         retriever,
         queries,
@@ -568,10 +576,10 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
     retriever = FusionRetriever.from_index(index)
     _warm(index)
     grid = _grid(args.methods)
-    built = {key: index.bm25_params[key] for key in ("k1", "b")}
+    built = _k1_b(index)
     chosen = built
     if getattr(args, "bm25", False):  # the index keeps the chosen pair for what follows
-        chosen = _tune_bm25(args, retriever, train_queries, train_qrels, train_name, show)
+        chosen = _tune_bm25(args, retriever, train_queries, train_qrels, train_name, built, show)
 
     report = tune(
         retriever,

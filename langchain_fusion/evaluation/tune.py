@@ -35,7 +35,7 @@ import math
 import numbers
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import product
@@ -1255,37 +1255,23 @@ DEFAULT_BM25_GRID: dict[str, list[float]] = {"k1": [0.7, 0.9, 1.2, 1.5], "b": [0
 """The BM25 parameters searched by default (8 pairs; the package default is k1=1.5, b=0.75)."""
 
 
-def _bm25_engine(retriever: FusionRetriever) -> Any:
-    """Return what sets the BM25 side's parameters (``bm25_params`` / ``set_bm25_params``)."""
+def _bm25_setter(retriever: FusionRetriever) -> tuple[dict[str, float], Callable[..., None]]:
+    """Return the keyword side's current ``{k1, b}`` and the function that changes them."""
     from langchain_fusion.sources import HybridKeywordSource, OwnBM25Source
 
-    engines: list[Any] = []
-    for source in retriever.sources:
-        if isinstance(source, HybridKeywordSource):
-            engines.append(source.index)
-        elif isinstance(source, OwnBM25Source):
-            engines.append(_BM25IndexParams(source.retriever.bm25_index))
-    if len(engines) != 1:
+    found = [s for s in retriever.sources if isinstance(s, HybridKeywordSource | OwnBM25Source)]
+    if len(found) != 1:
         raise ValueError(
             "tune_bm25 needs exactly one keyword side built by this package (a HybridIndex, as "
             "in FusionRetriever.from_documents / from_index, or langchain_fusion.BM25Retriever); "
-            f"this retriever has {len(engines)} among {retriever.sources}"
+            f"this retriever has {len(found)} among {retriever.sources}"
         )
-    return engines[0]
-
-
-class _BM25IndexParams:
-    """`HybridIndex`'s BM25 parameter interface over a bare `BM25Index`."""
-
-    def __init__(self, index: Any) -> None:
-        self.index = index
-
-    @property
-    def bm25_params(self) -> dict[str, Any]:
-        return {"k1": self.index.k1, "b": self.index.b}
-
-    def set_bm25_params(self, *, k1: float | None = None, b: float | None = None) -> None:
-        self.index.set_params(k1=k1, b=b)
+    source = found[0]
+    if isinstance(source, HybridKeywordSource):
+        params = source.index.bm25_params
+        return {key: params[key] for key in BM25_KEYS}, source.index.set_bm25_params
+    index = source.retriever.bm25_index
+    return {"k1": index.k1, "b": index.b}, index.set_params
 
 
 def _bm25_pairs(grid: Mapping[str, Any] | None, current: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -1374,8 +1360,7 @@ def tune_bm25(
     """
     if not isinstance(retriever, FusionRetriever):
         raise TypeError(f"retriever must be a FusionRetriever, got {type(retriever).__name__}")
-    engine = _bm25_engine(retriever)
-    original = dict(engine.bm25_params)
+    original, set_params = _bm25_setter(retriever)
     pairs = _bm25_pairs(bm25_grid, original)
     parse_metric(metric)
     from tqdm.auto import tqdm
@@ -1384,7 +1369,7 @@ def tune_bm25(
     bar = tqdm(total=len(pairs), desc="BM25 k1/b", unit="pair", disable=not show_progress)
     try:
         for pair in pairs:
-            engine.set_bm25_params(**pair)
+            set_params(**pair)
             reports.append(
                 tune(
                     retriever,
@@ -1401,16 +1386,15 @@ def tune_bm25(
             bar.set_postfix_str(f"k1={_fmt(pair['k1'])} b={_fmt(pair['b'])}")
             bar.update()
     except BaseException:
-        engine.set_bm25_params(k1=original["k1"], b=original["b"])
+        set_params(**original)
         raise
     finally:
         bar.close()
     scores = np.array([r.best_score for r in reports])
     b = _best_index(scores)
-    current = {"k1": original["k1"], "b": original["b"]}
-    if current in pairs and scores[pairs.index(current)] >= scores[b] - 1e-12:
-        b = pairs.index(current)  # a tie keeps the index as it is
-    engine.set_bm25_params(**pairs[b])
+    if original in pairs and scores[pairs.index(original)] >= scores[b] - 1e-12:
+        b = pairs.index(original)  # a tie keeps the index as it is
+    set_params(**pairs[b])
     settings = [{**pair, **r.best} for pair, r in zip(pairs, reports, strict=True)]
     return TuningReport(
         metric=reports[b].metric,
