@@ -85,14 +85,33 @@ def beir_with_embeddings(
     from langchain_fusion import LocalEmbeddings
     from langchain_fusion.evaluation import load_beir
 
-    model = LocalEmbeddings(batch_size=32)
     data = {split: load_beir(root / "beir" / name, split) for split in splits}
-    texts = [d.page_content for d in data[splits[0]].corpus]
+    return cached_embeddings(LocalEmbeddings(batch_size=32), name, data, cache), data
+
+
+def cached_embeddings(
+    model: Embeddings, name: str, data: dict[str, Any], cache: Path
+) -> CachedEmbeddings:
+    """``model``'s vectors of the corpus and of every split's queries, computed once.
+
+    ``data`` is ``{split: BeirDataset}`` (one corpus); the files are ``cache/name-corpus-*.npy``
+    and ``cache/name-<split>-queries-*.npy``.
+    """
+    texts = [d.page_content for d in next(iter(data.values())).corpus]
     table = dict(zip(texts, embed_cached(texts, model, cache, f"{name}-corpus")))
     for split, ds in data.items():
         queries = list(ds.queries.values())
         table.update(zip(queries, embed_cached(queries, model, cache, f"{name}-{split}-queries")))
-    return CachedEmbeddings(model, table), data
+    return CachedEmbeddings(model, table)
+
+
+def build_index(corpus: Sequence[Any], emb: Embeddings, **bm25: float) -> Any:
+    """A ``HybridIndex`` of ``corpus`` (BM25 parameters as given)."""
+    from langchain_fusion import HybridIndex
+
+    index = HybridIndex(emb, **bm25)
+    index.add_documents(list(corpus))
+    return index
 
 
 def median_ms(fn: Callable[[], Any], repeat: int) -> float:

@@ -34,12 +34,13 @@ from common import (
     DEFAULT_CACHE,
     CachedEmbeddings,
     beir_with_embeddings,
+    build_index,
     data_dir,
     markdown_table,
     save_json,
 )
 
-from langchain_fusion import BM25Retriever, FusionRetriever, HybridIndex
+from langchain_fusion import BM25Retriever, FusionRetriever
 from langchain_fusion.evaluation import (
     AdaptiveFusion,
     compare,
@@ -62,12 +63,6 @@ ASSETS = Path(__file__).resolve().parents[1] / "docs" / "assets"
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def build_index(corpus: list, emb: CachedEmbeddings, **bm25: float) -> HybridIndex:
-    index = HybridIndex(emb, **bm25)
-    index.add_documents(corpus)
-    return index
 
 
 def run_eval(retriever: Any, ds: Any) -> Any:
