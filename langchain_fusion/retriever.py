@@ -637,8 +637,10 @@ class FusionRetriever(BaseRetriever):
 
         A wrapped retriever (or nested ``FusionRetriever``) then shows up under the fusion run
         in LangSmith and callback handlers, tagged with its name, as ``EnsembleRetriever``'s do.
+        Without a handler to inherit (no callbacks, no tracing) there is nothing to parent, and
+        the per-query cost of setting the context (about 2.5% of a query) is skipped.
         """
-        if run_manager is None:
+        if run_manager is None or not run_manager.inheritable_handlers:
             return [None] * len(self.sources)
         return [{"callbacks": run_manager.get_child(tag=name)} for name in self.names]
 
