@@ -103,3 +103,56 @@ class LookupEmbedding(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self.table.get(text) or self.fallback.embed_query(text)
+
+
+WORDS = [
+    "battery",
+    "charge",
+    "winter",
+    "cold",
+    "heat",
+    "pump",
+    "solar",
+    "panel",
+    "roof",
+    "inverter",
+    "grid",
+    "export",
+    "limit",
+    "firmware",
+    "update",
+    "vent",
+    "filter",
+    "clean",
+    "warranty",
+    "claim",
+    "repair",
+    "error",
+    "code",
+    "screen",
+    "reset",
+    "button",
+    "cable",
+    "fuse",
+]
+
+
+def word_corpus(n: int = 50, seed: int = 0) -> list[Document]:
+    """Word documents of very different lengths with repeated words (BM25's k1 and b matter)."""
+    rng = np.random.default_rng(seed)
+    return [
+        Document(" ".join(rng.choice(WORDS[: 8 + i % 20], size=4 + (i * 7) % 40)), id=f"d{i}")
+        for i in range(n)
+    ]
+
+
+def word_queries(docs: list[Document]) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+    """25 queries of three words from one document each, judged relevant to that document."""
+    rng = np.random.default_rng(1)
+    queries, qrels = {}, {}
+    for q in range(25):
+        target = int(rng.integers(len(docs)))
+        words = docs[target].page_content.split()
+        queries[f"q{q}"] = " ".join(rng.choice(words, size=min(3, len(words)), replace=False))
+        qrels[f"q{q}"] = {f"d{target}": 1}
+    return queries, qrels

@@ -11,7 +11,11 @@ from langchain_fusion.dense.embeddings import (
     default_embeddings,
     local_embeddings,
 )
-from langchain_fusion.dense.finetune import fine_tune_embeddings, training_pairs
+from langchain_fusion.dense.finetune import (
+    fine_tune_embeddings,
+    fine_tuning_record,
+    training_pairs,
+)
 from langchain_fusion.dense.index import DenseIndex
 
 __all__ = [
@@ -19,6 +23,7 @@ __all__ = [
     "LocalEmbeddings",
     "default_embeddings",
     "fine_tune_embeddings",
+    "fine_tuning_record",
     "local_embeddings",
     "training_pairs",
 ]

@@ -17,6 +17,7 @@ the new model: vectors of two models do not mix.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import shutil
@@ -34,7 +35,10 @@ from langchain_fusion.dense.embeddings import (
     _quiet_weight_loading,
 )
 
-__all__ = ["fine_tune_embeddings", "training_pairs"]
+__all__ = ["RECORD_FILE", "fine_tune_embeddings", "fine_tuning_record", "training_pairs"]
+
+RECORD_FILE = "fine_tuning.json"
+"""Written beside the model: how it was trained and on which query ids (`fine_tuning_record`)."""
 
 
 def training_pairs(
@@ -43,6 +47,8 @@ def training_pairs(
     documents: Sequence[Document] | Mapping[str, str],
     *,
     id_key: str | None = None,
+    max_per_query: int | None = None,
+    seed: int = 0,
 ) -> list[tuple[str, str]]:
     """Return every ``(query text, passage text)`` pair judged relevant (relevance > 0).
 
@@ -52,6 +58,9 @@ def training_pairs(
         documents: The corpus, as Documents (ids from ``Document.id`` or ``metadata[id_key]``)
             or ``{doc_id: text}``.
         id_key: Metadata key holding the document id.
+        max_per_query: Keep at most this many pairs per query: the most relevant documents,
+            ties in a random order drawn with ``seed``. ``None`` keeps them all.
+        seed: Seed of that draw.
 
     Raises:
         ValueError: A judged query or document that is not in ``queries`` / ``documents``, or no
@@ -61,8 +70,13 @@ def training_pairs(
         >>> docs = [Document("Cats purr.", id="d1"), Document("Dogs bark.", id="d2")]
         >>> training_pairs({"q": "which animal purrs?"}, {"q": {"d1": 1, "d2": 0}}, docs)
         [('which animal purrs?', 'Cats purr.')]
+        >>> training_pairs({"q": "pets"}, {"q": {"d1": 1, "d2": 2}}, docs, max_per_query=1)
+        [('pets', 'Dogs bark.')]
 
     """
+    if max_per_query is not None:
+        _check_positive("max_per_query", max_per_query, integer=True)
+    rng = random.Random(seed)
     if isinstance(documents, Mapping):
         texts = {str(k): str(v) for k, v in documents.items()}
     else:
@@ -75,16 +89,18 @@ def training_pairs(
     for qid in sorted(qrels):
         if qid not in queries:
             raise ValueError(f"qrels judge query {qid!r}, which is not in queries")
-        for did, relevance in sorted(qrels[qid].items()):
-            if relevance <= 0:
-                continue
+        judged = sorted((did, rel) for did, rel in qrels[qid].items() if rel > 0)
+        for did, _ in judged:
             if did not in texts:
                 raise ValueError(
                     f"qrels judge document {did!r} (query {qid!r}), which is not among the "
                     f"{len(texts)} documents given"
                     + ("" if id_key else "; pass id_key= if the ids are in the metadata")
                 )
-            pairs.append((queries[qid], texts[did]))
+        if max_per_query is not None and len(judged) > max_per_query:
+            rng.shuffle(judged)
+            judged = sorted(judged, key=lambda pair: -pair[1])[:max_per_query]  # stable
+        pairs.extend((queries[qid], texts[did]) for did, _ in judged)
     if not pairs:
         raise ValueError("no relevant (query, document) pair in qrels: nothing to train on")
     return pairs
@@ -111,6 +127,7 @@ def fine_tune_embeddings(
     scale: float = 20.0,
     seed: int = 0,
     id_key: str | None = None,
+    max_pairs_per_query: int | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
 ) -> LocalEmbeddings:
@@ -124,8 +141,9 @@ def fine_tune_embeddings(
     moved there when complete, so an interrupted run leaves no half-written model.
 
     Fine-tune on queries you will not report on: the tuned model scores its own training
-    queries far better than new ones, so tune the fusion on other queries, or expect `tune` to
-    weight the dense side too much.
+    queries far better than new ones, so `tune` on those same queries weights the dense side
+    too much. Tune on other queries, or cross-fit: fine-tune one model per fold on the other
+    folds and pass them to ``tune(..., cross_fit=...)`` / ``tune_bm25``.
 
     Args:
         queries: ``{query_id: text}``.
@@ -141,6 +159,10 @@ def fine_tune_embeddings(
         scale: Inverse temperature of the softmax over cosines.
         seed: Seed of the shuffles and of torch.
         id_key: Metadata key holding the document id (default ``Document.id``).
+        max_pairs_per_query: Train on at most this many relevant documents per query, the most
+            relevant first (`training_pairs`). For collections with dozens of relevant
+            documents per query: fewer steps, and fewer batches where a query's other relevant
+            documents serve as its negatives.
         overwrite: Replace an existing non-empty ``output_dir``.
         show_progress: Show a progress bar with the running loss.
 
@@ -178,7 +200,10 @@ def fine_tune_embeddings(
             f"output_dir {str(target)!r} exists and is not empty; choose a new directory or "
             "pass overwrite=True"
         )
-    pairs = training_pairs(queries, qrels, documents, id_key=id_key)
+    pairs = training_pairs(
+        queries, qrels, documents, id_key=id_key, max_per_query=max_pairs_per_query, seed=seed
+    )
+    trained = sorted(q for q in qrels if any(rel > 0 for rel in qrels[q].values()))
     try:
         import torch
         from sentence_transformers import SentenceTransformer
@@ -238,6 +263,19 @@ def fine_tune_embeddings(
     old = target.parent / f"{tmp.name}.old"
     try:
         model.save(str(tmp))
+        record = {
+            "base_model": source,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "warmup": warmup,
+            "scale": scale,
+            "seed": seed,
+            "max_pairs_per_query": max_pairs_per_query,
+            "pairs": len(pairs),
+            "query_ids": trained,
+        }
+        (tmp / RECORD_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
         if target.exists():  # swap, so that a complete model is always at one of the paths
             target.rename(old)
         tmp.rename(target)
@@ -248,3 +286,23 @@ def fine_tune_embeddings(
         raise
     shutil.rmtree(old, ignore_errors=True)
     return LocalEmbeddings(model_path=target)
+
+
+def fine_tuning_record(model_path: str | Path) -> dict[str, Any] | None:
+    """Return how the model in ``model_path`` was fine-tuned, or None if it was not by this package.
+
+    The record (`RECORD_FILE`, written by `fine_tune_embeddings`) holds the training parameters
+    and the ids of the queries trained on (``"query_ids"``). `tune` reads it to warn when the
+    fusion is tuned on those same queries.
+
+    Example:
+        >>> fine_tuning_record("/nonexistent/model") is None
+        True
+
+    """
+    path = Path(model_path).expanduser() / RECORD_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None

@@ -40,7 +40,7 @@ from langchain_fusion.cli import (
     _unit_interval,
 )
 
-__all__ = ["add_commands", "cmd_eval", "cmd_tune"]
+__all__ = ["add_commands", "cmd_eval", "cmd_fine_tune", "cmd_tune"]
 
 _METHOD_CHOICES = ("convex", "minmax", "zscore", "dbsf", "rrf")
 _EVAL_METHODS = ("convex", "zscore", "dbsf", "rrf")
@@ -51,6 +51,17 @@ def _error(message: str) -> Exception:
 
 
 # -------------------------------------------------------------------------------- argparse types
+
+
+def _positive_float(text: str) -> float:
+    """Parse a finite number > 0 for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not 0.0 < value < float("inf"):  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
 
 
 def _metric_name(text: str) -> str:
@@ -690,6 +701,93 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
     return 0
 
 
+def cmd_fine_tune(args: argparse.Namespace) -> int:
+    """Fine-tune the local embedding model on judged queries (a BEIR split or your labels).
+
+    The documents come from ``--beir`` (its corpus) or a saved ``--index``; the labels from
+    ``--beir`` (``--split``, default train) or ``--queries``/``--qrels``. The model is written to
+    ``--out``; give that directory as ``--model`` to ``index``, ``search``, ``eval`` and ``tune``.
+
+    Args:
+        args: Parsed ``fine-tune`` arguments.
+
+    Returns:
+        The exit code (0).
+
+    Example:
+        >>> import argparse
+        >>> cmd_fine_tune(argparse.Namespace(beir=None, index=None, queries=None, out="m"))
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        langchain_fusion.cli.CLIError: give --beir PATH ...
+
+    """
+    from langchain_fusion.dense.finetune import fine_tune_embeddings, training_pairs
+
+    show = not getattr(args, "quiet", False)
+    _check_sources(args)
+    out = Path(args.out).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise _error(
+            f"--out {out} exists and is not empty; choose a new directory or add --overwrite"
+        )
+    if args.model is not None:
+        _model(args)  # a model directory, checked before any work
+    queries, qrels, name = _labels(args, None if args.queries else args.split)
+    if args.beir:
+        from langchain_fusion.evaluation.beir import load_corpus
+
+        documents = load_corpus(args.beir)
+        where = str(args.beir)
+    else:
+        index, _ = _index(args, None, show)
+        documents = index.documents(index.ids)
+        where = str(args.index)
+    _check_judged_docs_in(documents, qrels, name, where)
+    pairs = training_pairs(queries, qrels, documents, max_per_query=args.max_pairs_per_query)
+    steps = args.epochs * -(-len(pairs) // args.batch_size)
+    print(
+        f"fine-tuning on {len(pairs)} (query, passage) pairs of {name} ({len(qrels)} queries, "
+        f"{len(documents)} documents): {args.epochs} epoch(s), {steps} steps",
+        file=sys.stderr,
+    )
+    start = time.perf_counter()
+    fine_tune_embeddings(
+        queries,
+        qrels,
+        documents,
+        out,
+        model_path=args.model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        max_pairs_per_query=args.max_pairs_per_query,
+        overwrite=args.overwrite,
+        show_progress=show,
+    )
+    print(f"wrote the fine-tuned model to {out} in {time.perf_counter() - start:.0f} s")
+    print(
+        f"use it with --model {out} (index again: vectors of two models do not mix); measure it "
+        f"on queries it was not trained on, e.g.\n  langchain-fusion eval --beir PATH "
+        f"--split test --model {out}"
+    )
+    return 0
+
+
+def _check_judged_docs_in(
+    documents: Sequence[Any], qrels: Mapping[str, Mapping[str, int]], name: str, where: str
+) -> None:
+    """Fail, naming examples, when the labels judge documents that are not in ``documents``."""
+    ids = {d.id for d in documents}
+    missing = sorted({d for docs in qrels.values() for d, rel in docs.items() if rel > 0} - ids)
+    if missing:
+        raise _error(
+            f"{len(missing)} documents judged relevant in {name} are not in {where} (e.g. "
+            f"{', '.join(missing[:3])}): the labels judge another corpus or other document ids"
+        )
+
+
 # ------------------------------------------------------------------------------------ parser
 
 
@@ -724,7 +822,7 @@ def _common(p: argparse.ArgumentParser, methods_default: str) -> None:
 
 
 def add_commands(subparsers: Any) -> None:
-    """Add the ``eval`` and ``tune`` subcommands to the ``langchain-fusion`` parser.
+    """Add the ``eval``, ``tune`` and ``fine-tune`` subcommands to the ``langchain-fusion`` parser.
 
     Example:
         >>> import argparse
@@ -798,3 +896,54 @@ def add_commands(subparsers: Any) -> None:
         help="then choose pseudo-relevance feedback on the train split (about 13 more passes)",
     )
     p.set_defaults(func=cmd_tune)
+
+    p = subparsers.add_parser(
+        "fine-tune",
+        help="fine-tune the local embedding model on judged queries",
+        description=cmd_fine_tune.__doc__.split("\n\n")[0] if cmd_fine_tune.__doc__ else None,
+        epilog=(
+            "examples:\n"
+            "  langchain-fusion fine-tune --beir data/scifact --out scifact-minilm\n"
+            "  langchain-fusion fine-tune --index my-index --queries q.jsonl --qrels qrels.tsv "
+            "--out my-minilm"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--beir", metavar="PATH", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/"
+    )
+    p.add_argument("--index", metavar="DIR", help="take the documents from this saved index")
+    p.add_argument("--queries", metavar="FILE", help="queries.jsonl of your own labels")
+    p.add_argument("--qrels", metavar="FILE", help="qrels .tsv of your own labels")
+    p.add_argument("--split", default="train", help="BEIR qrels split to train on (default train)")
+    p.add_argument("--out", required=True, metavar="DIR", help="where to write the model")
+    p.add_argument(
+        "--model",
+        metavar="DIR",
+        help="model to start from (default: the bundled all-MiniLM-L6-v2)",
+    )
+    p.add_argument("--epochs", type=_int_at_least(1), default=3, help="passes (default 3)")
+    p.add_argument(
+        "--batch-size",
+        dest="batch_size",
+        type=_int_at_least(2),
+        default=32,
+        help="pairs per step, the in-batch negatives plus one (default 32)",
+    )
+    p.add_argument(
+        "--learning-rate",
+        dest="learning_rate",
+        type=_positive_float,
+        default=2e-5,
+        help="peak AdamW learning rate (default 2e-5)",
+    )
+    p.add_argument(
+        "--max-pairs-per-query",
+        dest="max_pairs_per_query",
+        type=_int_at_least(1),
+        metavar="N",
+        help="train on at most N relevant documents per query (default: all)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_fine_tune)

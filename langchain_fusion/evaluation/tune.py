@@ -330,6 +330,157 @@ def gather_pools(
     )
 
 
+def _pairs_of(cross_fit: Any) -> list[tuple[list[str], FusionRetriever]]:
+    """``cross_fit`` as a list of ``(query_ids, retriever)`` (bad shapes raise TypeError)."""
+    if isinstance(cross_fit, (str, bytes, Mapping)) or not isinstance(cross_fit, Iterable):
+        raise TypeError(
+            "cross_fit must be a list of (query_ids, retriever) pairs, got "
+            f"{type(cross_fit).__name__}"
+        )
+    out = []
+    for g, pair in enumerate(cross_fit):
+        if not (isinstance(pair, Sequence) and len(pair) == 2):
+            raise TypeError(f"cross_fit[{g}] must be a (query_ids, retriever) pair, got {pair!r}")
+        ids, fold_retriever = pair
+        if not isinstance(fold_retriever, FusionRetriever):
+            raise TypeError(
+                f"cross_fit[{g}]'s retriever must be a FusionRetriever, got "
+                f"{type(fold_retriever).__name__}"
+            )
+        if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+            raise TypeError(f"cross_fit[{g}]'s query ids must be a list of ids, got {ids!r}")
+        out.append((list(ids), fold_retriever))
+    return out
+
+
+_SOURCE_FIELDS = frozenset(
+    {"vectorstore", "keyword_retriever", "retrievers", "sources", "names", "index"}
+)
+
+
+def _like(retriever: FusionRetriever, fold_retriever: FusionRetriever) -> FusionRetriever:
+    """``fold_retriever``'s sources with every setting of ``retriever`` (filter, feedback...)."""
+    fields = type(retriever).model_fields
+    update = {f: getattr(retriever, f) for f in fields if f not in _SOURCE_FIELDS}
+    return fold_retriever.model_copy(update=update)
+
+
+def _cross_fit_groups(
+    retriever: FusionRetriever, cross_fit: Any, queries: Mapping[str, str], judged: Sequence[str]
+) -> list[tuple[list[str], FusionRetriever]]:
+    """Check that ``cross_fit`` gives each judged query one retriever built like ``retriever``.
+
+    The fold retrievers lend their sources; every other setting is ``retriever``'s.
+    """
+    wanted = set(judged)
+    owner: dict[str, int] = {}
+    groups: list[tuple[list[str], FusionRetriever]] = []
+    for g, (ids, fold_retriever) in enumerate(_pairs_of(cross_fit)):
+        if fold_retriever.names != retriever.names:
+            raise ValueError(
+                f"cross_fit[{g}]'s retriever has sources {fold_retriever.names}, the tuned "
+                f"retriever {retriever.names}; build both the same way (only the model differs)"
+            )
+        mine = []
+        for q in ids:
+            if q not in queries:
+                raise ValueError(f"cross_fit[{g}] names query {q!r}, which is not in queries")
+            if q in owner:
+                raise ValueError(
+                    f"query {q!r} is in cross_fit[{owner[q]}] and cross_fit[{g}]; each query "
+                    "needs exactly one retriever"
+                )
+            owner[q] = g
+            if q in wanted:
+                mine.append(q)
+        groups.append((mine, _like(retriever, fold_retriever)))
+    missing = [q for q in judged if q not in owner]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} judged queries are in no cross_fit group ({_examples(missing)}); "
+            "give every query to a retriever whose model was not trained on it"
+        )
+    return groups
+
+
+def _trained_on(retriever: FusionRetriever) -> tuple[str, set[str]] | None:
+    """Return the fine-tuned model among ``retriever``'s sources and its training query ids."""
+    from langchain_fusion.dense.embeddings import LocalEmbeddings
+    from langchain_fusion.dense.finetune import fine_tuning_record
+
+    for source in retriever.sources:
+        for holder in (getattr(source, "index", None), getattr(source, "vectorstore", None)):
+            embeddings = getattr(holder, "embeddings", None) if holder is not None else None
+            path = getattr(embeddings, "model_path", None)
+            if isinstance(embeddings, LocalEmbeddings) and path is not None:
+                record = fine_tuning_record(path)
+                ids = record.get("query_ids") if record else None
+                if isinstance(ids, list):
+                    return path, {str(q) for q in ids}
+    return None
+
+
+def _warn_if_trained_on(retriever: FusionRetriever, judged: Sequence[str]) -> None:
+    trained = _trained_on(retriever)
+    if trained is None:
+        return
+    path, ids = trained
+    overlap = [q for q in judged if q in ids]
+    if overlap:
+        warnings.warn(
+            f"the dense model {path} was fine-tuned on {len(overlap)} of these {len(judged)} "
+            f"queries ({_examples(overlap)}): it scores them better than new ones, so the "
+            "settings chosen give the dense side too much weight; tune on other queries, or "
+            "pass cross_fit= (models fine-tuned without each query)",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _gather(
+    retriever: FusionRetriever,
+    queries: Mapping[str, str],
+    judged: list[str],
+    depth: int,
+    cross_fit: Any,
+    show_progress: bool,
+    max_concurrency: int | None,
+) -> PoolCache:
+    """`gather_pools` of the judged queries, each from its cross-fit retriever when given."""
+    if cross_fit is None:
+        _warn_if_trained_on(retriever, judged)
+        return gather_pools(
+            retriever,
+            {q: queries[q] for q in judged},
+            fetch_k=depth,
+            show_progress=show_progress,
+            max_concurrency=max_concurrency,
+        )
+    found: dict[str, tuple[str, CandidatePool]] = {}
+    seconds, complete = 0.0, True
+    for ids, fold_retriever in _cross_fit_groups(retriever, cross_fit, queries, judged):
+        if not ids:
+            continue
+        part = gather_pools(
+            fold_retriever,
+            {q: queries[q] for q in ids},
+            fetch_k=depth,
+            show_progress=show_progress,
+            max_concurrency=max_concurrency,
+        )
+        found.update(zip(part.query_ids, zip(part.texts, part.pools, strict=True), strict=True))
+        seconds += part.seconds
+        complete = complete and part.complete_scoring
+    return PoolCache(
+        query_ids=list(judged),
+        texts=[found[q][0] for q in judged],
+        pools=[found[q][1] for q in judged],
+        fetch_k=depth,
+        seconds=seconds,
+        complete_scoring=complete,
+    )
+
+
 # ------------------------------------------------------------------------------------ grid
 
 
@@ -996,6 +1147,7 @@ def tune(
     id_key: str | None = None,
     max_concurrency: int | None = None,
     pools: PoolCache | None = None,
+    cross_fit: Iterable[tuple[Iterable[str], FusionRetriever]] | None = None,
 ) -> TuningReport:
     """Find the fusion settings that maximize a metric on judged queries.
 
@@ -1028,6 +1180,12 @@ def tune(
         max_concurrency: Queries gathered in parallel.
         pools: Reuse pools from `gather_pools` (same retriever and queries) instead of
             gathering again.
+        cross_fit: For a retriever whose model was trained on these same queries (see
+            `fine_tune_embeddings`): ``[(query_ids, retriever), ...]``, each query's candidates
+            gathered by a retriever built the same way but with a model that never saw it
+            (trained on the other folds). Every judged query must be in exactly one group; the
+            settings found are applied to ``retriever``. Without it, a fine-tuned model scores
+            its own training queries too well and the dense side gets too much weight.
 
     Returns:
         A `TuningReport`; ``report.retriever`` is the retriever configured with the best setting.
@@ -1067,17 +1225,14 @@ def tune(
             UserWarning,
             stacklevel=2,
         )
+    judged = _judged(queries, prepared)
     if pools is None:
-        judged = _judged(queries, prepared)
-        pools = gather_pools(
-            retriever,
-            {q: queries[q] for q in judged},
-            fetch_k=depth,
-            show_progress=show_progress,
-            max_concurrency=max_concurrency,
+        pools = _gather(
+            retriever, queries, judged, depth, cross_fit, show_progress, max_concurrency
         )
     else:
-        judged = _judged(queries, prepared)
+        if cross_fit is not None:
+            raise ValueError("give pools or cross_fit, not both (pools are already gathered)")
         if pools.fetch_k < depth:
             raise ValueError(
                 f"pools were gathered with fetch_k={pools.fetch_k}, below the fetch_k={depth} "
@@ -1173,6 +1328,7 @@ def tune_feedback(
     seed: int = 0,
     id_key: str | None = None,
     max_concurrency: int | None = None,
+    cross_fit: Iterable[tuple[Iterable[str], FusionRetriever]] | None = None,
 ) -> TuningReport:
     """Decide whether pseudo-relevance feedback helps, and how much of it.
 
@@ -1194,6 +1350,8 @@ def tune_feedback(
         seed: Seed of the cross-validation shuffle.
         id_key: Read document ids from ``metadata[id_key]`` instead of ``Document.id``.
         max_concurrency: Queries gathered in parallel.
+        cross_fit: Out-of-fold retrievers for a model trained on these queries (as in `tune`);
+            each feedback setting is scored with their sources.
 
     Returns:
         A `TuningReport` over the feedback settings; ``report.retriever`` uses the best.
@@ -1227,15 +1385,20 @@ def tune_feedback(
         raise ValueError(
             f"cv must be at most the number of judged queries ({len(judged)}), got {cv}"
         )
+    if cross_fit is not None:
+        cross_fit = _pairs_of(cross_fit)  # read once: used for every setting
     rows: list[NDArray[np.float64]] = []
     seconds = {"gather": 0.0, "sweep": 0.0}
     for setting in settings:
         candidate = retriever.model_copy(update=setting)
-        pools = gather_pools(
+        pools = _gather(
             candidate,
-            {q: queries[q] for q in judged},
-            show_progress=show_progress,
-            max_concurrency=max_concurrency,
+            queries,
+            judged,
+            candidate.fetch_k,
+            cross_fit,
+            show_progress,
+            max_concurrency,
         )
         seconds["gather"] += pools.seconds
         start = perf_counter()
@@ -1308,6 +1471,7 @@ def tune_bm25(
     show_progress: bool = True,
     id_key: str | None = None,
     max_concurrency: int | None = None,
+    cross_fit: Iterable[tuple[Iterable[str], FusionRetriever]] | None = None,
 ) -> TuningReport:
     """Choose BM25's ``k1`` and ``b`` together with the fusion settings.
 
@@ -1336,6 +1500,9 @@ def tune_bm25(
         show_progress: Show a progress bar over the pairs.
         id_key: Read document ids from ``metadata[id_key]`` instead of ``Document.id``.
         max_concurrency: Queries gathered in parallel.
+        cross_fit: Out-of-fold retrievers for a model trained on these queries (as in `tune`);
+            each pair is set on their keyword sides too while it is scored, and their original
+            values are restored at the end.
 
     Returns:
         A `TuningReport` with one row per ``(k1, b)``: the pair, the best fusion setting for it
@@ -1363,12 +1530,17 @@ def tune_bm25(
     original, set_params = _bm25_setter(retriever)
     pairs = _bm25_pairs(bm25_grid, original)
     parse_metric(metric)
+    if cross_fit is not None:
+        cross_fit = _pairs_of(cross_fit)  # read once: tune() goes over it for every pair
+    folds = [_bm25_setter(r) for _, r in cross_fit or ()]
     from tqdm.auto import tqdm
 
     reports: list[TuningReport] = []
     bar = tqdm(total=len(pairs), desc="BM25 k1/b", unit="pair", disable=not show_progress)
     try:
         for pair in pairs:
+            for _, set_fold in folds:
+                set_fold(**pair)
             set_params(**pair)
             reports.append(
                 tune(
@@ -1381,6 +1553,7 @@ def tune_bm25(
                     show_progress=False,
                     id_key=id_key,
                     max_concurrency=max_concurrency,
+                    cross_fit=cross_fit,
                 )
             )
             bar.set_postfix_str(f"k1={_fmt(pair['k1'])} b={_fmt(pair['b'])}")
@@ -1390,6 +1563,8 @@ def tune_bm25(
         raise
     finally:
         bar.close()
+        for fold_original, set_fold in reversed(folds):
+            set_fold(**fold_original)
     scores = np.array([r.best_score for r in reports])
     b = _best_index(scores)
     if original in pairs and scores[pairs.index(original)] >= scores[b] - 1e-12:

@@ -346,3 +346,24 @@ def test_an_index_built_with_another_model_needs_model(
     shutil.copytree(get_model_path(), other)
     line = one_line_error(capsys, ["search", idx, "pump", "--model", str(other)])
     assert "embedding model mismatch" in line
+
+
+def test_warnings_are_one_line_like_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import warnings
+
+    import langchain_fusion.evaluation.cli as eval_cli
+    from langchain_fusion.cli import _show_warning
+
+    def warns(args: object, embeddings: object = None) -> int:
+        message = "the dense model m was fine-tuned on 3 of these 3 queries"
+        warnings.warn(message, UserWarning, stacklevel=2)
+        return 0
+
+    monkeypatch.setattr(eval_cli, "cmd_tune", warns)
+    assert main(["tune", "--beir", "x"]) == 0
+    assert capsys.readouterr().err == (
+        "warning: the dense model m was fine-tuned on 3 of these 3 queries\n"
+    )
+    assert warnings.showwarning is not _show_warning  # restored after the command

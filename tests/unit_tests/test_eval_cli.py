@@ -567,3 +567,76 @@ def test_tune_bm25_keeps_the_built_pair_on_ties(
     out = capsys.readouterr().out
     assert "BM25: k1=1.5, b=0.75 (the index was built with k1=1.5, b=0.75)" in out
     assert "| tuned on tiny train |" in out and "+ BM25" not in out
+
+
+# ------------------------------------------------------------------ fine-tune
+
+
+@pytest.mark.slow
+def test_fine_tune_writes_a_model_that_eval_uses(
+    beir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "minilm"
+    argv = ["fine-tune", "--beir", str(beir), "--out", str(out), "--epochs", "1"]
+    assert main([*argv, "--batch-size", "4", "--max-pairs-per-query", "1", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "fine-tuning on 12 (query, passage) pairs of tiny train" in captured.err
+    assert "1 epoch(s), 3 steps" in captured.err
+    assert f"wrote the fine-tuned model to {out}" in captured.out
+    assert f"--model {out}" in captured.out
+    assert (out / "config.json").is_file()
+    # the model is usable by the other commands
+    assert main(["eval", "--beir", str(beir), "--model", str(out), "--quiet"]) == 0
+    assert "| dense only (alpha=1)" in capsys.readouterr().out
+    # a second run needs --overwrite
+    assert main(argv) == 1
+    assert "exists and is not empty; choose a new directory or add --overwrite" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.slow
+def test_fine_tune_takes_the_documents_of_a_saved_index(
+    beir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = tmp_path / "index"
+    assert main(["eval", "--beir", str(beir), "--index", str(index), "--quiet"]) == 0
+    labels = ["--queries", str(beir / "queries.jsonl"), "--qrels", str(beir / "qrels/test.tsv")]
+    out = tmp_path / "minilm"
+    argv = ["fine-tune", "--index", str(index), *labels, "--out", str(out), "--epochs", "1"]
+    capsys.readouterr()
+    assert main([*argv, "--batch-size", "6", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "fine-tuning on 12 (query, passage) pairs of queries.jsonl + test.tsv" in err
+    assert "40 documents" in err and "2 steps" in err
+    assert (out / "config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "give --beir PATH"),
+        (["--queries", "q.jsonl"], "--queries needs --qrels"),
+        (["--beir", "{beir}", "--model", "{tmp}"], "is not a sentence-transformers model"),
+        (["--beir", "{beir}", "--split", "dev"], "qrels"),
+        (["--beir", "{other}"], "12 documents judged relevant in other train are not in"),
+    ],
+)
+def test_fine_tune_errors_are_one_line_and_come_first(
+    beir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    message: str,
+) -> None:
+    other = make_beir(tmp_path / "other", prefix="x")
+    (other / "qrels" / "train.tsv").write_text(
+        (beir / "qrels" / "train.tsv").read_text()  # labels of the first corpus
+    )
+    (other / "queries.jsonl").write_text((beir / "queries.jsonl").read_text())
+    fill = {"{beir}": str(beir), "{tmp}": str(tmp_path), "{other}": str(other)}
+    argv = ["fine-tune", "--out", str(tmp_path / "model"), *[fill.get(a, a) for a in extra]]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "model").exists()  # nothing written

@@ -10,7 +10,7 @@ import pytest
 from langchain_core.documents import Document
 
 from langchain_fusion import LocalEmbeddings
-from langchain_fusion.dense import fine_tune_embeddings, training_pairs
+from langchain_fusion.dense import fine_tune_embeddings, fine_tuning_record, training_pairs
 
 DOCS = [
     Document("Error E-217: the cells are too cold to charge.", id="d1", metadata={"key": "a"}),
@@ -31,6 +31,25 @@ def test_training_pairs_keep_relevant_judgments_in_a_stable_order() -> None:
     assert training_pairs(queries, {"q1": {"x": 1}}, {"x": "text"}) == [
         ("why no charging in winter", "text")
     ]
+
+
+def test_max_per_query_keeps_the_most_relevant_then_a_seeded_draw() -> None:
+    docs = {f"d{i}": f"text {i}" for i in range(30)}
+    qrels = {"q": {**{f"d{i}": 1 for i in range(28)}, "d28": 2, "d29": 0}, "r": {"d5": 1}}
+    queries = {"q": "many", "r": "one"}
+    pairs = training_pairs(queries, qrels, docs, max_per_query=4)
+    assert next(t for q, t in pairs if q == "many") == "text 28"  # relevance 2 first
+    assert len(pairs) == 5 and ("one", "text 5") in pairs  # "r" has 1 <= 4
+    assert "text 29" not in [t for _, t in pairs]
+    again = training_pairs(queries, qrels, docs, max_per_query=4)
+    assert again == pairs  # same seed, same draw
+    draws = {tuple(training_pairs(queries, qrels, docs, max_per_query=4, seed=s)) for s in range(5)}
+    assert len(draws) > 1  # the ties are drawn, not the first ids
+    assert len(training_pairs(queries, qrels, docs)) == 30  # None keeps every relevant pair
+    with pytest.raises(ValueError, match="max_per_query must be a positive integer"):
+        training_pairs(queries, qrels, docs, max_per_query=0)
+    with pytest.raises(ValueError, match="document 'd99'"):  # every judged id is checked
+        training_pairs(queries, {"q": {"d1": 2, "d99": 1}}, docs, max_per_query=1)
 
 
 @pytest.mark.parametrize(
@@ -110,6 +129,9 @@ def test_fine_tuning_pulls_each_question_to_its_passage(tmp_path: Path) -> None:
         _cosines(LocalEmbeddings(), list(queries.values()), list(texts.values())), before
     )
     assert (tmp_path / "model" / "config.json").is_file()
+    record = fine_tuning_record(tmp_path / "model")
+    assert record is not None and record["query_ids"] == ["q1", "q2", "q3"]
+    assert (record["pairs"], record["epochs"], record["max_pairs_per_query"]) == (3, 8, None)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
 
     # overwrite=True replaces the model in one step
@@ -117,4 +139,5 @@ def test_fine_tuning_pulls_each_question_to_its_passage(tmp_path: Path) -> None:
         queries, qrels, DOCS, tmp_path / "model", epochs=1, overwrite=True, show_progress=False
     )
     assert again.model_path == str(tmp_path / "model")
+    assert (fine_tuning_record(tmp_path / "model") or {})["epochs"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

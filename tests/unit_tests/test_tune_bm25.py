@@ -13,61 +13,11 @@ from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_fusion import BM25Retriever, FusionRetriever, HybridIndex
 from langchain_fusion.evaluation import tune, tune_bm25
 from langchain_fusion.lexical import BM25Index
-from tests.fakes import BagOfWordsEmbedding, FixedRetriever
+from tests.fakes import BagOfWordsEmbedding, FixedRetriever, word_corpus, word_queries
 
 tune_module = importlib.import_module("langchain_fusion.evaluation.tune")
 
-WORDS = [
-    "battery",
-    "charge",
-    "winter",
-    "cold",
-    "heat",
-    "pump",
-    "solar",
-    "panel",
-    "roof",
-    "inverter",
-    "grid",
-    "export",
-    "limit",
-    "firmware",
-    "update",
-    "vent",
-    "filter",
-    "clean",
-    "warranty",
-    "claim",
-    "repair",
-    "error",
-    "code",
-    "screen",
-    "reset",
-    "button",
-    "cable",
-    "fuse",
-]
 PAIRS = [(0.3, 0.2), (0.7, 0.5), (1.2, 0.9), (2.0, 1.0)]
-
-
-def _corpus(n: int = 50, seed: int = 0) -> list[Document]:
-    """Documents of very different lengths with repeated words, so k1 and b both matter."""
-    rng = np.random.default_rng(seed)
-    return [
-        Document(" ".join(rng.choice(WORDS[: 8 + i % 20], size=4 + (i * 7) % 40)), id=f"d{i}")
-        for i in range(n)
-    ]
-
-
-def _judged(docs: list[Document]) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-    rng = np.random.default_rng(1)
-    queries, qrels = {}, {}
-    for q in range(25):
-        target = int(rng.integers(len(docs)))
-        words = docs[target].page_content.split()
-        queries[f"q{q}"] = " ".join(rng.choice(words, size=min(3, len(words)), replace=False))
-        qrels[f"q{q}"] = {f"d{target}": 1}
-    return queries, qrels
 
 
 def _index(docs: list[Document], **bm25: float) -> HybridIndex:
@@ -81,7 +31,7 @@ def _index(docs: list[Document], **bm25: float) -> HybridIndex:
 
 @pytest.mark.parametrize(("k1", "b"), PAIRS)
 def test_set_bm25_params_scores_as_an_index_built_with_them(k1: float, b: float) -> None:
-    docs = _corpus()
+    docs = word_corpus()
     changed, built = _index(docs), _index(docs, k1=k1, b=b)
     changed.set_bm25_params(k1=k1, b=b)
     ids = [d.id for d in docs if d.id]
@@ -108,7 +58,7 @@ def test_set_params_keeps_what_is_not_given_and_refuses_bad_values() -> None:
 
 
 def test_saved_index_keeps_the_changed_params(tmp_path: Any) -> None:
-    index = _index(_corpus())
+    index = _index(word_corpus())
     index.set_bm25_params(k1=0.8, b=0.4)
     index.save(tmp_path / "idx")
     loaded = HybridIndex.load(tmp_path / "idx", embedding=BagOfWordsEmbedding())
@@ -123,8 +73,8 @@ def test_saved_index_keeps_the_changed_params(tmp_path: Any) -> None:
 
 def test_tune_bm25_is_the_outer_loop_over_fresh_indexes() -> None:
     """Each row equals `tune` on an index built with that pair; the best pair stays set."""
-    docs = _corpus()
-    queries, qrels = _judged(docs)
+    docs = word_corpus()
+    queries, qrels = word_queries(docs)
     grid = {"alpha": [0.0, 0.3, 0.6], "normalization": ["minmax", "zscore"]}
     index = _index(docs)
     retriever = FusionRetriever.from_index(index, fetch_k=20)
@@ -160,8 +110,8 @@ def test_tune_bm25_is_the_outer_loop_over_fresh_indexes() -> None:
 
 
 def test_tune_bm25_with_the_package_bm25_retriever() -> None:
-    docs = _corpus()
-    queries, qrels = _judged(docs)
+    docs = word_corpus()
+    queries, qrels = word_queries(docs)
     bm25 = BM25Retriever.from_documents(docs)
     store = InMemoryVectorStore.from_documents(docs, BagOfWordsEmbedding())
     retriever = FusionRetriever(vectorstore=store, keyword_retriever=bm25, fetch_k=20)
@@ -178,8 +128,8 @@ def test_tune_bm25_with_the_package_bm25_retriever() -> None:
 
 
 def test_tune_bm25_restores_the_params_when_tuning_fails(monkeypatch: Any) -> None:
-    docs = _corpus()
-    queries, qrels = _judged(docs)
+    docs = word_corpus()
+    queries, qrels = word_queries(docs)
     index = _index(docs, k1=1.1, b=0.6)
     calls = []
 
@@ -215,7 +165,7 @@ def test_tune_bm25_restores_the_params_when_tuning_fails(monkeypatch: Any) -> No
     ],
 )
 def test_tune_bm25_bad_grids(bm25_grid: Any, error: type, match: str) -> None:
-    docs = _corpus(10)
+    docs = word_corpus(10)
     retriever = FusionRetriever.from_documents(docs, BagOfWordsEmbedding())
     with pytest.raises(error, match=match):
         tune_bm25(retriever, {"q": "battery"}, {"q": {"d1": 1}}, bm25_grid=bm25_grid)
@@ -223,7 +173,7 @@ def test_tune_bm25_bad_grids(bm25_grid: Any, error: type, match: str) -> None:
 
 
 def test_tune_bm25_needs_a_keyword_side_of_this_package() -> None:
-    docs = _corpus(10)
+    docs = word_corpus(10)
     store = InMemoryVectorStore.from_documents(docs, BagOfWordsEmbedding())
     retriever = FusionRetriever(retrievers=[store, FixedRetriever(docs=docs)])
     with pytest.raises(ValueError, match="tune_bm25 needs exactly one keyword side"):
@@ -234,8 +184,8 @@ def test_tune_bm25_needs_a_keyword_side_of_this_package() -> None:
 
 def test_ties_keep_the_current_pair_else_the_first() -> None:
     """With alpha=1 (dense only) every pair scores the same."""
-    docs = _corpus()
-    queries, qrels = _judged(docs)
+    docs = word_corpus()
+    queries, qrels = word_queries(docs)
     index = _index(docs, k1=1.2, b=0.75)
     retriever = FusionRetriever.from_index(index)
     grid = {"alpha": [1.0]}
