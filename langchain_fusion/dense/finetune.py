@@ -5,9 +5,10 @@ With a few hundred judged queries (yours, or generated with
 moves the dense side more than any fusion setting: on SciFact, 809 training claims lift
 all-MiniLM-L6-v2 alone from 0.645 to 0.676 nDCG@10 on the test claims, the fused defaults
 from 0.733 to 0.7449, and with BM25 and the fusion tuned on train (cross-fitted, see
-``tune(cross_fit=...)``) to 0.748 (see the benchmarks). The loss is the standard one for bi-encoders with
-positive pairs only: each question must score its own passage above the other passages of its
-batch (in-batch negatives, softmax over scaled cosines; "multiple negatives ranking loss").
+``tune(cross_fit=...)``) to 0.748 (see the benchmarks). The loss is the standard one for
+bi-encoders with positive pairs only: each question must score its own passage above the other
+passages of its batch (in-batch negatives, softmax over scaled cosines; "multiple negatives
+ranking loss").
 
 Training runs on the CPU with ``torch`` and ``sentence-transformers`` (the ``local`` extra)
 and never downloads anything: it starts from the bundled all-MiniLM-L6-v2 or any local
