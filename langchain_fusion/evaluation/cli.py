@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -503,6 +504,7 @@ def _tune_bm25(
     name: str,
     built: Mapping[str, float],
     show: bool,
+    cross_fit: Any = None,
 ) -> dict[str, float]:
     """Choose k1/b on the train queries (``--bm25``), print the table, return the pair."""
     from langchain_fusion.evaluation.tune import tune_bm25
@@ -515,6 +517,7 @@ def _tune_bm25(
         grid=_grid(args.methods),
         fetch_k=args.fetch_k,
         show_progress=show,
+        cross_fit=cross_fit,
     )
     chosen = {key: float(report.best[key]) for key in ("k1", "b")}
     print(f"## BM25 k1 and b on {name}, each with its best fusion setting\n")
@@ -572,6 +575,9 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
             f"--cv {args.cv} needs at least {args.cv} train queries, but {train_name} has {n} "
             f"judged queries; {fix}"
         )
+    folds = None
+    if getattr(args, "cross_fit", None):  # checked before the index is built
+        folds = _fold_groups(args, train_queries, train_qrels, train_name)
     test_split = args.test_split
     if test_split is None and args.beir and not args.queries:
         splits = available_splits(args.beir)
@@ -585,12 +591,17 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
     if test is not None:
         _check_judged_docs(index, test[1], test[2], reused, args)
     retriever = FusionRetriever.from_index(index)
+    cross_fit = None
+    if folds:
+        cross_fit = _fold_retrievers(folds, index, show)
     _warm(index)
     grid = _grid(args.methods)
     built = _k1_b(index)
     chosen = built
     if getattr(args, "bm25", False):  # the index keeps the chosen pair for what follows
-        chosen = _tune_bm25(args, retriever, train_queries, train_qrels, train_name, built, show)
+        chosen = _tune_bm25(
+            args, retriever, train_queries, train_qrels, train_name, built, show, cross_fit
+        )
 
     report = tune(
         retriever,
@@ -601,6 +612,7 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
         cv=cv,
         fetch_k=args.fetch_k,
         show_progress=show,
+        cross_fit=cross_fit,
     )
     print(f"## Tuning on {train_name}: {len(report.query_ids)} queries\n")
     print(report.to_markdown(top=args.top))
@@ -614,6 +626,7 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
             metric=args.metric,
             cv=cv,
             show_progress=show,
+            cross_fit=cross_fit,
         )
         print(f"\n## Pseudo-relevance feedback on {train_name} (tuned fusion kept)\n")
         print(feedback.to_markdown(top=None))
@@ -728,10 +741,19 @@ def cmd_fine_tune(args: argparse.Namespace) -> int:
     show = not getattr(args, "quiet", False)
     _check_sources(args)
     out = Path(args.out).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-        raise _error(
-            f"--out {out} exists and is not empty; choose a new directory or add --overwrite"
-        )
+    folds_dir = _folds_dir(out)
+    k = getattr(args, "folds", None)
+    for target, flag in ((out, "--out"), (folds_dir, "--folds")):
+        if flag == "--folds" and k is None:
+            continue
+        if (
+            target.exists()
+            and (not target.is_dir() or any(target.iterdir()))
+            and not args.overwrite
+        ):
+            raise _error(
+                f"{flag}: {target} exists and is not empty; choose a new --out or add --overwrite"
+            )
     if args.model is not None:
         _model(args)  # a model directory, checked before any work
     queries, qrels, name = _labels(args, None if args.queries else args.split)
@@ -746,33 +768,122 @@ def cmd_fine_tune(args: argparse.Namespace) -> int:
         where = str(args.index)
     _check_judged_docs_in(documents, qrels, name, where)
     pairs = training_pairs(queries, qrels, documents, max_per_query=args.max_pairs_per_query)
+    ids = sorted(q for q in qrels if q in queries)
+    if k is not None and k > len(ids):
+        raise _error(f"--folds {k} needs at least {k} judged queries; {name} has {len(ids)}")
     steps = args.epochs * -(-len(pairs) // args.batch_size)
+    more = f", then {k} fold models of about {(k - 1) * 100 // k}% of it each" if k else ""
     print(
-        f"fine-tuning on {len(pairs)} (query, passage) pairs of {name} ({len(qrels)} queries, "
-        f"{len(documents)} documents): {args.epochs} epoch(s), {steps} steps",
+        f"fine-tuning on {len(pairs)} (query, passage) pairs of {name} ({len(ids)} queries, "
+        f"{len(documents)} documents): {args.epochs} epoch(s), {steps} steps{more}",
         file=sys.stderr,
     )
+
+    def train(subset: Sequence[str], target: Path) -> None:
+        fine_tune_embeddings(
+            {q: queries[q] for q in subset},
+            {q: qrels[q] for q in subset},
+            documents,
+            target,
+            model_path=args.model,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            max_pairs_per_query=args.max_pairs_per_query,
+            overwrite=args.overwrite,
+            show_progress=show,
+        )
+
     start = time.perf_counter()
-    fine_tune_embeddings(
-        queries,
-        qrels,
-        documents,
-        out,
-        model_path=args.model,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        max_pairs_per_query=args.max_pairs_per_query,
-        overwrite=args.overwrite,
-        show_progress=show,
-    )
+    train(ids, out)
     print(f"wrote the fine-tuned model to {out} in {time.perf_counter() - start:.0f} s")
+    if k is not None:
+        from langchain_fusion.evaluation.tune import kfold
+
+        start = time.perf_counter()
+        for i, held in enumerate(kfold(len(ids), k)):
+            left_out = {ids[j] for j in held}
+            train([q for q in ids if q not in left_out], folds_dir / f"fold-{i}")
+        for stale in folds_dir.glob("fold-*"):  # from an earlier run with more folds
+            if stale.name not in {f"fold-{i}" for i in range(k)}:
+                shutil.rmtree(stale)
+        print(f"wrote {k} fold models to {folds_dir} in {time.perf_counter() - start:.0f} s")
+    tune_hint = f" --cross-fit {folds_dir}" if k else ""
     print(
         f"use it with --model {out} (index again: vectors of two models do not mix); measure it "
         f"on queries it was not trained on, e.g.\n  langchain-fusion eval --beir PATH "
-        f"--split test --model {out}"
+        f"--split test --model {out}\nand tune on its own train queries with\n"
+        f"  langchain-fusion tune --beir PATH --model {out}{tune_hint}"
     )
     return 0
+
+
+def _folds_dir(model_dir: Path) -> Path:
+    """Where ``fine-tune --folds`` writes the fold models of ``model_dir``."""
+    return model_dir.with_name(model_dir.name + ".folds")
+
+
+def _fold_groups(
+    args: argparse.Namespace,
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
+    name: str,
+) -> list[tuple[Path, list[str]]]:
+    """``--cross-fit DIR``: each fold model with the train queries it never saw (checked)."""
+    from langchain_fusion.dense.finetune import fine_tuning_record
+
+    folder = Path(args.cross_fit).expanduser()
+    models = (
+        sorted(p for p in folder.iterdir() if (p / "config.json").is_file())
+        if folder.is_dir()
+        else []
+    )
+    trained = [fine_tuning_record(p) for p in models]
+    if len(models) < 2 or any(r is None or "query_ids" not in r for r in trained):
+        raise _error(
+            f"--cross-fit {folder} must hold at least two fold models written by "
+            "'langchain-fusion fine-tune --folds K' (each with its fine_tuning.json)"
+        )
+    seen = [set(r["query_ids"]) for r in trained if r is not None]
+    groups: list[list[str]] = [[] for _ in models]
+    for q in queries:
+        unseen = [i for i, ids in enumerate(seen) if q not in ids]
+        if not any(rel > 0 for rel in qrels.get(q, {}).values()):
+            unseen = unseen[:1]  # nothing to train on: no model saw it, any can score it
+        if len(unseen) != 1:
+            raise _error(
+                f"train query {q!r} of {name} was left out by {len(unseen)} of the {len(models)} "
+                f"fold models in {folder}, not exactly one: --cross-fit needs the fold models of "
+                "'fine-tune --folds' run on these same train queries"
+            )
+        groups[unseen[0]].append(q)
+    return list(zip(models, groups, strict=True))
+
+
+def _fold_retrievers(
+    folds: Sequence[tuple[Path, list[str]]], index: Any, show: bool
+) -> list[tuple[list[str], Any]]:
+    """One retriever per fold model, over ``index``'s documents, for ``cross_fit=``."""
+    from langchain_fusion.dense.embeddings import LocalEmbeddings
+    from langchain_fusion.index import HybridIndex
+    from langchain_fusion.retriever import FusionRetriever
+
+    documents = index.documents(index.ids)
+    bm25 = index.bm25_params
+    pairs = []
+    for i, (model, group) in enumerate(folds):
+        print(f"indexing with fold model {i + 1}/{len(folds)} ({model.name})", file=sys.stderr)
+        fold_index = HybridIndex(  # the keyword side as the tuned index's; only the model differs
+            LocalEmbeddings(model_path=model),
+            tokenizer=index.tokenizer,
+            k1=bm25["k1"],
+            b=bm25["b"],
+            bm25_method=bm25["method"],
+            bm25_delta=bm25["delta"],
+        )
+        fold_index.add_documents(documents, show_progress=show)
+        pairs.append((group, FusionRetriever.from_index(fold_index)))
+    return pairs
 
 
 def _check_judged_docs_in(
@@ -895,6 +1006,14 @@ def add_commands(subparsers: Any) -> None:
         action="store_true",
         help="then choose pseudo-relevance feedback on the train split (about 13 more passes)",
     )
+    p.add_argument(
+        "--cross-fit",
+        dest="cross_fit",
+        metavar="DIR",
+        help="fold models from 'fine-tune --folds' (--model fine-tuned on the train split): each "
+        "train query is scored by the fold model that never saw it (indexes the corpus once per "
+        "fold)",
+    )
     p.set_defaults(func=cmd_tune)
 
     p = subparsers.add_parser(
@@ -943,6 +1062,13 @@ def add_commands(subparsers: Any) -> None:
         type=_int_at_least(1),
         metavar="N",
         help="train on at most N relevant documents per query (default: all)",
+    )
+    p.add_argument(
+        "--folds",
+        type=_int_at_least(2),
+        metavar="K",
+        help="also fine-tune K fold models, each without a K-th of the queries, into OUT.folds/ "
+        "(for 'tune --cross-fit OUT.folds'; K+1 fine-tunes in all)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -1501,8 +1501,9 @@ def tune_bm25(
         id_key: Read document ids from ``metadata[id_key]`` instead of ``Document.id``.
         max_concurrency: Queries gathered in parallel.
         cross_fit: Out-of-fold retrievers for a model trained on these queries (as in `tune`);
-            each pair is set on their keyword sides too while it is scored, and their original
-            values are restored at the end.
+            each pair is set on their keyword sides too while it is scored, and the winner
+            stays set there as on ``retriever`` (so that a cross-fitted `tune_feedback` after
+            it sees the same BM25); on failure their original values are restored.
 
     Returns:
         A `TuningReport` with one row per ``(k1, b)``: the pair, the best fusion setting for it
@@ -1559,16 +1560,18 @@ def tune_bm25(
             bar.set_postfix_str(f"k1={_fmt(pair['k1'])} b={_fmt(pair['b'])}")
             bar.update()
     except BaseException:
+        for fold_original, set_fold in folds:
+            set_fold(**fold_original)
         set_params(**original)
         raise
     finally:
         bar.close()
-        for fold_original, set_fold in reversed(folds):
-            set_fold(**fold_original)
     scores = np.array([r.best_score for r in reports])
     b = _best_index(scores)
     if original in pairs and scores[pairs.index(original)] >= scores[b] - 1e-12:
         b = pairs.index(original)  # a tie keeps the index as it is
+    for _, set_fold in folds:  # later cross-fitted steps (tune_feedback) see the same BM25
+        set_fold(**pairs[b])
     set_params(**pairs[b])
     settings = [{**pair, **r.best} for pair, r in zip(pairs, reports, strict=True)]
     return TuningReport(

@@ -590,7 +590,7 @@ def test_fine_tune_writes_a_model_that_eval_uses(
     assert "| dense only (alpha=1)" in capsys.readouterr().out
     # a second run needs --overwrite
     assert main(argv) == 1
-    assert "exists and is not empty; choose a new directory or add --overwrite" in (
+    assert "exists and is not empty; choose a new --out or add --overwrite" in (
         capsys.readouterr().err
     )
 
@@ -620,6 +620,8 @@ def test_fine_tune_takes_the_documents_of_a_saved_index(
         (["--beir", "{beir}", "--model", "{tmp}"], "is not a sentence-transformers model"),
         (["--beir", "{beir}", "--split", "dev"], "qrels"),
         (["--beir", "{other}"], "12 documents judged relevant in other train are not in"),
+        (["--beir", "{beir}", "--folds", "13"], "--folds 13 needs at least 13 judged queries"),
+        (["--beir", "{beir}", "--folds", "2", "--out", "{full}"], "--folds: "),
     ],
 )
 def test_fine_tune_errors_are_one_line_and_come_first(
@@ -634,9 +636,60 @@ def test_fine_tune_errors_are_one_line_and_come_first(
         (beir / "qrels" / "train.tsv").read_text()  # labels of the first corpus
     )
     (other / "queries.jsonl").write_text((beir / "queries.jsonl").read_text())
-    fill = {"{beir}": str(beir), "{tmp}": str(tmp_path), "{other}": str(other)}
+    (tmp_path / "full.folds" / "fold-0").mkdir(parents=True)  # an earlier run's fold models
+    full = str(tmp_path / "full")
+    fill = {"{beir}": str(beir), "{tmp}": str(tmp_path), "{other}": str(other), "{full}": full}
     argv = ["fine-tune", "--out", str(tmp_path / "model"), *[fill.get(a, a) for a in extra]]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "model").exists()  # nothing written
+
+
+@pytest.mark.slow
+def test_fine_tune_folds_then_tune_cross_fitted(
+    beir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from langchain_fusion.dense import fine_tuning_record
+
+    out = tmp_path / "minilm"
+    small = ["--epochs", "1", "--batch-size", "4", "--max-pairs-per-query", "1", "--quiet"]
+    assert main(["fine-tune", "--beir", str(beir), "--out", str(out), "--folds", "2", *small]) == 0
+    captured = capsys.readouterr()
+    assert "then 2 fold models of about 50% of it each" in captured.err
+    assert f"--cross-fit {tmp_path / 'minilm.folds'}" in captured.out
+    train = {f"train{j}" for j in range(12)}
+    records = [fine_tuning_record(tmp_path / "minilm.folds" / f"fold-{i}") for i in range(2)]
+    left_out = [train - set(r["query_ids"]) for r in records if r is not None]
+    assert len(left_out) == 2 and left_out[0] | left_out[1] == train
+    assert not left_out[0] & left_out[1] and all(left_out)
+
+    tune = ["tune", "--beir", str(beir), "--model", str(out), "--methods", "minmax", "--quiet"]
+    assert main(tune) == 0  # in-sample: warned
+    assert "warning: the dense model" in capsys.readouterr().err
+    assert main([*tune, "--bm25", "--cross-fit", str(tmp_path / "minilm.folds")]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err
+    assert "indexing with fold model 2/2 (fold-1)" in captured.err
+    assert "## BM25 k1 and b on tiny train" in captured.out and "| tuned on tiny train" in (
+        captured.out
+    )
+
+
+def test_cross_fit_folders_are_checked_before_indexing(
+    beir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folds = tmp_path / "folds"
+    folds.mkdir()
+    argv = ["tune", "--beir", str(beir), "--cross-fit", str(folds), "--index", str(tmp_path / "i")]
+    assert main(argv) == 1
+    assert "must hold at least two fold models written by" in capsys.readouterr().err
+    for i in range(2):  # two "fold models" that both saw every train query
+        (folds / f"fold-{i}").mkdir()
+        (folds / f"fold-{i}" / "config.json").write_text("{}")
+        ids = [f"train{j}" for j in range(12)]
+        (folds / f"fold-{i}" / "fine_tuning.json").write_text(json.dumps({"query_ids": ids}))
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "train query 'train0' of tiny train was left out by 0 of the 2 fold models" in err
+    assert not (tmp_path / "i").exists()  # nothing was indexed
