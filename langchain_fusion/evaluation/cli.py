@@ -743,9 +743,7 @@ def cmd_fine_tune(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     folds_dir = _folds_dir(out)
     k = getattr(args, "folds", None)
-    for target, flag in ((out, "--out"), (folds_dir, "--folds")):
-        if flag == "--folds" and k is None:
-            continue
+    for target, flag in [(out, "--out")] + ([(folds_dir, "--folds")] if k else []):
         if (
             target.exists()
             and (not target.is_dir() or any(target.iterdir()))

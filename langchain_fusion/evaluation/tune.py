@@ -1192,8 +1192,11 @@ def tune(
 
     Raises:
         ValueError: If no query has judgments, the grid is empty or has unknown keys or
-            values, the metric is unknown, or ``cv`` is not in ``[2, n_queries]``.
-        TypeError: If ``retriever`` is not a `FusionRetriever`.
+            values, the metric is unknown, ``cv`` is not in ``[2, n_queries]``, or
+            ``cross_fit`` does not give every judged query exactly one retriever with the same
+            sources (or comes with ``pools``).
+        TypeError: If ``retriever`` (or a ``cross_fit`` one) is not a `FusionRetriever`, or
+            ``cross_fit`` is not a list of ``(query_ids, retriever)`` pairs.
 
     Example:
         >>> from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -1358,8 +1361,9 @@ def tune_feedback(
 
     Raises:
         ValueError: If no query has judgments, the grid is empty, has unknown keys or invalid
-            values, or the retriever's sources cannot expand queries.
-        TypeError: If ``retriever`` is not a `FusionRetriever`.
+            values, the retriever's sources cannot expand queries, or ``cross_fit`` is wrong
+            (as in `tune`).
+        TypeError: If ``retriever`` is not a `FusionRetriever`, or ``cross_fit`` is malformed.
 
     Example:
         >>> from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -1510,8 +1514,9 @@ def tune_bm25(
         and its score. ``report.best`` holds ``k1``, ``b`` and the fusion setting.
 
     Raises:
-        ValueError: No keyword side of this package, no judged query, a bad grid key or value.
-        TypeError: If ``retriever`` is not a `FusionRetriever`.
+        ValueError: No keyword side of this package (here or in a ``cross_fit`` retriever), no
+            judged query, a bad grid key or value, or a wrong ``cross_fit`` (as in `tune`).
+        TypeError: If ``retriever`` is not a `FusionRetriever`, or ``cross_fit`` is malformed.
 
     Example:
         >>> from langchain_core.embeddings import DeterministicFakeEmbedding
