@@ -108,6 +108,11 @@ def training_pairs(
     return pairs
 
 
+def _occupied(path: Path) -> bool:
+    """Whether writing a model to ``path`` would replace something (a file or a non-empty dir)."""
+    return path.exists() and (not path.is_dir() or any(path.iterdir()))
+
+
 def _check_positive(name: str, value: Any, *, integer: bool = False) -> None:
     kind = "integer" if integer else "number"
     wrong_type = isinstance(value, bool) or not isinstance(value, int if integer else (int, float))
@@ -197,7 +202,7 @@ def fine_tune_embeddings(
     if batch_size < 2:
         raise ValueError(f"batch_size must be at least 2 (in-batch negatives), got {batch_size}")
     target = Path(output_dir).expanduser()
-    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
+    if _occupied(target) and not overwrite:
         raise ValueError(
             f"output_dir {str(target)!r} exists and is not empty; choose a new directory or "
             "pass overwrite=True"
@@ -294,8 +299,9 @@ def fine_tuning_record(model_path: str | Path) -> dict[str, Any] | None:
     """Return how the model in ``model_path`` was fine-tuned, or None if it was not by this package.
 
     The record (`RECORD_FILE`, written by `fine_tune_embeddings`) holds the training parameters
-    and the ids of the queries trained on (``"query_ids"``). `tune` reads it to warn when the
-    fusion is tuned on those same queries.
+    and the ids of the queries trained on (``"query_ids"``, a list of strings: a file without
+    them is not a record). `tune` reads it to warn when the fusion is tuned on those same
+    queries.
 
     Example:
         >>> fine_tuning_record("/nonexistent/model") is None
@@ -307,4 +313,9 @@ def fine_tuning_record(model_path: str | Path) -> dict[str, Any] | None:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) else None
+    if not isinstance(record, dict):
+        return None
+    ids = record.get("query_ids")
+    if not (isinstance(ids, list) and all(isinstance(q, str) for q in ids)):
+        return None
+    return record

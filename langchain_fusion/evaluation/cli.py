@@ -736,7 +736,7 @@ def cmd_fine_tune(args: argparse.Namespace) -> int:
         langchain_fusion.cli.CLIError: give --beir PATH ...
 
     """
-    from langchain_fusion.dense.finetune import fine_tune_embeddings, training_pairs
+    from langchain_fusion.dense.finetune import _occupied, fine_tune_embeddings, training_pairs
 
     show = not getattr(args, "quiet", False)
     _check_sources(args)
@@ -744,11 +744,7 @@ def cmd_fine_tune(args: argparse.Namespace) -> int:
     folds_dir = _folds_dir(out)
     k = getattr(args, "folds", None)
     for target, flag in [(out, "--out")] + ([(folds_dir, "--folds")] if k else []):
-        if (
-            target.exists()
-            and (not target.is_dir() or any(target.iterdir()))
-            and not args.overwrite
-        ):
+        if _occupied(target) and not args.overwrite:
             raise _error(
                 f"{flag}: {target} exists and is not empty; choose a new --out or add --overwrite"
             )
@@ -836,13 +832,13 @@ def _fold_groups(
         if folder.is_dir()
         else []
     )
-    trained = [fine_tuning_record(p) for p in models]
-    if len(models) < 2 or any(r is None or "query_ids" not in r for r in trained):
+    records = [fine_tuning_record(p) for p in models]
+    if len(models) < 2 or None in records:
         raise _error(
             f"--cross-fit {folder} must hold at least two fold models written by "
             "'langchain-fusion fine-tune --folds K' (each with its fine_tuning.json)"
         )
-    seen = [set(r["query_ids"]) for r in trained if r is not None]
+    seen = [set(r["query_ids"]) for r in records if r is not None]
     groups: list[list[str]] = [[] for _ in models]
     for q in queries:
         unseen = [i for i, ids in enumerate(seen) if q not in ids]

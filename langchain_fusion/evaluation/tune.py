@@ -414,9 +414,8 @@ def _trained_on(retriever: FusionRetriever) -> tuple[str, set[str]] | None:
             path = getattr(embeddings, "model_path", None)
             if isinstance(embeddings, LocalEmbeddings) and path is not None:
                 record = fine_tuning_record(path)
-                ids = record.get("query_ids") if record else None
-                if isinstance(ids, list):
-                    return path, {str(q) for q in ids}
+                if record is not None:
+                    return path, set(record["query_ids"])
     return None
 
 
