@@ -70,7 +70,12 @@ def _parse_filter(text: str | None) -> dict[str, Any] | None:
         return None
     from langchain_fusion.filters import compile_filter
 
-    flt = json.loads(text)
+    try:
+        flt = json.loads(text)
+    except RecursionError:  # the JSON parser's own nesting limit
+        from langchain_fusion.filters import MAX_FILTER_DEPTH
+
+        _fail(f"--filter is nested too deep (the limit is {MAX_FILTER_DEPTH} levels); flatten it")
     if not isinstance(flt, dict):
         _fail(
             '--filter must be a JSON object such as \'{"file_name": "a.pdf"}\', '
@@ -163,6 +168,8 @@ def _print_sources(docs: Sequence[Any], out: Any = None) -> None:
         for name, b in (info.get("retrievers") or {}).items():
             if b is None:
                 parts.append(f"{name} -")
+            elif b.get("raw") == 0 and not b.get("rank"):
+                parts.append(f"{name} no keyword match")
             else:
                 rank = f"#{b['rank']}" if b.get("rank") else "unranked"
                 raw = "-" if b.get("raw") is None else f"{b['raw']:.3f}"
