@@ -692,8 +692,9 @@ class RetrieverSource(Source):
     ``k`` is set on the retriever's field named ``k_arg`` (a copy of it is searched) when it
     has one; when its user set that field, its value caps ``k`` (see `Source.max_k`).
     ``filter`` is passed as ``filter=`` when ``supports_filter`` is set; otherwise
-    `FusionRetriever` filters the returned documents by their metadata ([`langchain_fusion.filters`][] syntax), so none that fails the filter is
-    fused, though fewer than ``k`` may remain.
+    `FusionRetriever` filters the returned documents by their metadata
+    ([`langchain_fusion.filters`][] syntax), so none that fails the filter is fused, though
+    fewer than ``k`` may remain.
 
     Example:
         >>> from langchain_fusion import BM25Retriever
