@@ -22,6 +22,7 @@ from pathlib import Path
 from langchain_core.documents import Document
 
 from langchain_fusion.ingest._load import (
+    DEFAULT_MAX_PDF_PAGES,
     SUPPORTED_EXTENSIONS,
     LoadResult,
     PathInput,
@@ -34,6 +35,7 @@ from langchain_fusion.ingest._sample import SAMPLE_FILE_NAME, sample_path, sampl
 from langchain_fusion.ingest._split import LENGTH_UNITS, TOKEN_ENCODING, chunk_id, split_documents
 
 __all__ = [
+    "DEFAULT_MAX_PDF_PAGES",
     "LENGTH_UNITS",
     "SAMPLE_FILE_NAME",
     "SUPPORTED_EXTENSIONS",
@@ -128,6 +130,8 @@ def ingest(
     recursive: bool = True,
     glob: str | None = None,
     show_progress: bool = True,
+    max_pdf_pages: int | None = DEFAULT_MAX_PDF_PAGES,
+    max_seconds_per_file: float | None = None,
 ) -> IngestResult:
     """Load files or folders and split them into chunks ready to index.
 
@@ -142,6 +146,9 @@ def ingest(
         recursive: Whether to descend into subfolders.
         glob: Only take folder files matching this pattern, e.g. ``"*.pdf"``.
         show_progress: Show a progress bar over files on stderr.
+        max_pdf_pages: Skip a PDF with more pages (``None``: no limit).
+        max_seconds_per_file: Skip a PDF whose text extraction takes longer (default: 30 s
+            plus 60 s per MB of file).
 
     Returns:
         The chunks, documents, skipped files and loaded files, with :meth:`IngestResult.summary`.
@@ -163,7 +170,14 @@ def ingest(
     """
     # Validate the chunking arguments before spending time on loading.
     split_documents([], chunk_size=chunk_size, chunk_overlap=chunk_overlap, length_unit=length_unit)
-    loaded = load_documents(paths, recursive=recursive, glob=glob, show_progress=show_progress)
+    loaded = load_documents(
+        paths,
+        recursive=recursive,
+        glob=glob,
+        show_progress=show_progress,
+        max_pdf_pages=max_pdf_pages,
+        max_seconds_per_file=max_seconds_per_file,
+    )
     chunks = split_documents(
         loaded.documents,
         chunk_size=chunk_size,
