@@ -220,16 +220,20 @@ def cmd_index(args: argparse.Namespace) -> int:
     sources = {d.metadata.get("source") for d in chunks}
     stale, pruned = [], []
     stored = {}  # the chunks being indexed again, as the index holds them
+    others = []  # the chunks of files not indexed again now (a copy of one may be)
     for doc in index.documents(index.ids):
         source = doc.metadata.get("source")
         if doc.id is None:
             continue
+        if source not in sources:
+            others.append(doc)
         if doc.id in new_ids:
             stored[doc.id] = doc
         elif source in sources:  # a re-indexed file no longer has this chunk
             stale.append(doc.id)
         elif args.prune and _deleted_file(source):
             pruned.append(doc.id)
+    _warn_copies(chunks, others, out)
     # Chunks whose id, text and metadata are already in the index are not embedded again.
     changed = [d for d in chunks if not _same_chunk(stored.get(d.id), d)]
     before = len(index)
@@ -251,6 +255,26 @@ def cmd_index(args: argparse.Namespace) -> int:
         f"({before} -> {len(index)} chunks, {removed}) in {time.perf_counter() - t0:.1f} s"
     )
     return 0
+
+
+def _warn_copies(chunks: Sequence[Any], others: Sequence[Any], out: Path) -> None:
+    """Warn about files indexed again under another path (chunk ids depend on the path)."""
+    from langchain_fusion.ingest import find_copies
+
+    for source, copy_of in find_copies(chunks, others):
+        if _deleted_file(copy_of):
+            fix = f"it moved: run 'langchain-fusion index --prune --out {out}' to drop the old copy"
+        else:
+            fix = (
+                f"index one path only; to drop the other: HybridIndex.load({str(out)!r}) then "
+                f".delete(filter={{'source': {copy_of!r}}}) and .save({str(out)!r})"
+            )
+        warnings.warn(
+            f"{source} has the same content as {copy_of}, in the index too: its chunks are added "
+            f"again (chunk ids depend on the path) and search will show both copies; {fix}",
+            UserWarning,
+            stacklevel=2,
+        )
 
 
 def _deleted_file(source: Any) -> bool:
@@ -311,7 +335,10 @@ def _chain(args: argparse.Namespace, index: Any, llm: Any) -> Any:
     from langchain_fusion.retriever import FusionRetriever
 
     retriever = FusionRetriever.from_index(index, **_retriever_options(args))
-    return build_qa_chain(retriever, llm=llm)
+    limit = getattr(args, "max_question_chars", None)
+    if limit is None:
+        return build_qa_chain(retriever, llm=llm)
+    return build_qa_chain(retriever, llm=llm, max_question_chars=limit)
 
 
 _OFFLINE_NOTICE = (
@@ -327,6 +354,12 @@ def _offline(chain: Any) -> bool:
 def _answer(chain: Any, question: str, stream: bool) -> None:
     from langchain_fusion.qa import NO_LLM_NOTICE
 
+    limit = getattr(chain, "max_question_chars", None)
+    if isinstance(limit, int) and len(question) > limit:
+        raise ValueError(
+            f"question is {len(question)} characters long; the limit is {limit}: shorten it, "
+            "or raise the limit with --max-question-chars N"
+        )
     if _offline(chain):  # extractive: instant, and its notice went to stderr once
         result = chain.invoke(question)
         print(result.answer.removeprefix(NO_LLM_NOTICE).lstrip("\n"))
@@ -378,10 +411,26 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _line_editing() -> bool:
+    """Give ``input()`` line editing and history (arrow keys) through ``readline`` if present.
+
+    Example:
+        >>> _line_editing() in (True, False)
+        True
+
+    """
+    try:
+        import readline  # noqa: F401  (importing it is what switches input() to it)
+    except ImportError:  # e.g. Windows without pyreadline3: plain input() still works
+        return False
+    return True
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     """Interactive questions; the index and model stay loaded between questions."""
     from langchain_fusion.qa import LLMError
 
+    _line_editing()
     llm = _chat_model(args)
     index = _open(args)
     chain = _chain(args, index, llm)
@@ -522,6 +571,13 @@ def build_parser() -> argparse.ArgumentParser:
             "(default: gpt-4o-mini when OPENAI_API_KEY is set, else offline extractive)",
         )
         p.add_argument("--no-stream", action="store_true", help="print the answer at the end")
+        p.add_argument(
+            "--max-question-chars",
+            dest="max_question_chars",
+            type=_int_at_least(1),
+            metavar="N",
+            help="refuse longer questions (default 4000)",
+        )
         p.set_defaults(func=func)
 
     try:

@@ -10,12 +10,13 @@ The usual entry point is :func:`ingest`, which runs :func:`load_documents` then
     vectorstore.add_documents(result.chunks, ids=result.ids)  # upsert by stable id
 
 Chunk ids depend only on the file path, the page and the chunk's position, so ingesting the same
-files again gives the same ids: an index upserts instead of duplicating.
+files again gives the same ids: an index upserts instead of duplicating. The same file reached by
+another path (copied or moved) gets other ids: :func:`find_copies` finds such files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,7 @@ __all__ = [
     "LoadResult",
     "SkippedFile",
     "chunk_id",
+    "find_copies",
     "ingest",
     "load_documents",
     "sample_path",
@@ -119,6 +121,49 @@ class IngestResult:
         """
         head = f"{_plural(len(self.files), 'file')}, {_plural(len(self.chunks), 'chunk')}"
         return head + _skipped_tail(self.skipped)
+
+
+def find_copies(
+    chunks: Iterable[Document], others: Iterable[Document] = ()
+) -> list[tuple[str, str]]:
+    """Find files whose content is already there under another path.
+
+    Chunk ids depend on the file's absolute path, so the same PDF indexed from a second path
+    (a copy, or the file moved) adds every chunk again, and a search shows both copies under one
+    file name. Files are compared by ``metadata["file_sha256"]`` (written by :func:`ingest`).
+
+    Args:
+        chunks: The chunks about to be indexed.
+        others: Documents already indexed (or any other collection).
+
+    Returns:
+        ``(source, copy_of)`` pairs, one per file of ``chunks`` whose content equals a file
+        with another ``source`` in ``others`` or earlier in ``chunks``; sorted.
+
+    Example:
+        >>> from langchain_core.documents import Document
+        >>> old = Document("x", metadata={"source": "/a/manual.pdf", "file_sha256": "f00"})
+        >>> new = Document("x", metadata={"source": "/b/manual.pdf", "file_sha256": "f00"})
+        >>> find_copies([new], [old])
+        [('/b/manual.pdf', '/a/manual.pdf')]
+        >>> find_copies([new], [new])
+        []
+
+    """
+    first: dict[str, str] = {}  # content hash -> the first source seen with it
+    for doc in others:
+        sha, source = doc.metadata.get("file_sha256"), doc.metadata.get("source")
+        if isinstance(sha, str) and isinstance(source, str):
+            first.setdefault(sha, source)
+    pairs: set[tuple[str, str]] = set()
+    for doc in chunks:
+        sha, source = doc.metadata.get("file_sha256"), doc.metadata.get("source")
+        if not (isinstance(sha, str) and isinstance(source, str)):
+            continue
+        seen = first.setdefault(sha, source)
+        if seen != source:
+            pairs.add((source, seen))
+    return sorted(pairs)
 
 
 def ingest(
