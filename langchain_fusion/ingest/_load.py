@@ -482,7 +482,7 @@ def _read_pdf_pages(path: Path, data: bytes, notes: list[str], budget: _Budget) 
         if elapsed > seconds:  # checked between pages: pages left, time spent
             raise _SkipFileError(
                 f"over the time budget: {number - 1} of {len(pages)} pages read in "
-                f"{elapsed:.1f} s, budget {seconds:g} s (a PDF made to be slow?); split it, "
+                f"{elapsed:.3g} s, budget {seconds:g} s (a PDF made to be slow?); split it, "
                 "or raise max_seconds_per_file to read it"
             )
         try:
