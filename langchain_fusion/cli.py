@@ -323,6 +323,21 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sample_pdf(args: argparse.Namespace) -> int:
+    """Write the bundled sample manual as a PDF, to follow the documentation's examples."""
+    from langchain_fusion.ingest import write_sample_pdf
+
+    try:
+        path = write_sample_pdf(args.path)
+    except FileExistsError as exc:
+        _fail(f"{exc}; from the shell: langchain-fusion sample-pdf OTHER.pdf")
+    print(
+        f"wrote {path}: the Lumen-7 sample manual, 7 pages; next: "
+        f"langchain-fusion index {path} --out my-index"
+    )
+    return 0
+
+
 def _chat_model(args: argparse.Namespace) -> Any:
     """Resolve ``--llm`` first, so a bad model name or missing key fails before any indexing."""
     from langchain_fusion.qa import resolve_llm
@@ -579,6 +594,14 @@ def build_parser() -> argparse.ArgumentParser:
             help="refuse longer questions (default 4000)",
         )
         p.set_defaults(func=func)
+
+    p = sub.add_parser(
+        "sample-pdf",
+        help="write the sample manual as a PDF (manual.pdf) to try the examples on",
+        description=cmd_sample_pdf.__doc__,
+    )
+    p.add_argument("path", nargs="?", default="manual.pdf", help="where (default manual.pdf)")
+    p.set_defaults(func=cmd_sample_pdf)
 
     try:
         from langchain_fusion.evaluation.cli import add_commands

@@ -32,13 +32,21 @@ from langchain_fusion.ingest._load import (
     _skipped_tail,
     load_documents,
 )
-from langchain_fusion.ingest._sample import SAMPLE_FILE_NAME, sample_path, sample_questions
+from langchain_fusion.ingest._sample import (
+    SAMPLE_FILE_NAME,
+    SAMPLE_PDF_NAME,
+    sample_path,
+    sample_pdf_path,
+    sample_questions,
+    write_sample_pdf,
+)
 from langchain_fusion.ingest._split import LENGTH_UNITS, TOKEN_ENCODING, chunk_id, split_documents
 
 __all__ = [
     "DEFAULT_MAX_PDF_PAGES",
     "LENGTH_UNITS",
     "SAMPLE_FILE_NAME",
+    "SAMPLE_PDF_NAME",
     "SUPPORTED_EXTENSIONS",
     "TOKEN_ENCODING",
     "IngestResult",
@@ -49,8 +57,10 @@ __all__ = [
     "ingest",
     "load_documents",
     "sample_path",
+    "sample_pdf_path",
     "sample_questions",
     "split_documents",
+    "write_sample_pdf",
 ]
 
 
