@@ -46,6 +46,7 @@ __all__ = [
     "MAX_FILTER_DEPTH",
     "Filter",
     "MetadataPredicate",
+    "check_filter",
     "compile_filter",
     "filter_mask",
 ]
@@ -301,6 +302,30 @@ def _compile_mapping(spec: Mapping[str, Any]) -> MetadataPredicate:
     if len(preds) == 1:
         return preds[0]
     return lambda m: all(p(m) for p in preds)
+
+
+def check_filter(filter: Filter | None) -> None:
+    """Refuse a dict filter nested deeper than `MAX_FILTER_DEPTH`, before anything recurses.
+
+    Call it before turning a filter into a cache key (``json.dumps`` recurses too): it is cheap,
+    iterative, and the only check :func:`compile_filter` would otherwise do too late.
+
+    Raises:
+        ValueError: The filter nests more than ``MAX_FILTER_DEPTH`` dicts and lists.
+
+    Example:
+        >>> check_filter({"$or": [{"page": 1}, {"page": 2}]})  # fine: returns None
+        >>> deep = {"page": 1}
+        >>> for _ in range(60):
+        ...     deep = {"$not": [deep]}
+        >>> check_filter(deep)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: filter is nested more than 100 levels deep (dicts and lists inside ...
+
+    """
+    if isinstance(filter, Mapping):
+        _check_depth(filter)
 
 
 def compile_filter(filter: Filter | None) -> MetadataPredicate | None:

@@ -233,10 +233,9 @@ class _PositionLookup:
 
 def _checked_filter(filter: Any) -> Any:
     """``filter``, after refusing one nested too deep (before an index turns it into a key)."""
-    if isinstance(filter, Mapping):
-        from langchain_fusion.filters import _check_depth
+    from langchain_fusion.filters import check_filter
 
-        _check_depth(filter)
+    check_filter(filter)
     return filter
 
 
