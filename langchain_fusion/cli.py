@@ -159,9 +159,24 @@ def _source_label(meta: dict[str, Any]) -> str:
     return f"{label} / {section}" if section else label
 
 
+def _labels(docs: Sequence[Any]) -> list[str]:
+    """Source labels; files of the same name from different paths show their paths."""
+    paths: dict[Any, set[Any]] = {}
+    for doc in docs:
+        paths.setdefault(doc.metadata.get("file_name"), set()).add(doc.metadata.get("source"))
+    labels = []
+    for doc in docs:
+        meta = doc.metadata
+        if len(paths[meta.get("file_name")]) > 1 and meta.get("source"):
+            meta = {**meta, "file_name": str(meta["source"])}
+        labels.append(_source_label(meta))
+    return labels
+
+
 def _print_sources(docs: Sequence[Any], out: Any = None) -> None:
     out = out or sys.stdout
     print("\nSources:", file=out)
+    labels = _labels(docs)
     for i, doc in enumerate(docs, 1):
         info = doc.metadata.get("fusion") or {}
         parts = []
@@ -176,7 +191,7 @@ def _print_sources(docs: Sequence[Any], out: Any = None) -> None:
                 parts.append(f"{name} {raw} ({rank})")
         score = f"score {info['score']:.3f}: " if "score" in info else ""
         text = " ".join(doc.page_content.split())
-        print(f"  [{i}] {_source_label(doc.metadata)}  ({score}{', '.join(parts)})", file=out)
+        print(f"  [{i}] {labels[i - 1]}  ({score}{', '.join(parts)})", file=out)
         print(f"      {text[:160]}{'…' if len(text) > 160 else ''}", file=out)
 
 
@@ -316,9 +331,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.explain:
         print(format_breakdown(docs, retriever.names, width=70))
         return 0
+    labels = _labels(docs)
     for i, d in enumerate(docs, 1):
         text = " ".join(d.page_content.split())
-        print(f"[{i}] {d.metadata['fusion']['score']:.3f}  {_source_label(d.metadata)}")
+        print(f"[{i}] {d.metadata['fusion']['score']:.3f}  {labels[i - 1]}")
         print(f"    {text[:200]}{'…' if len(text) > 200 else ''}")
     return 0
 

@@ -85,6 +85,10 @@ def test_index_warns_about_a_second_path(
     assert f"{second / 'manual.md'} has the same content as {first / 'manual.md'}" in warning
     assert "search will show both copies" in warning
     assert f".delete(filter={{'source': '{first / 'manual.md'}'}})" in warning
+    assert main(["search", str(out), "error E-217", "--k", "2"]) == 0
+    shown = capsys.readouterr().out
+    # both copies match: plain search tells them apart by their paths, not one file name twice
+    assert str(first / "manual.md") in shown and str(second / "manual.md") in shown
 
     (first / "manual.md").unlink()  # moved: --prune is the way
     third = tmp_path / "third"
