@@ -151,11 +151,13 @@ def make_retriever(**kwargs: Any) -> FusionRetriever:
     ids=lambda s: f"{next(iter(s))}={next(iter(s.values()))!r}",
 )
 def test_booleans_are_refused_everywhere(setting: dict[str, Any]) -> None:
+    # pydantic alone reads True as 1.0 in the constructor; a call refused it: now both refuse
+    # (TypeError or ValueError, naming the setting; the wording may change with the settings code)
     name = next(iter(setting))
-    with pytest.raises(TypeError, match=f"{name} must be .*booleans are refused"):
+    with pytest.raises((TypeError, ValueError), match=name):
         make_retriever(**setting)
     retriever = make_retriever()
-    with pytest.raises(TypeError, match=f"{name} must be .*booleans are refused"):
+    with pytest.raises((TypeError, ValueError), match=name):
         retriever.invoke("cat", **setting)
 
 
