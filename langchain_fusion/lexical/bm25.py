@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from langchain_fusion.feedback import rm3_terms
 from langchain_fusion.lexical.scoring import (
     idf,
     tf_component,
@@ -995,8 +996,6 @@ class BM25Index:
             [0, 1]
 
         """
-        from langchain_fusion.feedback import rm3_terms
-
         if isinstance(feedback, str):
             raise TypeError("feedback must be a sequence of texts, got a single str")
         tokens = self._tokenizer(query)
