@@ -6,11 +6,12 @@ import bisect
 import hashlib
 import itertools
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 from langchain_core.documents import Document
+from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 __all__ = [
     "LENGTH_UNITS",
@@ -274,21 +275,40 @@ class _Sections:
 
 
 Span = tuple[int, int]  # [start, end) character offsets into the document's text
+Level = re.Pattern[str] | tuple[int, ...] | None  # separator, section starts, or every character
 
 
-class _RecursiveSplitter:
-    """The classic recursive character splitter, working on offsets.
+class _Piece(str):
+    """A piece of the document's text that remembers where it starts."""
 
-    The algorithm is LangChain's ``RecursiveCharacterTextSplitter`` with regex separators kept
-    at the end of the piece before them (``keep_separator="end"``) and whitespace stripped from
-    chunk ends; the tests check that it returns the same chunks. Tracking ``[start, end)`` spans
-    instead of strings gives exact ``start_index`` values, where searching the chunk text back
-    in the document is ambiguous in repetitive text (and LangChain's ``add_start_index``
-    subtracts a token overlap from a character offset).
+    start: int
+
+    @classmethod
+    def of(cls, text: str, start: int, end: int) -> _Piece:
+        piece = cls(text[start:end])
+        piece.start = start
+        return piece
+
+    @property
+    def span(self) -> Span:
+        return self.start, self.start + len(self)
+
+
+class _RecursiveSplitter(RecursiveCharacterTextSplitter):
+    """LangChain's ``RecursiveCharacterTextSplitter``, on pieces that know their offsets.
+
+    The library merges the pieces into chunks (``_merge_splits``, with regex separators kept at
+    the end of the piece before them and whitespace stripped from chunk ends), so the chunks are
+    the library's; the tests check it. This class only chooses the pieces, as
+    ``_RecursiveSplitter._split_text`` does, but as offset-carrying strings: ``start_index`` is
+    then exact, where searching the chunk text back in the document is ambiguous in repetitive
+    text (and the library's ``add_start_index`` subtracts a token overlap from a character
+    offset). The character level yields its pieces one at a time, so a long run of text without
+    separators (a base64 image) costs memory in proportion to one chunk, not to its length.
 
     Two additions serve Markdown and reStructuredText: ``cuts``, offsets to cut at before any
     separator (section starts), and ``glue``, intervals where no cut may fall (between a heading
-    and its text). Without them the output equals LangChain's.
+    and its text). Without them the output equals the library's ``split_text``.
     """
 
     def __init__(
@@ -301,12 +321,19 @@ class _RecursiveSplitter:
         cuts: Sequence[int] = (),
         glue: Sequence[Span] = (),
     ) -> None:
+        super().__init__(
+            separators=list(patterns),
+            keep_separator="end",
+            is_separator_regex=True,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            length_function=length,
+            strip_whitespace=True,
+        )
         self.text = text
         # Each level is a regular expression, None (every character) or a sorted tuple of offsets
         # to cut at (section starts), tried first.
-        self.levels: list[re.Pattern[str] | tuple[int, ...] | None] = [
-            re.compile(p) if p else None for p in patterns
-        ]
+        self.levels: list[Level] = [re.compile(p) if p else None for p in patterns]
         if cuts:
             self.levels.insert(0, tuple(sorted(cuts)))
         # Closed, disjoint intervals where no cut may fall (a heading and the text it introduces),
@@ -314,17 +341,20 @@ class _RecursiveSplitter:
         zones = sorted(glue)
         self._glue_starts = [lo for lo, _ in zones]
         self._glue_ends = [hi for _, hi in zones]
-        self.chunk_size = chunk_size
-        self.chunk_overlap = chunk_overlap
-        self.length = length
 
     def split(self) -> list[Span]:
         return self._split((0, len(self.text)), 0)
 
-    def _measure(self, span: Span) -> int:
-        return self.length(self.text[span[0] : span[1]])
+    def _join_docs(self, docs: list[str], separator: str) -> str | None:
+        joined = separator.join(docs)
+        stripped = joined.strip()
+        if not stripped:
+            return None
+        first: _Piece = docs[0]  # type: ignore[assignment]  # _split only passes pieces
+        start = first.start + len(joined) - len(joined.lstrip())
+        return _Piece.of(self.text, start, start + len(stripped))
 
-    def _applies(self, span: Span, level: re.Pattern[str] | tuple[int, ...] | None) -> bool:
+    def _applies(self, span: Span, level: Level) -> bool:
         start, end = span
         if level is None:
             return True
@@ -336,71 +366,80 @@ class _RecursiveSplitter:
         index = bisect.bisect_right(self._glue_starts, position) - 1
         return index < 0 or position > self._glue_ends[index]
 
-    def _pieces(self, span: Span, level: re.Pattern[str] | tuple[int, ...] | None) -> list[Span]:
-        """Cut ``span`` after every separator match, at every cut offset, or at every character."""
+    def _cuts(self, span: Span, level: re.Pattern[str] | tuple[int, ...]) -> Iterator[int]:
+        """Offsets inside ``span`` after every separator match, or the section starts in it."""
+        start, end = span
+        if isinstance(level, tuple):
+            yield from level[bisect.bisect_right(level, start) : bisect.bisect_left(level, end)]
+            return
+        # The piece is matched on its own, like LangChain does: look-arounds stop at its ends.
+        piece = self.text[start:end]
+        for match in level.finditer(piece):
+            if 0 < match.end() < len(piece):
+                yield start + match.end()
+
+    def _pieces(self, span: Span, level: Level) -> Iterator[_Piece]:
+        """Cut ``span`` at every cut offset allowed by the glue, or at every character."""
         start, end = span
         if level is None:
-            return [(i, i + 1) for i in range(start, end)]
-        if isinstance(level, tuple):
-            cuts = level[bisect.bisect_right(level, start) : bisect.bisect_left(level, end)]
-        else:
-            # The piece is matched on its own, like LangChain does: look-arounds stop at its ends.
-            piece = self.text[start:end]
-            cuts = tuple(start + m.end() for m in level.finditer(piece) if 0 < m.end() < len(piece))
+            for i in range(start, end):
+                yield _Piece.of(self.text, i, i + 1)
+            return
+        cuts: Iterable[int] = self._cuts(span, level)
         if self._glue_starts:
-            cuts = tuple(c for c in cuts if self._may_cut(c))
-        return [(a, b) for a, b in itertools.pairwise([start, *cuts, end]) if b > a]
+            cuts = filter(self._may_cut, cuts)
+        previous = start
+        for cut in itertools.chain(cuts, (end,)):
+            if cut > previous:
+                yield _Piece.of(self.text, previous, cut)
+                previous = cut
 
     def _split(self, span: Span, depth: int) -> list[Span]:
         # The first level that cuts this piece (the character level always does).
         while depth < len(self.levels) - 1 and not self._applies(span, self.levels[depth]):
             depth += 1
         level = self.levels[depth]
+        if level is None and self._length_function is len and self._chunk_size > 1:
+            return self._windows(span)
         finer = depth + 1 if level is not None and depth + 1 < len(self.levels) else None
 
         chunks: list[Span] = []
-        small: list[Span] = []
-        for part in self._pieces(span, level):
-            if self._measure(part) < self.chunk_size:
-                small.append(part)
-                continue
-            if small:
-                chunks.extend(self._merge(small))
-                small = []
-            chunks.extend([part] if finer is None else self._split(part, finer))
-        if small:
-            chunks.extend(self._merge(small))
+        runs = itertools.groupby(self._pieces(span, level), key=self._is_small)
+        for small, parts in runs:
+            if small:  # consecutive small pieces: the library merges them into chunks
+                merged = self._merge_splits(parts, "")
+                chunks.extend(piece.span for piece in merged if isinstance(piece, _Piece))
+            elif finer is None:
+                chunks.extend(part.span for part in parts)
+            else:
+                for part in parts:
+                    chunks.extend(self._split(part.span, finer))
         return chunks
 
-    def _strip(self, span: Span) -> Span | None:
+    def _is_small(self, piece: str) -> bool:
+        return self._length_function(piece) < self._chunk_size
+
+    def _windows(self, span: Span) -> list[Span]:
+        """Compute what ``_merge_splits`` makes of single characters counted by ``len``.
+
+        Every character is a piece of length 1, so the library's merge emits windows of
+        ``chunk_size`` characters that start ``chunk_size - chunk_overlap`` apart, and the rest
+        (stripped, whitespace-only windows dropped). Computing them directly takes time and
+        memory in proportion to the chunks instead of one Python object per character.
+        """
         start, end = span
-        raw = self.text[start:end]
-        stripped = raw.strip()
-        if not stripped:
-            return None
-        start += len(raw) - len(raw.lstrip())
-        return start, start + len(stripped)
-
-    def _merge(self, parts: list[Span]) -> list[Span]:
-        """Merge consecutive small pieces into chunks that overlap by up to ``chunk_overlap``."""
-        chunks: list[Span] = []
-        current: list[tuple[Span, int]] = []  # pieces of the chunk being built, with lengths
-        total = 0
-        for part in parts:
-            size = self._measure(part)
-            if total + size > self.chunk_size and current:
-                chunk = self._strip((current[0][0][0], current[-1][0][1]))
-                if chunk is not None:
-                    chunks.append(chunk)
-                while current and (total > self.chunk_overlap or total + size > self.chunk_size):
-                    total -= current.pop(0)[1]
-            current.append((part, size))
-            total += size
-        if current:
-            chunk = self._strip((current[0][0][0], current[-1][0][1]))
-            if chunk is not None:
-                chunks.append(chunk)
-        return chunks
+        step = self._chunk_size - self._chunk_overlap
+        windows: list[Span] = []
+        while True:
+            stop = min(start + self._chunk_size, end)
+            raw = self.text[start:stop]
+            stripped = raw.strip()
+            if stripped:
+                lead = start + len(raw) - len(raw.lstrip())
+                windows.append((lead, lead + len(stripped)))
+            if stop >= end:
+                return windows
+            start += step
 
 
 def _drop_contained(spans: list[Span]) -> list[Span]:
