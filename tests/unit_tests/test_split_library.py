@@ -9,6 +9,7 @@ Markdown) must not cost memory per character.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import random
@@ -95,13 +96,17 @@ def test_base64_image_in_markdown_is_split_in_bounded_memory() -> None:
         assert len(chunk.page_content) <= 600
 
 
+@pytest.mark.parametrize("unit", ["chars", "tokens"])
 @pytest.mark.parametrize("separator", ["", " ", "\u00a0", "\u3000 "])
-@pytest.mark.parametrize(("size", "overlap"), [(2, 0), (2, 1), (7, 3), (50, 49)])
-def test_character_windows_equal_the_library_merge(separator: str, size: int, overlap: int) -> None:
+@pytest.mark.parametrize(("size", "overlap"), [(1, 0), (2, 0), (2, 1), (7, 3), (50, 49)])
+def test_character_windows_equal_the_library_merge(
+    unit: str, separator: str, size: int, overlap: int
+) -> None:
     rng = random.Random(size * 100 + overlap)
     for _ in range(20):
-        text = separator.join("x" * rng.randint(1, 40) for _ in range(rng.randint(1, 8)))
-        assert_same_as_library([text], "chars", size, overlap)
+        words = ("".join(rng.choices("xxxxé日😀", k=rng.randint(1, 40))) for _ in range(8))
+        text = separator.join(itertools.islice(words, rng.randint(1, 8)))
+        assert_same_as_library([text], unit, size, overlap)
 
 
 def test_bundled_sample_and_docs_as_plain_text_equal_the_library() -> None:
