@@ -142,6 +142,8 @@ def format_breakdown(docs: Sequence[Document], names: Sequence[str], width: int 
         #  fused  dense (raw/norm/rank)  bm25 (raw/norm/rank)  text
         1  0.900  0.500/1.000/1          -                     hello
 
+    A retriever that did not return the document and scores it exactly 0 (BM25: no query term
+    in it) shows ``no keyword match`` rather than a normalized score that would suggest one.
     When the documents carry a ``source`` (or ``file_name``) in their metadata, a ``source``
     column gives its file name and ``page``. With ``feedback_docs``, a last line names the
     documents the query was expanded with.
@@ -159,6 +161,9 @@ def format_breakdown(docs: Sequence[Document], names: Sequence[str], width: int 
             b = info.get("retrievers", {}).get(n)
             if b is None:
                 row.append("-")
+                continue
+            if b["raw"] == 0 and b["rank"] is None:  # BM25 0: no query term, whatever the norm
+                row.append("no keyword match")
                 continue
             raw = "-" if b["raw"] is None else f"{b['raw']:.3f}"
             norm = "-" if b["normalized"] is None else f"{b['normalized']:.3f}"

@@ -241,6 +241,33 @@ def _keyword_source(obj: Any) -> Source:
     return HybridKeywordSource(obj) if isinstance(obj, HybridIndex) else to_source(obj)
 
 
+_NUMERIC_SETTINGS = (
+    "k",
+    "fetch_k",
+    "alpha",
+    "weights",
+    "rrf_k",
+    "max_per_source",
+    "feedback_docs",
+    "feedback_weight",
+    "feedback_terms",
+)
+
+
+def _refuse_booleans(values: Mapping[str, Any]) -> None:
+    """Refuse ``True``/``False`` as a numeric setting or weight (constructor and per call)."""
+    for name in _NUMERIC_SETTINGS:
+        value = values.get(name)
+        items = value if name == "weights" and isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(item, (bool, np.bool_)) for item in items) or (
+            isinstance(value, np.ndarray) and value.dtype == np.bool_
+        ):
+            what = "numbers" if name == "weights" else "a number"
+            raise TypeError(
+                f"{name} must be {what}, got {value!r}: booleans are refused (write 1 or 0)"
+            )
+
+
 def _validate_k(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
@@ -408,6 +435,13 @@ class FusionRetriever(BaseRetriever):
             data["names"] = _default_names(sources)
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            _refuse_booleans(data)  # pydantic would read True as 1.0; a call refuses it
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> FusionRetriever:
         if not self.sources:
@@ -565,6 +599,7 @@ class FusionRetriever(BaseRetriever):
             raise ValueError(
                 f"unknown option(s) {sorted(unknown)}; per-call options are {sorted(_OVERRIDES)}"
             )
+        _refuse_booleans(overrides)
         s = {name: overrides.get(name, getattr(self, name)) for name in _OVERRIDES}
         s["complete_scoring"] = self.complete_scoring
         s["k"] = _validate_k("k", s["k"])

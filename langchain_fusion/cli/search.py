@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from langchain_fusion.cli._common import (
     unit_interval,
 )
 
-__all__ = ["add_commands", "cmd_ask", "cmd_chat", "cmd_index", "cmd_search"]
+__all__ = ["add_commands", "cmd_ask", "cmd_chat", "cmd_index", "cmd_sample_pdf", "cmd_search"]
 
 
 def _parse_filter(text: str | None) -> dict[str, Any] | None:
@@ -28,7 +29,12 @@ def _parse_filter(text: str | None) -> dict[str, Any] | None:
         return None
     from langchain_fusion.filters import compile_filter
 
-    flt = json.loads(text)
+    try:
+        flt = json.loads(text)
+    except RecursionError:  # the JSON parser's own nesting limit
+        from langchain_fusion.filters import MAX_FILTER_DEPTH
+
+        fail(f"--filter is nested too deep (the limit is {MAX_FILTER_DEPTH} levels); flatten it")
     if not isinstance(flt, dict):
         fail(
             '--filter must be a JSON object such as \'{"file_name": "a.pdf"}\', '
@@ -87,22 +93,39 @@ def _source_label(meta: dict[str, Any]) -> str:
     return f"{label} / {section}" if section else label
 
 
+def _labels(docs: Sequence[Any]) -> list[str]:
+    """Source labels; files of the same name from different paths show their paths."""
+    paths: dict[Any, set[Any]] = {}
+    for doc in docs:
+        paths.setdefault(doc.metadata.get("file_name"), set()).add(doc.metadata.get("source"))
+    labels = []
+    for doc in docs:
+        meta = doc.metadata
+        if len(paths[meta.get("file_name")]) > 1 and meta.get("source"):
+            meta = {**meta, "file_name": str(meta["source"])}
+        labels.append(_source_label(meta))
+    return labels
+
+
 def _print_sources(docs: Sequence[Any], out: Any = None) -> None:
     out = out or sys.stdout
     print("\nSources:", file=out)
+    labels = _labels(docs)
     for i, doc in enumerate(docs, 1):
         info = doc.metadata.get("fusion") or {}
         parts = []
         for name, b in (info.get("retrievers") or {}).items():
             if b is None:
                 parts.append(f"{name} -")
+            elif b.get("raw") == 0 and not b.get("rank"):
+                parts.append(f"{name} no keyword match")
             else:
                 rank = f"#{b['rank']}" if b.get("rank") else "unranked"
                 raw = "-" if b.get("raw") is None else f"{b['raw']:.3f}"
                 parts.append(f"{name} {raw} ({rank})")
         score = f"score {info['score']:.3f}: " if "score" in info else ""
         text = " ".join(doc.page_content.split())
-        print(f"  [{i}] {_source_label(doc.metadata)}  ({score}{', '.join(parts)})", file=out)
+        print(f"  [{i}] {labels[i - 1]}  ({score}{', '.join(parts)})", file=out)
         print(f"      {text[:160]}{'…' if len(text) > 160 else ''}", file=out)
 
 
@@ -143,16 +166,20 @@ def cmd_index(args: argparse.Namespace) -> int:
     sources = {d.metadata.get("source") for d in chunks}
     stale, pruned = [], []
     stored = {}  # the chunks being indexed again, as the index holds them
+    others = []  # the chunks of files not indexed again now (a copy of one may be)
     for doc in index.documents(index.ids):
         source = doc.metadata.get("source")
         if doc.id is None:
             continue
+        if source not in sources:
+            others.append(doc)
         if doc.id in new_ids:
             stored[doc.id] = doc
         elif source in sources:  # a re-indexed file no longer has this chunk
             stale.append(doc.id)
         elif args.prune and _deleted_file(source):
             pruned.append(doc.id)
+    _warn_copies(chunks, others, out)
     # Chunks whose id, text and metadata are already in the index are not embedded again.
     changed = [d for d in chunks if not _same_chunk(stored.get(d.id), d)]
     before = len(index)
@@ -174,6 +201,26 @@ def cmd_index(args: argparse.Namespace) -> int:
         f"({before} -> {len(index)} chunks, {removed}) in {time.perf_counter() - t0:.1f} s"
     )
     return 0
+
+
+def _warn_copies(chunks: Sequence[Any], others: Sequence[Any], out: Path) -> None:
+    """Warn about files indexed again under another path (chunk ids depend on the path)."""
+    from langchain_fusion.ingest import find_copies
+
+    for source, copy_of in find_copies(chunks, others):
+        if _deleted_file(copy_of):
+            fix = f"it moved: run 'langchain-fusion index --prune --out {out}' to drop the old copy"
+        else:
+            fix = (
+                f"index one path only; to drop the other: HybridIndex.load({str(out)!r}) then "
+                f".delete(filter={{'source': {copy_of!r}}}) and .save({str(out)!r})"
+            )
+        warnings.warn(
+            f"{source} has the same content as {copy_of}, in the index too: its chunks are added "
+            f"again (chunk ids depend on the path) and search will show both copies; {fix}",
+            UserWarning,
+            stacklevel=2,
+        )
 
 
 def _deleted_file(source: Any) -> bool:
@@ -216,10 +263,26 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.explain:
         print(format_breakdown(docs, retriever.names, width=70))
         return 0
+    labels = _labels(docs)
     for i, d in enumerate(docs, 1):
         text = " ".join(d.page_content.split())
-        print(f"[{i}] {d.metadata['fusion']['score']:.3f}  {_source_label(d.metadata)}")
+        print(f"[{i}] {d.metadata['fusion']['score']:.3f}  {labels[i - 1]}")
         print(f"    {text[:200]}{'…' if len(text) > 200 else ''}")
+    return 0
+
+
+def cmd_sample_pdf(args: argparse.Namespace) -> int:
+    """Write the bundled sample manual as a PDF, to follow the documentation's examples."""
+    from langchain_fusion.ingest import write_sample_pdf
+
+    try:
+        path = write_sample_pdf(args.path)
+    except FileExistsError as exc:
+        fail(f"{exc}; from the shell: langchain-fusion sample-pdf OTHER.pdf")
+    print(
+        f"wrote {path}: the Lumen-7 sample manual, 7 pages; next: "
+        f"langchain-fusion index {path} --out my-index"
+    )
     return 0
 
 
@@ -235,7 +298,10 @@ def _chain(args: argparse.Namespace, index: Any, llm: Any) -> Any:
     from langchain_fusion.retriever import FusionRetriever
 
     retriever = FusionRetriever.from_index(index, **_retriever_options(args))
-    return build_qa_chain(retriever, llm=llm)
+    limit = getattr(args, "max_question_chars", None)
+    if limit is None:
+        return build_qa_chain(retriever, llm=llm)
+    return build_qa_chain(retriever, llm=llm, max_question_chars=limit)
 
 
 _OFFLINE_NOTICE = (
@@ -251,6 +317,12 @@ def _offline(chain: Any) -> bool:
 def _answer(chain: Any, question: str, stream: bool) -> None:
     from langchain_fusion.qa import NO_LLM_NOTICE
 
+    limit = getattr(chain, "max_question_chars", None)
+    if isinstance(limit, int) and len(question) > limit:
+        raise ValueError(
+            f"question is {len(question)} characters long; the limit is {limit}: shorten it, "
+            "or raise the limit with --max-question-chars N"
+        )
     if _offline(chain):  # extractive: instant, and its notice went to stderr once
         result = chain.invoke(question)
         print(result.answer.removeprefix(NO_LLM_NOTICE).lstrip("\n"))
@@ -302,10 +374,26 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _line_editing() -> bool:
+    """Give ``input()`` line editing and history (arrow keys) through ``readline`` if present.
+
+    Example:
+        >>> _line_editing() in (True, False)
+        True
+
+    """
+    try:
+        import readline  # noqa: F401  (importing it is what switches input() to it)
+    except ImportError:  # e.g. Windows without pyreadline3: plain input() still works
+        return False
+    return True
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     """Interactive questions; the index and model stay loaded between questions."""
     from langchain_fusion.qa import LLMError
 
+    _line_editing()
     llm = _chat_model(args)
     index = _open(args)
     chain = _chain(args, index, llm)
@@ -424,4 +512,19 @@ def add_commands(sub: Any) -> None:
             "(default: gpt-4o-mini when OPENAI_API_KEY is set, else offline extractive)",
         )
         p.add_argument("--no-stream", action="store_true", help="print the answer at the end")
+        p.add_argument(
+            "--max-question-chars",
+            dest="max_question_chars",
+            type=int_at_least(1),
+            metavar="N",
+            help="refuse longer questions (default 4000)",
+        )
         p.set_defaults(func=func)
+
+    p = sub.add_parser(
+        "sample-pdf",
+        help="write the sample manual as a PDF (manual.pdf) to try the examples on",
+        description=cmd_sample_pdf.__doc__,
+    )
+    p.add_argument("path", nargs="?", default="manual.pdf", help="where (default manual.pdf)")
+    p.set_defaults(func=cmd_sample_pdf)
