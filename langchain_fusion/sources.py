@@ -26,17 +26,18 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.vectorstores import VectorStore
+from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 from numpy.typing import NDArray
 
-if TYPE_CHECKING:
-    from langchain_fusion.bm25_retriever import BM25Retriever
-    from langchain_fusion.index import HybridIndex
+from langchain_fusion.bm25_retriever import BM25Retriever
+from langchain_fusion.feedback import rocchio
+from langchain_fusion.filters import filter_mask
+from langchain_fusion.index import HybridIndex
 
 __all__ = [
     "Candidates",
@@ -49,12 +50,32 @@ __all__ = [
     "RetrieverSource",
     "Source",
     "VectorStoreSource",
+    "accepts_call_option",
     "content_key",
     "to_source",
 ]
 
 Scorer = Callable[[Sequence[Document]], NDArray[np.float64]]
 """Scores documents for the query a search was made with; NaN where it cannot."""
+
+
+def accepts_call_option(retriever: object, name: str) -> bool:
+    """Whether ``retriever`` takes the keyword ``name`` per call (``retriever.invoke(q, k=3)``).
+
+    A retriever declares the keywords its ``invoke`` understands in a ``call_options`` class
+    attribute ([`FusionRetriever`][langchain_fusion.FusionRetriever] takes ``k`` and
+    ``filter``); wrappers (the agent tool, the QA chain, an outer ``FusionRetriever``) pass
+    ``k`` or ``filter`` only to retrievers that declare them.
+
+    Example:
+        >>> from langchain_fusion import BM25Retriever, FusionRetriever
+        >>> accepts_call_option(FusionRetriever, "k"), accepts_call_option(BM25Retriever, "k")
+        (True, False)
+
+    """
+    owner = retriever if isinstance(retriever, type) else type(retriever)
+    options: object = getattr(owner, "call_options", None)
+    return isinstance(options, frozenset) and name in options
 
 
 def content_key(text: str) -> str:
@@ -280,8 +301,6 @@ class HybridDenseSource(Source):
         first: Candidates | None = None,
     ) -> Candidates:
         """Search with the query vector moved towards the feedback documents (Rocchio)."""
-        from langchain_fusion.feedback import rocchio
-
         if first is not None and first.query_vector is not None:
             vector = first.query_vector
         else:
@@ -657,8 +676,6 @@ class CommunityBM25Source(Source):
     def search(self, query: str, k: int, *, filter: Any = None) -> Candidates:
         """Score all documents with rank-bm25 and keep the best ``k`` that match."""
         k = self.depth(k)
-        from langchain_fusion.filters import filter_mask
-
         docs: list[Document] = self.retriever.docs
         all_scores = np.asarray(
             self.retriever.vectorizer.get_scores(self.retriever.preprocess_func(query)),
@@ -808,11 +825,6 @@ def to_source(obj: Any) -> Source:
         'OwnBM25Source'
 
     """
-    from langchain_core.vectorstores import VectorStoreRetriever
-
-    from langchain_fusion.bm25_retriever import BM25Retriever
-    from langchain_fusion.index import HybridIndex
-
     if isinstance(obj, Source):
         return obj
     if isinstance(obj, VectorStoreRetriever) and obj.search_type == "similarity":
@@ -828,10 +840,8 @@ def to_source(obj: Any) -> Source:
     if isinstance(obj, VectorStore):
         return VectorStoreSource(obj)
     if isinstance(obj, BaseRetriever):
-        from langchain_fusion.retriever import FusionRetriever
-
         # a nested FusionRetriever takes filter= (and applies it before its own top-k cut)
-        return RetrieverSource(obj, supports_filter=isinstance(obj, FusionRetriever))
+        return RetrieverSource(obj, supports_filter=accepts_call_option(obj, "filter"))
     raise TypeError(
         "each retriever must be a LangChain VectorStore, a BaseRetriever or a "
         f"langchain_fusion.sources.Source, got {type(obj).__name__}"

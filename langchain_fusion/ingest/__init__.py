@@ -28,9 +28,9 @@ from langchain_fusion.ingest._load import (
     LoadResult,
     PathInput,
     SkippedFile,
-    _plural,
-    _skipped_tail,
     load_documents,
+    plural,
+    skipped_tail,
 )
 from langchain_fusion.ingest._sample import (
     SAMPLE_FILE_NAME,
@@ -40,13 +40,20 @@ from langchain_fusion.ingest._sample import (
     sample_questions,
     write_sample_pdf,
 )
-from langchain_fusion.ingest._split import LENGTH_UNITS, TOKEN_ENCODING, chunk_id, split_documents
+from langchain_fusion.ingest._split import (
+    LENGTH_UNITS,
+    SECTION_SEPARATOR,
+    TOKEN_ENCODING,
+    chunk_id,
+    split_documents,
+)
 
 __all__ = [
     "DEFAULT_MAX_PDF_PAGES",
     "LENGTH_UNITS",
     "SAMPLE_FILE_NAME",
     "SAMPLE_PDF_NAME",
+    "SECTION_SEPARATOR",
     "SUPPORTED_EXTENSIONS",
     "TOKEN_ENCODING",
     "IngestResult",
@@ -129,8 +136,8 @@ class IngestResult:
             '0 files, 0 chunks'
 
         """
-        head = f"{_plural(len(self.files), 'file')}, {_plural(len(self.chunks), 'chunk')}"
-        return head + _skipped_tail(self.skipped)
+        head = f"{plural(len(self.files), 'file')}, {plural(len(self.chunks), 'chunk')}"
+        return head + skipped_tail(self.skipped)
 
 
 def find_copies(

@@ -28,6 +28,8 @@ __all__ = [
     "PathInput",
     "SkippedFile",
     "load_documents",
+    "plural",
+    "skipped_tail",
 ]
 
 PathInput = Union[str, "os.PathLike[str]"]
@@ -138,15 +140,17 @@ class LoadResult:
             '0 files, 0 documents'
 
         """
-        head = f"{_plural(len(self.files), 'file')}, {_plural(len(self.documents), 'document')}"
-        return head + _skipped_tail(self.skipped)
+        head = f"{plural(len(self.files), 'file')}, {plural(len(self.documents), 'document')}"
+        return head + skipped_tail(self.skipped)
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
+    """Return ``"1 file"`` or ``"3 files"``."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _skipped_tail(skipped: Sequence[SkippedFile]) -> str:
+def skipped_tail(skipped: Sequence[SkippedFile]) -> str:
+    """Return ``"; skipped 2: a.bin (binary file), ..."`` for a summary line (``""`` if none)."""
     if not skipped:
         return ""
     shown = ", ".join(str(s) for s in skipped[:_MAX_SUMMARY_NAMES])
@@ -502,7 +506,7 @@ def _read_pdf_pages(path: Path, data: bytes, notes: list[str], budget: _Budget) 
         raise _SkipFileError("no text layer (image-only PDF?): run OCR first")
     if blank:
         notes.append(
-            f"{path.name}: {_plural(len(blank), 'page')} without text skipped "
+            f"{path.name}: {plural(len(blank), 'page')} without text skipped "
             f"(image-only? run OCR to include them): {_page_list(blank)}"
         )
     if failed:
@@ -703,8 +707,8 @@ def load_documents(
             msg = f"no files{pattern} found in {where} {given}"
         else:
             msg = (
-                f"nothing could be loaded from {given}: found {_plural(found, 'file')}"
-                f"{_skipped_tail(skipped)}"
+                f"nothing could be loaded from {given}: found {plural(found, 'file')}"
+                f"{skipped_tail(skipped)}"
             )
         raise ValueError(msg)
     return LoadResult(documents=documents, skipped=skipped, files=loaded, notes=notes)

@@ -139,7 +139,7 @@ def test_chat_input_has_line_editing_and_history() -> None:
     import pty
 
     script = (
-        "from langchain_fusion.cli import _line_editing\n"
+        "from langchain_fusion.cli.search import _line_editing\n"
         "assert _line_editing()\n"
         "print('got', repr(input('? ')), flush=True)\n"
         "print('got', repr(input('? ')), flush=True)\n"
@@ -181,7 +181,7 @@ def _talk(fd: int, keys: list[bytes]) -> str:
 
 def test_chat_runs_without_a_terminal() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", "from langchain_fusion.cli import _line_editing; _line_editing()"],
+        [sys.executable, "-c", "from langchain_fusion.cli.search import _line_editing; _line_editing()"],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
