@@ -37,6 +37,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -203,6 +204,49 @@ class Collection:
                     "dense_kind": None if self.dense is None else self.dense.active_kind,
                 },
             )
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Collection:
+        """Return an independent copy (new lock, copied documents; engines via ``memo``)."""
+        with self.lock.read():
+            new = Collection.__new__(Collection)
+            new.bm25 = copy.deepcopy(self.bm25, memo)
+            new.dense = copy.deepcopy(self.dense, memo)
+            new.dense_params = None if self.dense_params is None else dict(self.dense_params)
+            new.docs = self.docs.copy()
+            new.lock = ReadWriteLock()
+            new.identity = dict(self.identity)
+            new.generation = 0
+            new._mask_cache = {}
+            new._mask_cache_generation = -1
+            new._mask_cache_lock = threading.Lock()
+            return new
+
+    def adopt(
+        self,
+        bm25: BM25Index,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        metadatas: Sequence[Mapping[str, Any] | None],
+    ) -> None:
+        """Take an already built BM25 index of exactly these documents (slot i = document i).
+
+        Raises:
+            ValueError: The collection is not empty and keyword-only, or the index does not
+                hold exactly ``len(ids)`` live slots.
+
+        """
+        if not self.keyword_only or self.docs.n_slots:
+            raise ValueError("only an empty keyword-only collection can adopt an index")
+        if bm25.n_slots != len(ids) or bm25.n_live != len(ids):
+            raise ValueError(
+                f"index must hold exactly the documents, slot i = docs[i], without removed "
+                f"slots: got {len(ids)} documents and an index with n_live={bm25.n_live}, "
+                f"n_slots={bm25.n_slots}"
+            )
+        with self.lock.write():
+            self.docs.append(list(ids), list(texts), list(metadatas))
+            self.bm25 = bm25
+            self.generation += 1
 
     # ------------------------------------------------------------------ writes
 

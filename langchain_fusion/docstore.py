@@ -687,6 +687,30 @@ class DocStore:
         ids = self._ids.values()
         self._slot_map = {doc_id: s for s, doc_id in enumerate(ids)}
 
+    def copy(self) -> DocStore:
+        """Return an independent in-memory copy (same slots; metadata copied deeply).
+
+        Example:
+            >>> store = DocStore(); _ = store.append(["x"], ["t"], [{"tags": ["a"]}])
+            >>> clone = store.copy(); clone.remove([0])
+            >>> store.n_live, clone.n_live
+            (1, 0)
+
+        """
+        new = DocStore()
+        for name in ("_ids", "_texts", "_metas"):
+            column = _Column()
+            values = getattr(self, name).values()
+            if name == "_metas":
+                values = [copy_metadata(v) if v else None for v in values]
+            column.extend(values)
+            setattr(new, name, column)
+        new._live = self._live[: self._n].copy()
+        new._n = self._n
+        new._n_live = self._n_live
+        new._slot_map = None
+        return new
+
     # ------------------------------------------------------------------ persistence
 
     def _encode_metadata(self, slot: int, meta: Any) -> str:

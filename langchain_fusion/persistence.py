@@ -571,13 +571,14 @@ def read_manifest(
         file = directory / rel
         if not file.is_file():
             raise CorruptIndexError(
-                f"{rel} is missing from the index at {str(shown)!r} (the manifest lists it)"
+                f"{rel} is missing from the index at {str(shown)!r} ({MANIFEST_FILE} lists it)"
             )
         size = file.stat().st_size
         if size != recorded:
             raise CorruptIndexError(
                 f"{rel} in the index at {str(shown)!r} has {size} bytes, the manifest "
-                f"records {recorded}: the file is truncated or was modified"
+                f"records {recorded}: the file (or its entry in {MANIFEST_FILE}) is truncated or "
+                "was modified"
             )
         to_hash.append(rel)
     if verify == "full":
@@ -586,7 +587,8 @@ def read_manifest(
             if digests[rel] != files[rel].get(checksum.key):
                 raise CorruptIndexError(
                     f"{rel} in the index at {str(shown)!r} does not match its {checksum.label} "
-                    "checksum in the manifest: the file is corrupted or was modified"
+                    f"checksum in the manifest: the file (or its entry in {MANIFEST_FILE}) is "
+                    "corrupted or was modified"
                 )
     return manifest
 
