@@ -74,7 +74,7 @@ def test_every_truncated_file_is_detected_naming_the_file(tmp_path: Path) -> Non
 def test_a_missing_file_and_a_hybrid_index_are_refused(tmp_path: Path) -> None:
     _, path = _saved(tmp_path)
     (path / "bm25" / "doc_len.npy").unlink()
-    with pytest.raises(CorruptIndexError, match="bm25/doc_len.npy is missing"):
+    with pytest.raises(CorruptIndexError, match=r"bm25/doc_len\.npy is missing"):
         BM25Retriever.load(path)
     from langchain_core.embeddings import DeterministicFakeEmbedding
 

@@ -1,4 +1,4 @@
-"""The Collection core, the back-end seam, and the persistence attacks of issue 15 (items 1, 3, 5)."""
+"""The Collection core, the back-end seam, and the persistence attacks of issue 15 (1, 3, 5)."""
 
 from __future__ import annotations
 
@@ -138,8 +138,10 @@ def test_every_single_bit_flip_in_the_manifest_is_a_named_error(tmp_path: Path) 
         except (CorruptIndexError, ValueError) as exc:
             message = str(exc)
             assert "\n" not in message
-            assert "manifest.json" in message or "not a langchain-fusion index" in message or (
-                "embedding" in message
+            assert (
+                "manifest.json" in message
+                or "not a langchain-fusion index" in message
+                or ("embedding" in message)
             ), message
     (path / "manifest.json").write_bytes(original)
     _load(path)
@@ -151,7 +153,7 @@ def test_huge_number_in_the_manifest_is_corrupt_not_overflow(tmp_path: Path) -> 
     manifest = json.loads((path / "manifest.json").read_text())
     manifest["parameters"]["dense"]["hnsw_m"] = 1e400  # json: Infinity -> int() overflows
     (path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(CorruptIndexError, match="manifest.json"):
+    with pytest.raises(CorruptIndexError, match=r"manifest\.json"):
         _load(path)
 
 
@@ -159,7 +161,7 @@ def test_deeply_nested_manifest_is_corrupt_not_recursion(tmp_path: Path) -> None
     path = _saved(tmp_path)
     depth = 200_000
     (path / "manifest.json").write_text("[" * depth + "]" * depth)
-    with pytest.raises(CorruptIndexError, match="manifest.json"):
+    with pytest.raises(CorruptIndexError, match=r"manifest\.json"):
         _load(path)
 
 
