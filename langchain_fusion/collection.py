@@ -16,8 +16,9 @@ the LangChain faces: [`HybridIndex`][langchain_fusion.HybridIndex] (a ``VectorSt
 embeds, validates and builds ``Document`` objects) and
 [`BM25Retriever`][langchain_fusion.BM25Retriever] (a keyword-only collection). Persistence
 (the atomic, checksummed directory of [`langchain_fusion.persistence`][]) is here too:
-[`Collection.save`][] and [`Collection.load`][] write and read ``docstore/``, ``bm25/`` and
-``dense/`` under one manifest.
+[`Collection.save`][] writes ``docstore/``, ``bm25/`` and ``dense/`` under one manifest;
+[`Collection.from_snapshot`][] reads them back from a version opened by
+[`load_consistent`][langchain_fusion.persistence.load_consistent].
 
 Example:
     >>> import numpy as np
