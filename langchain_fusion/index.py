@@ -12,11 +12,7 @@ collection stores, searches and persists. The embedding checks live in
 
 from __future__ import annotations
 
-import functools
-import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,13 +20,12 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStore
-from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from numpy.typing import ArrayLike, NDArray
 
 from langchain_fusion.collection import Collection, check_k
 from langchain_fusion.dense.embeddings import default_embeddings
 from langchain_fusion.dense.index import DenseIndex
-from langchain_fusion.docstore import DocStore, check_metadata
+from langchain_fusion.docstore import DocStore
 from langchain_fusion.embedding_checks import (
     BUNDLED_MODEL,
     CHECK_ROWS,
@@ -41,14 +36,22 @@ from langchain_fusion.embedding_checks import (
     matching_embedding,
 )
 from langchain_fusion.filters import Filter
+from langchain_fusion.index_input import (
+    check_bool,
+    embed_in_batches,
+    prepare_add,
+    reject_kwargs,
+    store_batch,
+    unpack_documents,
+)
+from langchain_fusion.index_persistence import IndexPersistence
+from langchain_fusion.index_search import VectorStoreSearches
 from langchain_fusion.lexical.bm25 import BM25Index
 from langchain_fusion.lexical.tokenizer import Tokenizer
 from langchain_fusion.locking import ReadWriteLock
 from langchain_fusion.persistence import (
     CorruptIndexError,
     IndexSnapshot,
-    Verify,
-    load_consistent,
 )
 
 if TYPE_CHECKING:
@@ -67,22 +70,8 @@ _check_k = check_k
 # ------------------------------------------------------------------------------ validation
 
 
-def _check_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
-def _reject_kwargs(method: str, kwargs: Mapping[str, Any], allowed: str = "filter") -> None:
-    if kwargs:
-        raise TypeError(
-            f"HybridIndex.{method}() got unexpected keyword arguments {sorted(kwargs)!r}; "
-            f"it accepts {allowed}"
-        )
-
-
-# ------------------------------------------------------------------------------ the store
-
+_check_bool = check_bool
+_reject_kwargs = reject_kwargs
 
 _NO_PICKLE = (
     "a HybridIndex cannot be pickled or deep-copied (unpickling can run code, and the index may "
@@ -91,7 +80,7 @@ _NO_PICKLE = (
 )
 
 
-class HybridIndex(VectorStore):
+class HybridIndex(VectorStoreSearches, IndexPersistence, VectorStore):
     """A LangChain vector store that also keeps a BM25 index of the same documents.
 
     One object owns the documents (ids, texts, metadata), their vectors (a FAISS-backed
@@ -108,9 +97,11 @@ class HybridIndex(VectorStore):
     filtered search returns ``k`` results whenever ``k`` matching documents exist. Masks of dict
     filters are cached until the next write.
 
-    Scores: [`similarity_search_with_score`][] returns the cosine similarity (in [-1, 1],
-    higher is better); relevance scores (``similarity_search_with_relevance_scores``) map it
-    to [0, 1] as ``(1 + cosine) / 2``. [`keyword_search`][] returns BM25 scores.
+    Scores:
+    [`similarity_search_with_score`][langchain_fusion.HybridIndex.similarity_search_with_score]
+    returns the cosine similarity (in [-1, 1], higher is better); relevance scores
+    (``similarity_search_with_relevance_scores``) map it to [0, 1] as ``(1 + cosine) / 2``.
+    [`keyword_search`][langchain_fusion.HybridIndex.keyword_search] returns BM25 scores.
 
     Thread safety: any number of concurrent searches, and writes that wait for them. Documents
     are embedded *outside* the lock, so searches continue while a large batch is embedded; the
@@ -528,7 +519,9 @@ class HybridIndex(VectorStore):
         for start in range(0, len(batch[1]), size):
             chunk = batch[1][start : start + size]
             raw = await self._embedding.aembed_documents(chunk)
-            vectors = self._store_batch(vectors, raw, start, len(chunk), len(batch[1]))
+            vectors = store_batch(
+                vectors, self._validate_vectors, raw, start, len(chunk), len(batch[1])
+            )
         assert vectors is not None
 
         def commit() -> None:
@@ -555,18 +548,7 @@ class HybridIndex(VectorStore):
     def _unpack_documents(
         documents: Iterable[Document], kwargs: dict[str, Any]
     ) -> tuple[list[str], list[dict[str, Any]], Sequence[str | None]]:
-        if isinstance(documents, Document):
-            raise TypeError("documents must be a list of Document, got a single Document")
-        docs = list(documents)
-        for i, doc in enumerate(docs):
-            if not isinstance(doc, Document):
-                raise TypeError(
-                    f"documents[{i}] must be a langchain Document, got {type(doc).__name__}"
-                )
-        ids = kwargs.pop("ids", None)
-        if ids is None:
-            ids = [doc.id for doc in docs]
-        return [doc.page_content for doc in docs], [doc.metadata for doc in docs], ids
+        return unpack_documents(documents, kwargs)
 
     def _prepare(
         self,
@@ -577,55 +559,7 @@ class HybridIndex(VectorStore):
         upsert: bool,
     ) -> tuple[list[str], list[str], list[Mapping[str, Any] | None]]:
         """Validate an add's arguments; returns ``(ids, texts, metadatas)`` as lists."""
-        if isinstance(texts, str) or not isinstance(texts, Iterable):
-            raise TypeError(
-                f"texts must be an iterable of str, got {type(texts).__name__}"
-                + (" (wrap a single text in a list)" if isinstance(texts, str) else "")
-            )
-        upsert = _check_bool(upsert, "upsert")
-        text_list = list(texts)
-        n = len(text_list)
-        for i, text in enumerate(text_list):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__} {text!r}")
-        if metadatas is None:
-            meta_list: list[Mapping[str, Any] | None] = [None] * n
-        else:
-            meta_list = list(metadatas)
-            if len(meta_list) != n:
-                raise ValueError(
-                    f"metadatas has {len(meta_list)} entries but texts has {n}; give one "
-                    "metadata dict per text"
-                )
-            for i, meta in enumerate(meta_list):
-                if meta is not None and not isinstance(meta, Mapping):
-                    raise TypeError(
-                        f"metadatas[{i}] must be a dict or None, got {type(meta).__name__}"
-                    )
-                if meta:
-                    check_metadata(meta, f"metadatas[{i}]")
-        if ids is None:
-            id_list = [str(uuid.uuid4()) for _ in range(n)]
-        else:
-            if isinstance(ids, str):
-                raise TypeError("ids must be a list of str, got a single str")
-            raw_ids = list(ids)
-            if len(raw_ids) != n:
-                raise ValueError(
-                    f"ids has {len(raw_ids)} entries but texts has {n}; give one id per text"
-                )
-            id_list = []
-            for i, doc_id in enumerate(raw_ids):
-                if doc_id is not None and not isinstance(doc_id, str):
-                    raise TypeError(
-                        f"ids[{i}] must be a str or None, got {type(doc_id).__name__} {doc_id!r}"
-                    )
-                id_list.append(doc_id or str(uuid.uuid4()))
-            if len(set(id_list)) != n:
-                repeated = sorted(i for i, count in Counter(id_list).items() if count > 1)
-                raise ValueError(
-                    f"ids must be distinct within one call, got duplicates {repeated[:10]!r}"
-                )
+        id_list, text_list, meta_list = prepare_add(texts, metadatas, ids, upsert=upsert)
         if not upsert:
             with self._lock.read():
                 self._collection.check_new(id_list)
@@ -635,38 +569,14 @@ class HybridIndex(VectorStore):
         self, texts: list[str], batch_size: int | None, show_progress: bool
     ) -> NDArray[np.float32]:
         size = self.batch_size if batch_size is None else check_k(batch_size, "batch_size")
-        show_progress = _check_bool(show_progress, "show_progress")
-        starts = range(0, len(texts), size)
-        if show_progress and len(starts) > 1:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc="Embedding", unit="batch")
-        out: NDArray[np.float32] | None = None
-        for start in starts:
-            chunk = texts[start : start + size]
-            raw = self._embedding.embed_documents(chunk)
-            out = self._store_batch(out, raw, start, len(chunk), len(texts))
-        assert out is not None  # texts is never empty here
-        return out
-
-    def _store_batch(
-        self, out: NDArray[np.float32] | None, raw: Any, start: int, n: int, total: int
-    ) -> NDArray[np.float32]:
-        """Validate one embedded batch and copy it into ``out`` (allocated at the first batch).
-
-        Args:
-            out: The ``(total, dim)`` float32 result so far, or ``None`` before the first batch.
-            raw: What ``embed_documents`` returned for ``texts[start : start + n]``.
-            start: Offset of the batch in the texts.
-            n: Number of texts in the batch.
-            total: Number of texts in the whole call.
-
-        """
-        batch = self._validate_vectors(raw, n, start, None if out is None else out.shape[1])
-        if out is None:
-            out = np.empty((total, batch.shape[1]), dtype=np.float32)
-        out[start : start + n] = batch
-        return out
+        show_progress = check_bool(show_progress, "show_progress")
+        return embed_in_batches(
+            self._embedding.embed_documents,
+            texts,
+            size,
+            self._validate_vectors,
+            show_progress=show_progress,
+        )
 
     def _validate_vectors(
         self, raw: Any, n: int, offset: int, expected: int | None
@@ -963,188 +873,6 @@ class HybridIndex(VectorStore):
         with self._lock.read():
             return self._bm25.known_terms(query)
 
-    # ------------------------------------------------------------------ VectorStore searches
-
-    def similarity_search(
-        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
-    ) -> list[Document]:
-        """Return the ``k`` documents most similar to ``query`` (cosine similarity).
-
-        Example:
-            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
-            >>> index = HybridIndex.from_texts(["a", "b"], DeterministicFakeEmbedding(size=8),
-            ...                                metadatas=[{"n": 1}, {"n": 2}])
-            >>> [d.page_content for d in index.similarity_search("b", k=1)]
-            ['b']
-            >>> [d.page_content for d in index.similarity_search("b", k=1, filter={"n": 1})]
-            ['a']
-
-        """
-        _reject_kwargs("similarity_search", kwargs)
-        return [doc for doc, _ in self.similarity_search_with_score(query, k, filter=filter)]
-
-    def similarity_search_with_score(
-        self, query: str, k: int = 4, filter: Filter | None = None, **kwargs: Any
-    ) -> list[tuple[Document, float]]:
-        """Like [`similarity_search`][], with the cosine similarity (higher is better).
-
-        Example:
-            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
-            >>> index = HybridIndex.from_texts(["a", "b"], DeterministicFakeEmbedding(size=8))
-            >>> doc, score = index.similarity_search_with_score("a", k=1)[0]
-            >>> doc.page_content, round(score, 4)
-            ('a', 1.0)
-
-        """
-        _reject_kwargs("similarity_search_with_score", kwargs)
-        k = _check_k(k)
-        return self.similarity_search_with_score_by_vector(self.embed_query(query), k, filter)
-
-    def similarity_search_by_vector(
-        self, embedding: Sequence[float], k: int = 4, filter: Filter | None = None, **kwargs: Any
-    ) -> list[Document]:
-        """Return the ``k`` documents most similar to an embedding vector.
-
-        Example:
-            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
-            >>> emb = DeterministicFakeEmbedding(size=8)
-            >>> index = HybridIndex.from_texts(["a", "b"], emb)
-            >>> index.similarity_search_by_vector(emb.embed_query("b"), k=1)[0].page_content
-            'b'
-
-        """
-        _reject_kwargs("similarity_search_by_vector", kwargs)
-        return [d for d, _ in self.similarity_search_with_score_by_vector(embedding, k, filter)]
-
-    def similarity_search_with_score_by_vector(
-        self, embedding: ArrayLike, k: int = 4, filter: Filter | None = None
-    ) -> list[tuple[Document, float]]:
-        """Documents and cosine similarities for an embedding vector, best first.
-
-        Example:
-            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
-            >>> emb = DeterministicFakeEmbedding(size=8)
-            >>> index = HybridIndex.from_texts(["a", "b"], emb)
-            >>> len(index.similarity_search_with_score_by_vector(emb.embed_query("b"), k=5))
-            2
-
-        """
-        k = _check_k(k)
-        query = self._as_query(embedding)
-        with self._lock.read():
-            slots, scores = self._dense_top(query[None, :], k, filter)[0]
-            return [
-                (self._document(s), float(sc))
-                for s, sc in zip(slots.tolist(), scores.tolist(), strict=True)
-            ]
-
-    @staticmethod
-    def _cosine_to_relevance(similarity: float) -> float:
-        return (1.0 + similarity) / 2.0
-
-    def _select_relevance_score_fn(self) -> Callable[[float], float]:
-        """Relevance in [0, 1] from cosine similarity in [-1, 1]: ``(1 + cosine) / 2``.
-
-        LangChain's own ``_cosine_relevance_score_fn`` expects a *distance* (``1 - distance``);
-        this store returns similarities, which the affine map keeps in [0, 1] (a cosine of 0,
-        "unrelated", is 0.5).
-
-        Example:
-            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
-            >>> fn = HybridIndex(DeterministicFakeEmbedding(size=4))._select_relevance_score_fn()
-            >>> fn(1.0), fn(0.0), fn(-1.0)
-            (1.0, 0.5, 0.0)
-
-        """
-        return self._cosine_to_relevance
-
-    def max_marginal_relevance_search(
-        self,
-        query: str,
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: Filter | None = None,
-        **kwargs: Any,
-    ) -> list[Document]:
-        """Diverse results: maximal marginal relevance over the ``fetch_k`` nearest documents.
-
-        Args:
-            query: The query.
-            k: Number of documents to return.
-            fetch_k: Candidates fetched first (at least ``k`` are fetched).
-            lambda_mult: 1 = pure relevance, 0 = maximal diversity.
-            filter: Metadata filter, applied before fetching.
-            **kwargs: Not accepted.
-
-        Example:
-            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
-            >>> index = HybridIndex.from_texts(["a", "b", "c"], DeterministicFakeEmbedding(size=8))
-            >>> len(index.max_marginal_relevance_search("a", k=2, fetch_k=3))
-            2
-
-        """
-        _reject_kwargs("max_marginal_relevance_search", kwargs)
-        return self.max_marginal_relevance_search_by_vector(
-            self.embed_query(query), k, fetch_k, lambda_mult, filter=filter
-        )
-
-    def max_marginal_relevance_search_by_vector(
-        self,
-        embedding: ArrayLike,
-        k: int = 4,
-        fetch_k: int = 20,
-        lambda_mult: float = 0.5,
-        filter: Filter | None = None,
-        **kwargs: Any,
-    ) -> list[Document]:
-        """[`max_marginal_relevance_search`][] for an embedding vector (stored vectors used).
-
-        Example:
-            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
-            >>> emb = DeterministicFakeEmbedding(size=8)
-            >>> index = HybridIndex.from_texts(["a", "b"], emb)
-            >>> index.max_marginal_relevance_search_by_vector(emb.embed_query("a"), k=1)[0]
-            Document(id='...', metadata={}, page_content='a')
-
-        """
-        _reject_kwargs("max_marginal_relevance_search_by_vector", kwargs)
-        k = _check_k(k)
-        fetch_k = max(_check_k(fetch_k, "fetch_k"), k)
-        if isinstance(lambda_mult, bool) or not 0.0 <= float(lambda_mult) <= 1.0:
-            raise ValueError(f"lambda_mult must be in [0, 1], got {lambda_mult!r}")
-        query = self._as_query(embedding, "embedding")
-        with self._lock.read():
-            slots, _ = self._dense_top(query[None, :], fetch_k, filter)[0]
-            if not slots.size or self._dense is None:
-                return []
-            stored = self._dense.get_vectors(slots).astype(np.float64)
-            chosen = maximal_marginal_relevance(
-                query.astype(np.float64), stored.tolist(), lambda_mult=float(lambda_mult), k=k
-            )
-            return [self._document(int(slots[i])) for i in chosen]
-
-    def keyword_search(
-        self, query: str, k: int = 4, filter: Filter | None = None
-    ) -> list[tuple[Document, float]]:
-        """Return the ``k`` best documents by BM25 with their scores (score > 0 only).
-
-        Example:
-            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
-            >>> index = HybridIndex.from_texts(["red apples", "green pears"],
-            ...                                DeterministicFakeEmbedding(size=8))
-            >>> [(d.page_content, round(s, 3)) for d, s in index.keyword_search("pears")]
-            [('green pears', 0.277)]
-
-        """
-        k = _check_k(k)
-        with self._lock.read():
-            slots, scores = self._keyword_top(query, k, filter)
-            return [
-                (self._document(s), float(sc))
-                for s, sc in zip(slots.tolist(), scores.tolist(), strict=True)
-            ]
-
     # ------------------------------------------------------------------ construction
 
     @classmethod
@@ -1223,102 +951,6 @@ class HybridIndex(VectorStore):
         return self._collection.compact()
 
     # ------------------------------------------------------------------ persistence
-
-    def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
-        """Save the index into a directory, atomically and without pickle.
-
-        Layout: ``manifest.json`` (format, version, parameters, embedding identity, XXH3-128
-        checksum of every file), ``docstore/`` (JSON Lines), ``bm25/`` and ``dense/`` (``.npy``
-        arrays and FAISS's own index format). The new directory is written beside ``path`` and
-        swapped in only when complete (see [`langchain_fusion.persistence`][]), so a failure or
-        crash leaves the previous index at ``path`` loadable. Searches continue during the save;
-        writes wait.
-
-        Args:
-            path: The directory. An existing index there is replaced; an existing non-empty
-                directory that is not an index is refused.
-            overwrite: ``False`` refuses to replace anything.
-
-        Returns:
-            The absolute path written.
-
-        Raises:
-            ValueError: A metadata value that JSON cannot represent (the message names the
-                document id and key); nothing is written.
-            FileExistsError: ``path`` is a file or a foreign directory (or exists while
-                ``overwrite=False``).
-            OSError: The filesystem failed (read-only, disk full); the previous index is intact.
-
-        Example:
-            >>> import tempfile
-            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
-            >>> emb = DeterministicFakeEmbedding(size=8)
-            >>> index = HybridIndex.from_texts(["red apples", "green pears"], emb, ids=["1", "2"])
-            >>> with tempfile.TemporaryDirectory() as tmp:
-            ...     _ = index.save(f"{tmp}/index")
-            ...     loaded = HybridIndex.load(f"{tmp}/index", emb)
-            ...     loaded.search_keyword("pears", k=1)[0]
-            ['2']
-
-        """
-        overwrite = _check_bool(overwrite, "overwrite")
-        self._collection.identity = embedding_identity(self._embedding)
-        return self._collection.save(
-            path, overwrite=overwrite, extra=lambda: {"batch_size": self.batch_size}
-        )
-
-    @classmethod
-    def load(
-        cls,
-        path: str | Path,
-        embedding: Embeddings | None = None,
-        *,
-        mmap: bool = True,
-        verify: Verify = "full",
-    ) -> Self:
-        """Open an index saved by [`save`][].
-
-        Everything is checked before any data file is parsed: the format name and version, and
-        every file's size and checksum against the manifest (XXH3-128; SHA-256 for indexes saved
-        in format version 1). Nothing is unpickled or executed. If ``path`` is missing because a
-        save was interrupted between its two renames, the previous version is recovered (with a
-        warning).
-
-        Args:
-            path: The index directory.
-            embedding: The model the index was built with. ``None`` works for indexes built
-                with the default local model; otherwise pass the same model (its dimension and,
-                when both are known, model name are checked). The model is not called here.
-            mmap: Memory-map the large arrays and the document texts (opening is fast and
-                memory is shared with the page cache); ``False`` reads everything into memory.
-                Either way the loaded index accepts adds and deletes; files are never modified.
-            verify: ``"full"`` (default) checksums every byte (XXH3-128, files hashed in
-                parallel: the load of a 1M-chunk, 2.4 GB index takes 0.28 s on 2 cores with a
-                warm page cache); ``"size"`` only checks file sizes (0.11 s for the same
-                index), for large indexes on trusted storage.
-
-        Raises:
-            FileNotFoundError: No index at ``path``.
-            ValueError: Not a langchain-fusion index, an unsupported format version, or an
-                embedding that does not match the saved one.
-            CorruptIndexError: A truncated, modified or missing file (named in the message).
-
-        Example:
-            >>> import tempfile
-            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
-            >>> index = HybridIndex.from_texts(["x"], DeterministicFakeEmbedding(size=8))
-            >>> with tempfile.TemporaryDirectory() as tmp:
-            ...     _ = index.save(tmp)
-            ...     HybridIndex.load(tmp, DeterministicFakeEmbedding(size=4))
-            Traceback (most recent call last):
-            ...
-            ValueError: embedding dimension mismatch: the index holds 8-dimensional vectors from DeterministicFakeEmbedding, but the embedding passed (DeterministicFakeEmbedding) produces 4-dimensional vectors
-
-        """  # noqa: E501
-        mmap = _check_bool(mmap, "mmap")
-
-        build = functools.partial(cls._from_snapshot, embedding=embedding, mmap=mmap)
-        return load_consistent(path, build, verify=verify)
 
     @classmethod
     def _from_snapshot(
