@@ -27,7 +27,6 @@ from langchain_fusion.dense.embeddings import default_embeddings
 from langchain_fusion.dense.index import DenseIndex
 from langchain_fusion.docstore import DocStore
 from langchain_fusion.embedding_checks import (
-    BUNDLED_MODEL,
     CHECK_ROWS,
     check_query_vector,
     check_vectors,
@@ -59,19 +58,10 @@ if TYPE_CHECKING:
 
 __all__ = ["HybridIndex"]
 
-_BUNDLED_MODEL = BUNDLED_MODEL
 _ADD_OPTIONS = ("upsert", "batch_size", "show_progress")
 # Pre-computed vectors are checked this many rows at a time (bounds the temporaries).
 _CHECK_ROWS = CHECK_ROWS
-_ReadWriteLock = ReadWriteLock  # moved to langchain_fusion.locking
-_check_k = check_k
-
-
-# ------------------------------------------------------------------------------ validation
-
-
-_check_bool = check_bool
-_reject_kwargs = reject_kwargs
+_ReadWriteLock = ReadWriteLock  # moved to langchain_fusion.locking (kept for old imports)
 
 _NO_PICKLE = (
     "a HybridIndex cannot be pickled or deep-copied (unpickling can run code, and the index may "
@@ -427,7 +417,7 @@ class HybridIndex(VectorStoreSearches, IndexPersistence, VectorStore):
             ValueError: ids already in the index: ['doc-1']; pass upsert=True to replace them
 
         """
-        _reject_kwargs("add_texts", kwargs, "metadatas, ids, upsert, batch_size, show_progress")
+        reject_kwargs("add_texts", kwargs, "metadatas, ids, upsert, batch_size, show_progress")
         batch = self._prepare(texts, metadatas, ids, upsert=upsert)
         if not batch[0]:
             return []
@@ -510,7 +500,7 @@ class HybridIndex(VectorStoreSearches, IndexPersistence, VectorStore):
             ['1']
 
         """
-        _reject_kwargs("aadd_texts", kwargs, "metadatas, ids, upsert, batch_size, show_progress")
+        reject_kwargs("aadd_texts", kwargs, "metadatas, ids, upsert, batch_size, show_progress")
         batch = self._prepare(texts, metadatas, ids, upsert=upsert)
         if not batch[0]:
             return []
@@ -634,7 +624,7 @@ class HybridIndex(VectorStoreSearches, IndexPersistence, VectorStore):
             False
 
         """
-        _reject_kwargs("delete", kwargs, "ids and filter")
+        reject_kwargs("delete", kwargs, "ids and filter")
         if ids is None and filter is None:
             raise ValueError(
                 "delete() needs ids=[...] or filter=...; to delete every document pass filter={}"
@@ -731,7 +721,7 @@ class HybridIndex(VectorStoreSearches, IndexPersistence, VectorStore):
             ('2', 1.0)
 
         """
-        k = _check_k(k)
+        k = check_k(k)
         query = self._as_query(query_vector)
         with self._lock.read():
             slots, scores = self._dense_top(query[None, :], k, filter)[0]
@@ -750,7 +740,7 @@ class HybridIndex(VectorStoreSearches, IndexPersistence, VectorStore):
             ['2', '1']
 
         """
-        k = _check_k(k)
+        k = check_k(k)
         try:
             matrix = np.asarray(query_vectors, dtype=np.float32)
         except (TypeError, ValueError) as exc:
@@ -779,7 +769,7 @@ class HybridIndex(VectorStoreSearches, IndexPersistence, VectorStore):
             ['1']
 
         """
-        k = _check_k(k)
+        k = check_k(k)
         with self._lock.read():
             slots, scores = self._keyword_top(query, k, filter)
             return self._docs.ids_of(slots.tolist()), scores
@@ -959,6 +949,8 @@ class HybridIndex(VectorStoreSearches, IndexPersistence, VectorStore):
         params = snapshot.manifest["parameters"]
         saved = params.get("embedding")
         dense_params = params.get("dense")
+        if isinstance(params.get("retriever"), Mapping):
+            raise ValueError(f"{snapshot.display()} holds a BM25Retriever: BM25Retriever.load")
         if not isinstance(saved, Mapping) or not isinstance(dense_params, Mapping):
             raise CorruptIndexError(
                 f"{snapshot.display(snapshot.manifest_file)} is damaged: its parameters lack "

@@ -72,7 +72,8 @@ def test_every_truncated_file_is_detected_naming_the_file(tmp_path: Path) -> Non
 
 
 def test_a_missing_file_and_a_hybrid_index_are_refused(tmp_path: Path) -> None:
-    _, path = _saved(tmp_path)
+    r, path = _saved(tmp_path)
+    r.save(tmp_path / "bm25-ok")
     (path / "bm25" / "doc_len.npy").unlink()
     with pytest.raises(CorruptIndexError, match=r"bm25/doc_len\.npy is missing"):
         BM25Retriever.load(path)
@@ -81,6 +82,8 @@ def test_a_missing_file_and_a_hybrid_index_are_refused(tmp_path: Path) -> None:
     HybridIndex.from_texts(["x"], DeterministicFakeEmbedding(size=4)).save(tmp_path / "hybrid")
     with pytest.raises(ValueError, match="holds a HybridIndex, not a BM25Retriever"):
         BM25Retriever.load(tmp_path / "hybrid")
+    with pytest.raises(ValueError, match=r"holds a BM25Retriever: BM25Retriever\.load"):
+        HybridIndex.load(path.parent / "bm25-ok", DeterministicFakeEmbedding(size=4))
 
 
 def _keep_saving(path: str, ready: object) -> None:
