@@ -262,7 +262,9 @@ def _check_array(
     return out
 
 
-def matching_embedding(saved: Mapping[str, Any], embedding: Embeddings | None) -> Embeddings:
+def matching_embedding(
+    saved: Mapping[str, Any], embedding: Embeddings | None, *, stacklevel: int = 3
+) -> Embeddings:
     """Return the embedding for a loaded index, checked against the saved identity.
 
     Raises:
@@ -312,7 +314,7 @@ def matching_embedding(saved: Mapping[str, Any], embedding: Embeddings | None) -
             f"{describe(given)}; the model names cannot be compared, so make sure it is the "
             "same model: vectors of different models are not comparable",
             UserWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     return embedding
 

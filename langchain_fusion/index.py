@@ -956,7 +956,7 @@ class HybridIndex(VectorStoreSearches, IndexPersistence, VectorStore):
                 f"{snapshot.display(snapshot.manifest_file)} is damaged: its parameters lack "
                 "the embedding or dense settings"
             )
-        embedding = matching_embedding(saved, embedding)
+        embedding = matching_embedding(saved, embedding, stacklevel=5)  # the caller of load
         try:
             index = cls(
                 embedding,

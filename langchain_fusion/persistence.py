@@ -425,7 +425,7 @@ def atomic_save(
 # ---------------------------------------------------------------------------------- loading
 
 
-def resolve_index_dir(path: str | Path) -> Path:
+def resolve_index_dir(path: str | Path, *, stacklevel: int = 3) -> Path:
     """Return ``path``, recovering it first from an interrupted save if it is missing.
 
     If ``path`` does not exist but a complete ``<path>.old-*`` left by a save interrupted
@@ -462,7 +462,7 @@ def resolve_index_dir(path: str | Path) -> Path:
         f"the index at {str(target)!r} was missing after an interrupted save; recovered the "
         f"previous version from {best.name!r}",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
     return found
 
@@ -708,7 +708,7 @@ def load_consistent(
     """
     last: BaseException | None = None
     for attempt in range(_LOAD_ATTEMPTS):
-        directory = resolve_index_dir(path)
+        directory = resolve_index_dir(path, stacklevel=4)  # the caller of load
         try:
             fd, root = _directory_handle(directory)
         except FileNotFoundError as exc:  # swapped away between resolve and open
