@@ -122,6 +122,7 @@ def _load(path: Path) -> HybridIndex:
     return HybridIndex.load(path, DeterministicFakeEmbedding(size=DIM))
 
 
+@pytest.mark.filterwarnings("ignore:the index was built with:UserWarning")
 def test_every_single_bit_flip_in_the_manifest_is_a_named_error(tmp_path: Path) -> None:
     path = _saved(tmp_path)
     original = (path / "manifest.json").read_bytes()
@@ -173,6 +174,25 @@ def test_foreign_faiss_file_is_corrupt_naming_dense(tmp_path: Path) -> None:
     with pytest.raises(CorruptIndexError, match=r"dense/' in the index is damaged"):
         _load(path)
     assert (path / "dense" / "faiss.index").exists()
+
+
+@pytest.mark.parametrize("damage", ["deep", "format1"])
+def test_cli_prints_one_line_for_a_malformed_index(
+    tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from langchain_fusion.cli import main
+
+    path = _saved(tmp_path)
+    manifest = (path / "manifest.json").read_text()
+    if damage == "deep":
+        manifest = "[" * 200_000 + "]" * 200_000
+    else:
+        manifest = manifest.replace('"format_version": 3', '"format_version": 1')
+    (path / "manifest.json").write_text(manifest)
+    assert main(["search", str(path), "anything"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "manifest.json" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1
 
 
 def test_format_1_flip_names_the_manifest(tmp_path: Path) -> None:
