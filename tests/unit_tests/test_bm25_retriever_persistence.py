@@ -119,3 +119,35 @@ def test_killed_saves_leave_a_complete_version(tmp_path: Path) -> None:
             assert all(word in d.page_content for d in hits)
         assert len(loaded.invoke("alpha")) + len(loaded.invoke("beta")) == 3
         assert len(loaded) == 1000
+
+
+def test_a_save_of_an_earlier_release_still_loads(tmp_path: Path) -> None:
+    from langchain_fusion.lexical import BM25Index
+
+    index = BM25Index()
+    index.add(["old alpha", "gone", "old beta"])
+    index.remove([1])
+    index.save(tmp_path / "index")
+    records = [
+        {"id": "a", "page_content": "old alpha", "metadata": {"n": 1}},
+        {"id": "b", "page_content": "old beta", "metadata": {}},
+    ]
+    payload = {
+        "format": "langchain-fusion/bm25-retriever",
+        "version": 1,
+        "k": 2,
+        "filter": None,
+        "slots": [0, 2],
+        "documents": records,
+    }
+    (tmp_path / "documents.json").write_text(json.dumps(payload))
+    with pytest.warns(UserWarning, match="without checksums"):
+        loaded = BM25Retriever.load(tmp_path)
+    assert [d.id for d in loaded.invoke("old")] == ["a", "b"]
+    assert loaded.invoke("alpha", filter={"n": 1})[0].metadata == {"n": 1}
+    (tmp_path / "documents.json").write_text("{broken")
+    with (
+        pytest.warns(UserWarning, match="without checksums"),
+        pytest.raises(CorruptIndexError, match=r"documents\.json"),
+    ):
+        BM25Retriever.load(tmp_path)
