@@ -53,7 +53,7 @@ from langchain_fusion.backend import BackendStats, Hits, JointHits, KeywordQuery
 from langchain_fusion.dense.index import DenseIndex
 from langchain_fusion.docstore import DocStore
 from langchain_fusion.embedding_checks import check_query_vector, describe
-from langchain_fusion.filters import Filter, compile_filter
+from langchain_fusion.filters import Filter, check_filter, compile_filter
 from langchain_fusion.lexical.bm25 import BM25Index
 from langchain_fusion.lexical.tokenizer import Tokenizer
 from langchain_fusion.locking import ReadWriteLock
@@ -448,6 +448,7 @@ class Collection:
 
     def allowed_mask(self, filter: Filter) -> NDArray[np.bool_]:
         """Boolean mask over slots: live and matching ``filter`` (caller holds a lock)."""
+        check_filter(filter)  # depth first: the cache key's json.dumps recurses too
         key = _filter_key(filter)
         generation = self.generation
         if key is not None:
