@@ -181,7 +181,11 @@ def _talk(fd: int, keys: list[bytes]) -> str:
 
 def test_chat_runs_without_a_terminal() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", "from langchain_fusion.cli.search import _line_editing; _line_editing()"],
+        [
+            sys.executable,
+            "-c",
+            "from langchain_fusion.cli.search import _line_editing; _line_editing()",
+        ],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
