@@ -1,6 +1,9 @@
 """A fast, drop-in replacement for ``langchain_community``'s ``BM25Retriever``.
 
-Same constructors (``from_texts`` / ``from_documents``) and the same ``k`` field, but:
+Same constructors (``from_texts`` / ``from_documents``, ``bm25_params``), the same ``k`` and
+``docs`` fields, documents given without an id come back with ``id=None``, and a ``vectorizer``
+view answers what tests of the community retriever read (``doc_len``, ``epsilon``,
+``get_scores``). But:
 
 * better ranking: a real tokenizer (lowercase, stopwords, Snowball stemming) instead of
   ``str.split`` -- BEIR SciFact nDCG@10 0.69 instead of 0.52;
@@ -9,18 +12,22 @@ Same constructors (``from_texts`` / ``from_documents``) and the same ``k`` field
 * scores (:meth:`BM25Retriever.search_with_scores`), complete scoring of arbitrary documents for
   score fusion (:meth:`BM25Retriever.score_documents`), metadata filters, incremental
   :meth:`~BM25Retriever.add_documents` / :meth:`~BM25Retriever.delete` with exact statistics,
-  and pickle-free :meth:`~BM25Retriever.save` / :meth:`~BM25Retriever.load`.
+  and pickle-free, atomic, checksummed :meth:`~BM25Retriever.save` / :meth:`~BM25Retriever.load`.
+
+It is a thin LangChain face over a keyword-only
+[`Collection`][langchain_fusion.collection.Collection], the same core (documents, BM25 index,
+lock, filter masks, persistence) as [`HybridIndex`][langchain_fusion.HybridIndex].
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
-import threading
 import uuid
-from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Container, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,25 +43,36 @@ from langchain_core.runnables.config import run_in_executor
 from numpy.typing import NDArray
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
-from langchain_fusion.docstore import copy_metadata
-from langchain_fusion.filters import Filter, filter_mask
+from langchain_fusion.bm25_compat import BM25Vectorizer
+from langchain_fusion.collection import Collection
+from langchain_fusion.docstore import check_metadata, copy_metadata
+from langchain_fusion.filters import Filter
 from langchain_fusion.lexical import BM25Index, Tokenizer
+from langchain_fusion.locking import ReadWriteLock
+from langchain_fusion.persistence import (
+    MANIFEST_FILE,
+    CorruptIndexError,
+    IndexSnapshot,
+    Verify,
+    load_consistent,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["BM25Retriever"]
+__all__ = ["BM25Retriever", "BM25Vectorizer", "content_id"]
 
-_FORMAT = "langchain-fusion/bm25-retriever"
-_VERSION = 1
-_DOCS_FILE = "documents.json"
-_INDEX_DIR = "index"
-_MASK_CACHE_SIZE = 16
-_BM25_PARAM_KEYS = ("k1", "b", "method", "delta")
-# Set by this module's constructors around model construction: the documents are already copies
-# with ids, aligned with these index slots. (Pydantic drops validation context for models with a
+_LEGACY_FORMAT = "langchain-fusion/bm25-retriever"
+_LEGACY_DOCS_FILE = "documents.json"
+_LEGACY_INDEX_DIR = "index"
+_FACE = "BM25Retriever"
+_BM25_PARAM_KEYS = ("k1", "b", "method", "delta", "epsilon")
+_VARIANTS = {"okapi": "lucene", "plus": "bm25+", "l": "bm25l"}
+_DEFAULT_EPSILON = 0.25
+# Set by this module's constructors around model construction: the collection is built and the
+# documents are its presented copies. (Pydantic drops validation context for models with a
 # custom __init__, as LangChain's are, hence a context variable.)
-_PREPARED: ContextVar[NDArray[np.int64] | None] = ContextVar("bm25_prepared_slots", default=None)
+_PREPARED: ContextVar[_State | None] = ContextVar("bm25_prepared_state", default=None)
 
 
 def content_id(document: Document) -> str:
@@ -80,6 +98,12 @@ def _copy_document(document: Document, doc_id: str | None) -> Document:
     )
 
 
+def _is_derived(key: str, text: str, metadata: Mapping[str, Any]) -> bool:
+    """Whether ``key`` was made from the document's content (no id was given)."""
+    base = content_id(Document(page_content=text, metadata=dict(metadata)))
+    return key == base or key.startswith(base + "-")
+
+
 def _pickle_error() -> TypeError:
     return TypeError(
         "BM25Retriever cannot be pickled (loading a pickle can run arbitrary code): persist it "
@@ -90,59 +114,67 @@ def _pickle_error() -> TypeError:
 
 
 class _State:
-    """What :meth:`BM25Retriever.add_documents` / :meth:`~BM25Retriever.delete` change.
+    """What a retriever and its ``model_copy()`` views share: one collection and its views.
 
-    One object, shared by a retriever and its shallow copies (``model_copy()``, which LangChain
-    and this package use to change ``k`` per call): they all see the same documents, index slots
-    and caches, and ``lock`` serialises every read and write of them, through any copy.
-    ``copy.deepcopy`` gives an independent state (new lock, copied documents).
+    ``docs`` is the very list of the ``docs`` field (changed only in place, so every view sees
+    the same list): the live documents in slot order, with ``id=None`` for documents stored
+    under a content-derived key. ``derived`` memoizes which keys are content-derived;
+    ``contents`` maps a text to its first live slot (complete scoring of id-less documents).
+    ``copy.deepcopy`` gives an independent state (new collection, new lock).
     """
 
-    __slots__ = (
-        "content_to_pos",
-        "derived",
-        "docs",
-        "id_to_pos",
-        "lock",
-        "masks",
-        "positions",
-        "slots",
-    )
+    __slots__ = ("collection", "contents", "derived", "docs", "epsilon")
 
-    def __init__(self, docs: list[Document], slots: NDArray[np.int64], n_slots: int) -> None:
-        self.lock = threading.RLock()
-        self.docs = docs  # the very list of the ``docs`` field, only ever changed in place
-        self.slots = slots  # index slot of docs[i]
-        self.positions = np.zeros(0, dtype=np.int64)  # slot -> position in docs, -1 if none
-        self.id_to_pos: dict[str, int] = {}
-        self.content_to_pos: dict[str, int] | None = None
-        self.masks: OrderedDict[str, NDArray[np.bool_]] = OrderedDict()
-        self.derived: dict[str, bool] = {}  # id -> made from the content? (memo, see below)
-        self.reindex(n_slots)
+    def __init__(self, collection: Collection, epsilon: float = _DEFAULT_EPSILON) -> None:
+        self.collection = collection
+        self.epsilon = epsilon
+        self.derived: dict[str, bool] = {}
+        self.contents: tuple[int, dict[str, int]] | None = None
+        self.docs: list[Document] = []
 
-    def reindex(self, n_slots: int) -> None:
-        """Recompute ``positions`` and ``id_to_pos`` from ``docs`` and ``slots``."""
-        positions = np.full(n_slots, -1, dtype=np.int64)
-        positions[self.slots] = np.arange(len(self.slots), dtype=np.int64)
-        self.positions = positions
-        self.id_to_pos = {d.id: i for i, d in enumerate(self.docs) if d.id is not None}
+    @property
+    def lock(self) -> ReadWriteLock:
+        return self.collection.lock
 
-    def changed(self) -> None:
-        self.content_to_pos = None
-        self.masks.clear()
-        self.derived.clear()
+    def is_derived(self, slot: int) -> bool:
+        store = self.collection.docs
+        key = store.id(slot)
+        known = self.derived.get(key)
+        if known is None:
+            known = _is_derived(key, store.text(slot), store.metadata_view(slot))
+            self.derived[key] = known
+        return known
+
+    def present(self, slot: int) -> Document:
+        """Return a fresh document for a slot, ``id=None`` when content-derived (lock held)."""
+        doc = self.collection.document(slot)
+        if self.is_derived(slot):
+            doc.id = None
+        return doc
+
+    def rebuild(self) -> None:
+        """Refill ``docs`` in place from the collection (lock held)."""
+        live = np.flatnonzero(self.collection.docs.live_mask).tolist()
+        self.docs[:] = [self.present(s) for s in live]
+
+    def content_slots(self) -> dict[str, int]:
+        """Return text -> first live slot (rebuilt after a write; lock held)."""
+        collection = self.collection
+        cached = self.contents
+        if cached is None or cached[0] != collection.generation:
+            table: dict[str, int] = {}
+            store = collection.docs
+            for slot in np.flatnonzero(store.live_mask).tolist():
+                table.setdefault(store.text(slot), slot)
+            cached = (collection.generation, table)
+            self.contents = cached
+        return cached[1]
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _State:
-        with self.lock:
-            new = _State.__new__(_State)
-            new.lock = threading.RLock()
+        with self.lock.read():
+            new = _State(copy.deepcopy(self.collection, memo), self.epsilon)
+            new.derived = dict(self.derived)
             new.docs = copy.deepcopy(self.docs, memo)  # via memo: the copy's ``docs`` field
-            new.slots = self.slots.copy()
-            new.positions = self.positions.copy()
-            new.id_to_pos = dict(self.id_to_pos)
-            new.content_to_pos = None
-            new.masks = OrderedDict()
-            new.derived = {}
             return new
 
     def __getstate__(self) -> None:
@@ -153,11 +185,13 @@ class BM25Retriever(BaseRetriever):
     """BM25 keyword retriever over an in-memory :class:`~langchain_fusion.lexical.BM25Index`.
 
     Build it with :meth:`from_texts` / :meth:`from_documents` (or ``BM25Retriever(docs=[...])``
-    with default BM25 settings). Stored documents are copies; every document has an id (its own
-    ``Document.id``, else a stable hash of content and metadata); returned documents are fresh
-    copies, their metadata untouched. The copies are independent down to nested values: changing
-    ``doc.metadata["tags"]`` of a returned document, or of a document after passing it in, never
-    changes what the retriever stores or filters on.
+    with default BM25 settings). Stored documents are copies; a document given without an id is
+    stored under a stable hash of its content and metadata (returned by :meth:`add_documents`,
+    accepted by :meth:`delete`) and comes back with ``id=None``, as from ``langchain_community``
+    (fusion matches it with other retrievers' results by its text); returned documents are
+    fresh copies, their metadata untouched. The copies are independent down to nested values:
+    changing ``doc.metadata["tags"]`` of a returned document, or of a document after passing it
+    in, never changes what the retriever stores or filters on.
 
     Copies: ``model_copy()`` (used by LangChain and this package to change ``k`` or ``filter``
     per call) is cheap and shares the documents and the index with the original -- a view with
@@ -169,8 +203,9 @@ class BM25Retriever(BaseRetriever):
     Unknown constructor arguments (``k=`` misspelt ``kk=``...) raise an error naming the
     accepted ones.
 
-    A query without any indexed term returns no documents (``langchain_community``'s version
-    returns ``k`` arbitrary ones).
+    A query without any indexed term (only stopwords, or words no document contains) returns no
+    documents: a BM25 score of 0 is not a match. ``langchain_community``'s version returns ``k``
+    arbitrary documents then (every score is 0 and rank_bm25 keeps the first ones).
 
     Example:
         >>> retriever = BM25Retriever.from_texts(
@@ -190,8 +225,9 @@ class BM25Retriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     docs: list[Document] = Field(default_factory=list, repr=False)
-    """The live documents (copies, each with an id), in insertion order. Read-only: change them
-    with :meth:`add_documents` / :meth:`delete`, which keep the index in sync."""
+    """The live documents (copies; ``id=None`` for those given without one), in insertion order.
+    Read-only: change them with :meth:`add_documents` / :meth:`delete`, which keep the index in
+    sync."""
     k: int = Field(default=4, ge=1)
     """Number of documents to return."""
     filter: Any = None
@@ -216,23 +252,29 @@ class BM25Retriever(BaseRetriever):
     @model_validator(mode="after")
     def _build(self) -> BM25Retriever:
         prepared = _PREPARED.get()
-        if prepared is not None:  # from our own constructors: docs are copies with ids
-            self._state = _State(self.docs, prepared, self.bm25_index.n_slots)
+        if prepared is not None:  # from our own constructors: the collection is built
+            prepared.docs = self.docs  # the field's own list, kept in sync in place
+            self._state = prepared
             return self
         docs = list(self.docs)
-        ids = self._assign_ids(docs, None, taken=set())
-        self.docs = [_copy_document(d, i) for d, i in zip(docs, ids, strict=True)]
+        for i, doc in enumerate(docs):
+            if doc.metadata:
+                check_metadata(doc.metadata, f"docs[{i}].metadata")
+        keys, derived = _assign_ids(docs, None, taken=())
+        collection = Collection()
+        texts = [d.page_content for d in docs]
+        metas = [d.metadata for d in docs]
         if self.index is None:
-            self.index = BM25Index()
-            self.index.add([d.page_content for d in self.docs])
-        elif self.index.n_slots != len(self.docs) or self.index.n_live != len(self.docs):
-            raise ValueError(
-                f"index must hold exactly the documents, slot i = docs[i], without removed "
-                f"slots: got {len(self.docs)} documents and an index with n_live="
-                f"{self.index.n_live}, n_slots={self.index.n_slots}"
-            )
-        slots = np.arange(len(self.docs), dtype=np.int64)
-        self._state = _State(self.docs, slots, self.index.n_slots)
+            collection.add(keys, texts, metas, None)
+        else:
+            collection.adopt(self.index, keys, texts, metas)
+        state = _State(collection)
+        state.derived.update(zip(keys, derived, strict=True))
+        state.rebuild()
+        self.docs = state.docs
+        self.index = collection.bm25
+        state.docs = self.docs  # the field's own list (in case assignment copied it)
+        self._state = state
         return self
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -257,7 +299,7 @@ class BM25Retriever(BaseRetriever):
         return super().model_copy(update=update, deep=deep)
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
-        with self._state.lock:  # a consistent snapshot of documents and index
+        with self._state.lock.read():  # a consistent snapshot of documents and index
             return super().__deepcopy__(memo)
 
     def __getstate__(self) -> dict[Any, Any]:
@@ -278,6 +320,7 @@ class BM25Retriever(BaseRetriever):
         k1: float = 1.5,
         b: float = 0.75,
         method: str = "lucene",
+        bm25_variant: str | None = None,
         show_progress: bool = False,
         **kwargs: Any,
     ) -> BM25Retriever:
@@ -288,13 +331,20 @@ class BM25Retriever(BaseRetriever):
             metadatas: One metadata dict per text.
             ids: One id per text; default: a stable hash of content and metadata.
             bm25_params: For compatibility with ``langchain_community`` (also its position, the
-                fourth): ``k1``, ``b``, ``method``, ``delta``; they override the arguments below.
+                fourth): ``k1``, ``b``, ``method``, ``delta`` override the arguments below;
+                ``epsilon`` (``rank_bm25``'s floor for negative IDFs) is accepted and reported
+                by ``vectorizer.epsilon`` but changes nothing: this package's IDFs are never
+                negative (see [`BM25Vectorizer`][langchain_fusion.bm25_compat.BM25Vectorizer]).
             k: Number of documents to return.
             tokenizer: The tokenizer (default: lowercase, English stopwords, Snowball stemming).
             k1: BM25 term-frequency saturation.
             b: BM25 length normalization.
             method: BM25 variant (``"lucene"``, ``"robertson"``, ``"atire"``, ``"bm25l"``,
                 ``"bm25+"``).
+            bm25_variant: ``langchain_community``'s names: ``"okapi"`` (``lucene``: rank_bm25's
+                BM25Okapi differs only by an IDF that can go negative, which it floors with
+                ``epsilon``; Lucene's never does), ``"plus"`` (``bm25+``), ``"l"``
+                (``bm25l``); overrides ``method``.
             show_progress: Show a progress bar while indexing.
             **kwargs: Other fields: ``filter``, ``tags``, ``metadata``, ``name``.
 
@@ -323,7 +373,7 @@ class BM25Retriever(BaseRetriever):
             id_list,
             k=k,
             tokenizer=tokenizer,
-            params={"k1": k1, "b": b, "method": method},
+            params={"k1": k1, "b": b, "method": _method(method, bm25_variant)},
             show_progress=show_progress,
             bm25_params=bm25_params,
             fields=kwargs,
@@ -340,7 +390,8 @@ class BM25Retriever(BaseRetriever):
         allowed = [f for f in cls.model_fields if f not in ("docs", "index", "k")]
         unknown = sorted(str(key) for key in fields if key not in allowed)
         if unknown:
-            params = ["k", "tokenizer", "k1", "b", "method", "show_progress", "bm25_params"]
+            params = ["k", "tokenizer", "k1", "b", "method", "bm25_variant", "show_progress"]
+            params.append("bm25_params")
             raise TypeError(
                 f"{cls.__name__}.{constructor}() got unexpected keyword argument(s) {unknown}; "
                 f"accepted: {', '.join(params + allowed)}"
@@ -369,20 +420,33 @@ class BM25Retriever(BaseRetriever):
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] must be a str, got {type(text).__name__}")
+        for i, meta in enumerate(metas):
+            if meta:
+                check_metadata(meta, f"metadatas[{i}]")
+        epsilon = _DEFAULT_EPSILON
         if bm25_params:
             unknown = sorted(set(bm25_params) - set(_BM25_PARAM_KEYS))
             if unknown:
                 raise ValueError(
                     f"bm25_params has unsupported keys {unknown}; allowed: {list(_BM25_PARAM_KEYS)}"
                 )
+            bm25_params = dict(bm25_params)
+            epsilon = _check_epsilon(bm25_params.pop("epsilon", epsilon))
             params = {**params, **bm25_params}
-        index = BM25Index(tokenizer, **params)
+        collection = Collection(
+            tokenizer=tokenizer,
+            k1=params["k1"],
+            b=params["b"],
+            bm25_method=params["method"],
+            bm25_delta=params.get("delta", 0.5),
+        )
         docs = [Document(page_content=t, metadata=m) for t, m in zip(texts, metas, strict=True)]
-        final_ids = cls._assign_ids(docs, ids, taken=set())
-        for doc, doc_id in zip(docs, final_ids, strict=True):
-            doc.id = doc_id
-        slots = index.add(texts, show_progress=show_progress)
-        return cls._prepared(slots, docs=docs, index=index, k=k, **fields)
+        keys, derived = _assign_ids(docs, ids, taken=())
+        collection.add(keys, texts, metas, None, show_progress=show_progress)
+        state = _State(collection, epsilon)
+        state.derived.update(zip(keys, derived, strict=True))
+        state.rebuild()
+        return cls._prepared(state, k=k, **fields)
 
     @classmethod
     def from_documents(
@@ -394,6 +458,7 @@ class BM25Retriever(BaseRetriever):
         k1: float = 1.5,
         b: float = 0.75,
         method: str = "lucene",
+        bm25_variant: str | None = None,
         show_progress: bool = False,
         bm25_params: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -403,8 +468,8 @@ class BM25Retriever(BaseRetriever):
         Example:
             >>> docs = [Document("mitochondria make energy", id="m"), Document("ribosomes")]
             >>> r = BM25Retriever.from_documents(docs)
-            >>> r.invoke("energy")[0].id, len(r.docs[1].id)
-            ('m', 36)
+            >>> r.invoke("energy")[0].id, r.docs[1].id  # given without an id: None
+            ('m', None)
 
         """
         cls._check_fields("from_documents", kwargs)
@@ -418,41 +483,11 @@ class BM25Retriever(BaseRetriever):
             [d.id for d in docs],
             k=k,
             tokenizer=tokenizer,
-            params={"k1": k1, "b": b, "method": method},
+            params={"k1": k1, "b": b, "method": _method(method, bm25_variant)},
             show_progress=show_progress,
             bm25_params=bm25_params,
             fields=kwargs,
         )
-
-    @staticmethod
-    def _assign_ids(
-        docs: Sequence[Document], ids: Sequence[str | None] | None, *, taken: set[str]
-    ) -> list[str]:
-        """Explicit ids (must be unique), else content hashes made unique with a suffix."""
-        out: list[str] = []
-        seen: set[str] = set()
-        for i, doc in enumerate(docs):
-            explicit = ids[i] if ids is not None else doc.id
-            if explicit is not None:
-                explicit = str(explicit)
-                if explicit in seen:
-                    raise ValueError(f"ids must be unique, got {explicit!r} twice")
-                seen.add(explicit)
-                out.append(explicit)
-            else:
-                out.append("")
-        used = taken | seen
-        for i, doc in enumerate(docs):
-            if out[i]:
-                continue
-            base = content_id(doc)
-            candidate, n = base, 1
-            while candidate in used:
-                n += 1
-                candidate = f"{base}-{n}"
-            used.add(candidate)
-            out[i] = candidate
-        return out
 
     # ------------------------------------------------------------------ properties
 
@@ -464,56 +499,47 @@ class BM25Retriever(BaseRetriever):
     @property
     def bm25_index(self) -> BM25Index:
         """The BM25 index (never ``None`` after construction)."""
-        assert self.index is not None
-        return self.index
+        return self._state.collection.bm25
+
+    @property
+    def collection(self) -> Collection:
+        """The keyword-only [`Collection`][langchain_fusion.collection.Collection] behind it."""
+        return self._state.collection
+
+    @property
+    def vectorizer(self) -> BM25Vectorizer:
+        """A ``rank_bm25``-compatible view (``doc_len``, ``epsilon``...): see `BM25Vectorizer`.
+
+        Example:
+            >>> BM25Retriever.from_texts(["a b"], bm25_params={"epsilon": 10}).vectorizer.epsilon
+            10.0
+
+        """
+        state = self._state
+        return BM25Vectorizer(state.collection, state.docs, state.epsilon)
 
     def __len__(self) -> int:
         return len(self._state.docs)
 
     # ------------------------------------------------------------------ searching
 
-    def _mask(self, filter: Filter | None) -> NDArray[np.bool_] | None:
-        """Boolean mask over index slots for a filter, cached for dict filters (lock held)."""
-        if filter is None:
-            return None
-        state = self._state
-        key: str | None = None
-        if isinstance(filter, dict):
-            try:
-                key = json.dumps(filter, sort_keys=True)
-            except (TypeError, ValueError):
-                key = None
-        if key is not None and key in state.masks:
-            state.masks.move_to_end(key)
-            return state.masks[key]
-        matches = filter_mask([d.metadata for d in state.docs], filter)
-        mask = np.zeros(self.bm25_index.n_slots, dtype=np.bool_)
-        mask[state.slots[matches]] = True
-        if key is not None:
-            state.masks[key] = mask
-            if len(state.masks) > _MASK_CACHE_SIZE:
-                state.masks.popitem(last=False)
-        return mask
-
     def _derived_ids(self, docs: Sequence[Document]) -> list[bool]:
-        """Per document, whether this retriever made its id from its content (no id was given).
+        """Per document, whether its id was made from its content (fusion matches it by text).
 
-        Fusion matches such documents by text, as the community retriever's id-less ones. The
-        answers are memoized per id until the documents change, so a query pays the content
-        hash once per document, not once per search.
+        Returned documents carry ``id=None`` then, so this is ``True`` only for a document that
+        carries such a key explicitly (an id returned by `add_documents`).
         """
         state = self._state
-        with state.lock:
-            known = [state.derived.get(d.id) if d.id is not None else False for d in docs]
-        missing = [i for i, k in enumerate(known) if k is None]
-        for i in missing:
-            doc = docs[i]
-            base = content_id(doc)
-            known[i] = doc.id == base or str(doc.id).startswith(base + "-")
-        if missing:
-            with state.lock:
-                state.derived.update((str(docs[i].id), bool(known[i])) for i in missing)
-        return [bool(k) for k in known]
+        out = []
+        for doc in docs:
+            if doc.id is None:
+                out.append(False)
+                continue
+            known = state.derived.get(doc.id)
+            if known is None:
+                known = _is_derived(doc.id, doc.page_content, doc.metadata)
+            out.append(known)
+        return out
 
     def search_with_scores(
         self,
@@ -543,16 +569,14 @@ class BM25Retriever(BaseRetriever):
             raise TypeError(f"query must be a str, got {type(query).__name__}")
         k = self.k if k is None else k
         state = self._state
-        with state.lock:
-            mask = self._mask(self.filter if filter is None else filter)
-            slots, scores = self.bm25_index.search(query, k, mask=mask)
-            hits = [state.docs[p] for p in state.positions[slots].tolist()]
-        # Stored documents are never modified in place (an upsert stores a new one), so copying
-        # them needs no lock.
-        return [
-            (_copy_document(doc, doc.id or ""), float(s))
-            for doc, s in zip(hits, scores.tolist(), strict=True)
-        ]
+        with state.lock.read():
+            slots, scores = state.collection.keyword_top(
+                query, k, self.filter if filter is None else filter
+            )
+            return [
+                (state.present(s), float(sc))
+                for s, sc in zip(slots.tolist(), scores.tolist(), strict=True)
+            ]
 
     def _get_relevant_documents(
         self,
@@ -597,28 +621,21 @@ class BM25Retriever(BaseRetriever):
         """
         out = np.full(len(documents), np.nan, dtype=np.float64)
         state = self._state
-        with state.lock:
+        with state.lock.read():
+            store = state.collection.docs
+            by_id = store.slots_of([d.id if d.id is not None else "" for d in documents])
             found: list[int] = []
             slots: list[int] = []
             for i, doc in enumerate(documents):
-                pos = state.id_to_pos.get(doc.id) if doc.id is not None else None
-                if pos is None:
-                    pos = self._content_index().get(doc.page_content)
-                if pos is not None:
+                slot = int(by_id[i]) if doc.id is not None else -1
+                if slot < 0:
+                    slot = state.content_slots().get(doc.page_content, -1)
+                if slot >= 0:
                     found.append(i)
-                    slots.append(int(state.slots[pos]))
+                    slots.append(slot)
             if found:
-                out[found] = self.bm25_index.score(query, np.array(slots, dtype=np.int64))
+                out[found] = state.collection.bm25.score(query, np.array(slots, dtype=np.int64))
         return out
-
-    def _content_index(self) -> dict[str, int]:
-        state = self._state
-        if state.content_to_pos is None:
-            table: dict[str, int] = {}
-            for pos, doc in enumerate(state.docs):
-                table.setdefault(doc.page_content, pos)
-            state.content_to_pos = table
-        return state.content_to_pos
 
     # ------------------------------------------------------------------ updating
 
@@ -636,11 +653,16 @@ class BM25Retriever(BaseRetriever):
 
         Args:
             documents: The documents.
-            ids: Their ids (default: ``Document.id``, else a stable content hash).
+            ids: Their ids (default: ``Document.id``, else a stable content hash: the document
+                is stored and can be deleted under it, and comes back with ``id=None``).
             show_progress: Show a progress bar while indexing.
 
         Returns:
-            The ids of the added documents.
+            The ids (keys) of the added documents.
+
+        Raises:
+            ValueError: Metadata with a non-str key, a cycle or extreme nesting (the path of
+                the bad key is named), or ids of the wrong length or repeated.
 
         Example:
             >>> r = BM25Retriever.from_texts(["old text"], ids=["x"])
@@ -654,35 +676,32 @@ class BM25Retriever(BaseRetriever):
         for i, doc in enumerate(docs):
             if not isinstance(doc, Document):
                 raise TypeError(f"documents[{i}] must be a Document, got {type(doc).__name__}")
+            if doc.metadata:
+                check_metadata(doc.metadata, f"documents[{i}].metadata")
         if ids is not None and len(ids) != len(docs):
             raise ValueError(f"ids must have one id per document: got {len(ids)} for {len(docs)}")
         explicit = list(ids) if ids is not None else [d.id for d in docs]
         copies = [_copy_document(d, None) for d in docs]  # outside the lock
         state = self._state
-        with state.lock:
-            replaced = [str(i) for i in explicit if i is not None and str(i) in state.id_to_pos]
-            old_positions = [state.id_to_pos[i] for i in replaced]
-            taken = set(state.id_to_pos).difference(replaced)
-            new_ids = self._assign_ids(copies, explicit, taken=taken)
-            for doc, doc_id in zip(copies, new_ids, strict=True):
-                doc.id = doc_id
-            # Index first: if tokenizing fails, nothing has changed.
-            slots = self.bm25_index.add(
-                [d.page_content for d in copies], show_progress=show_progress
+        collection = state.collection
+        with collection.lock.write():
+            store = collection.docs
+            keys, derived = _assign_ids(copies, explicit, taken=store)
+            replaced = any(key in store for key in keys)
+            before = store.n_slots
+            collection.add(
+                keys,
+                [d.page_content for d in copies],
+                [d.metadata for d in copies],
+                None,
+                show_progress=show_progress,
             )
-            base = len(state.docs)
-            state.docs.extend(copies)
-            state.slots = np.concatenate([state.slots, slots])
-            if old_positions:
-                self._remove_positions(old_positions)
+            state.derived.update(zip(keys, derived, strict=True))
+            if replaced:
+                state.rebuild()
             else:
-                positions = np.full(self.bm25_index.n_slots, -1, dtype=np.int64)
-                positions[: len(state.positions)] = state.positions
-                positions[slots] = np.arange(base, base + len(copies), dtype=np.int64)
-                state.positions = positions
-                state.id_to_pos.update((doc_id, base + j) for j, doc_id in enumerate(new_ids))
-            state.changed()
-            return new_ids
+                state.docs.extend(state.present(s) for s in range(before, store.n_slots))
+            return keys
 
     def delete(self, ids: Sequence[str]) -> bool:
         """Delete documents by id; BM25 statistics update exactly.
@@ -706,44 +725,44 @@ class BM25Retriever(BaseRetriever):
         if isinstance(ids, str):
             raise TypeError("ids must be a list of str, got a single str")
         wanted = [str(i) for i in ids]
-        state = self._state
-        with state.lock:
-            positions = [state.id_to_pos[i] for i in wanted if i in state.id_to_pos]
-            if not positions:
+        collection = self._state.collection
+        with collection.lock.write():
+            if not collection.delete(wanted):
                 return False
-            self._remove_positions(positions)
-            state.changed()
+            bm25 = collection.bm25
+            if bm25.n_slots > 1024 and bm25.n_live < bm25.n_slots // 2:
+                collection.compact()
+            self._state.rebuild()
             return True
-
-    def _remove_positions(self, positions_list: list[int]) -> None:
-        state = self._state
-        positions = np.unique(np.array(positions_list, dtype=np.int64))
-        index = self.bm25_index
-        index.remove(state.slots[positions])
-        keep = np.ones(len(state.docs), dtype=np.bool_)
-        keep[positions] = False
-        # In place: ``state.docs`` is the ``docs`` field of this retriever and of its copies.
-        state.docs[:] = [d for d, kept in zip(state.docs, keep.tolist(), strict=True) if kept]
-        state.slots = state.slots[keep]
-        if index.n_slots > 1024 and index.n_live < index.n_slots // 2:
-            mapping = index.compact()
-            state.slots = mapping[state.slots]
-        state.reindex(index.n_slots)
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, path: str | Path) -> None:
-        """Save into a directory: the index (``index/``) and ``documents.json``. No pickle.
+    def save(self, path: str | Path, *, overwrite: bool = True) -> Path:
+        """Save atomically into a checksummed directory: the format of ``HybridIndex.save``.
+
+        ``manifest.json`` (format, version, parameters including ``k``, ``filter`` and
+        ``epsilon``, and the XXH3-128 checksum of every file), ``docstore/`` and ``bm25/``. The
+        new directory is written beside ``path`` and swapped in only when complete, so a
+        failure or a killed save leaves the previous version loadable; nothing is pickled.
+
+        Args:
+            path: The directory (an existing retriever or index there is replaced; a
+                non-empty directory that is neither is refused).
+            overwrite: ``False`` refuses to replace anything.
+
+        Returns:
+            The absolute path written.
 
         Raises:
             ValueError: The ``filter`` field is a callable (cannot be saved).
-            TypeError: A document's metadata is not JSON-serialisable.
+            TypeError: A document's metadata is not JSON-serialisable (nothing is written).
+            FileExistsError: ``path`` is a file or a foreign directory.
 
         Example:
             >>> import tempfile
             >>> r = BM25Retriever.from_texts(["hello world"], metadatas=[{"lang": "en"}], k=2)
             >>> with tempfile.TemporaryDirectory() as tmp:
-            ...     r.save(tmp)
+            ...     _ = r.save(tmp)
             ...     loaded = BM25Retriever.load(tmp)
             >>> loaded.k, loaded.invoke("hello")[0].metadata
             (2, {'lang': 'en'})
@@ -751,45 +770,44 @@ class BM25Retriever(BaseRetriever):
         """
         if self.filter is not None and not isinstance(self.filter, dict):
             raise ValueError("filter is a callable and cannot be saved; use a dict filter or None")
-        directory = Path(path)
-        state = self._state
-        with state.lock:
-            records = []
-            for doc in state.docs:
-                try:
-                    json.dumps(doc.metadata)
-                except (TypeError, ValueError) as exc:
-                    raise TypeError(
-                        f"metadata of document {doc.id!r} is not JSON-serialisable: {exc}"
-                    ) from None
-                records.append(
-                    {"id": doc.id, "page_content": doc.page_content, "metadata": doc.metadata}
-                )
-            payload = {
-                "format": _FORMAT,
-                "version": _VERSION,
-                "k": self.k,
-                "filter": self.filter,
-                "slots": state.slots.tolist(),
-                "documents": records,
-            }
-            directory.mkdir(parents=True, exist_ok=True)
-            self.bm25_index.save(directory / _INDEX_DIR)
-            tmp = directory / f".{_DOCS_FILE}.tmp"
-            tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
-            tmp.replace(directory / _DOCS_FILE)
+        try:
+            json.dumps(self.filter, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ValueError(f"the filter cannot be saved as JSON: {exc}") from None
+        settings = {
+            "face": _FACE,
+            "k": self.k,
+            "filter": self.filter,
+            "epsilon": self._state.epsilon,
+        }
+        try:
+            return self._state.collection.save(
+                path, overwrite=overwrite, extra=lambda: {"retriever": settings}
+            )
+        except ValueError as exc:
+            message = str(exc)
+            if "cannot be saved as JSON" not in message:
+                raise
+            raise TypeError(
+                message.replace("cannot be saved as JSON", "is not JSON-serialisable")
+            ) from None
 
     @classmethod
-    def load(cls, path: str | Path, *, mmap: bool = True) -> BM25Retriever:
-        """Load a retriever written by :meth:`save`.
+    def load(cls, path: str | Path, *, mmap: bool = True, verify: Verify = "full") -> BM25Retriever:
+        """Load a retriever written by :meth:`save`, checked against its manifest first.
+
+        A save from an earlier release (``documents.json`` and ``index/``, no checksums) is
+        still read, with a warning.
 
         Args:
             path: The directory.
-            mmap: Memory-map the index postings (see :meth:`BM25Index.load`).
+            mmap: Memory-map the arrays and texts (see ``HybridIndex.load``).
+            verify: ``"full"`` checksums every file, ``"size"`` checks sizes only.
 
         Raises:
             FileNotFoundError: Nothing saved there.
-            ValueError: Incompatible or inconsistent files.
+            CorruptIndexError: A truncated, modified or missing file (named in the message).
+            ValueError: Not a saved retriever.
 
         Example:
             >>> import tempfile
@@ -797,41 +815,129 @@ class BM25Retriever(BaseRetriever):
             >>> r.delete(["a"])
             True
             >>> with tempfile.TemporaryDirectory() as tmp:
-            ...     r.save(tmp)
+            ...     _ = r.save(tmp)
             ...     [d.id for d in BM25Retriever.load(tmp).invoke("beta")]
             ['b']
 
         """
         directory = Path(path)
-        docs_path = directory / _DOCS_FILE
-        if not docs_path.is_file():
-            raise FileNotFoundError(
-                f"no BM25Retriever in {str(directory)!r} (missing {_DOCS_FILE})"
-            )
-        payload = json.loads(docs_path.read_text(encoding="utf-8"))
-        if payload.get("format") != _FORMAT or payload.get("version") != _VERSION:
-            raise ValueError(f"{str(docs_path)!r} is not a {_FORMAT} version {_VERSION} file")
-        index = BM25Index.load(directory / _INDEX_DIR, mmap=mmap)
-        docs = [
-            Document(page_content=r["page_content"], metadata=r["metadata"], id=r["id"])
-            for r in payload["documents"]
-        ]
-        slots = np.asarray(payload["slots"], dtype=np.int64)
-        if len(slots) != len(docs) or index.n_live != len(docs):
-            raise ValueError(
-                f"inconsistent save in {str(directory)!r}: {len(docs)} documents, "
-                f"{len(slots)} slots, index with {index.n_live} live documents"
-            )
-        if len(slots) and not index.live_mask[slots].all():
-            raise ValueError(f"inconsistent save in {str(directory)!r}: a slot is not live")
-        return cls._prepared(
-            slots, docs=docs, index=index, k=payload["k"], filter=payload["filter"]
-        )
+        if (directory / _LEGACY_DOCS_FILE).is_file() and not (directory / MANIFEST_FILE).exists():
+            return cls._load_legacy(directory, mmap=mmap)
+        build = functools.partial(cls._from_snapshot, mmap=mmap)
+        return load_consistent(path, build, verify=verify)
 
     @classmethod
-    def _prepared(cls, slots: NDArray[np.int64], **fields: Any) -> BM25Retriever:
-        token = _PREPARED.set(slots)
+    def _from_snapshot(cls, snapshot: IndexSnapshot, *, mmap: bool) -> BM25Retriever:
+        params = snapshot.manifest["parameters"]
+        settings = params.get("retriever")
+        if not isinstance(settings, Mapping) or settings.get("face") != _FACE:
+            raise ValueError(
+                f"{snapshot.display()} holds a HybridIndex, not a BM25Retriever: open it with "
+                "HybridIndex.load(path, embedding)"
+            )
+        collection = Collection.from_snapshot(snapshot, mmap=mmap, dense_params=None)
         try:
-            return cls(**fields)
+            state = _State(collection, _check_epsilon(settings.get("epsilon", _DEFAULT_EPSILON)))
+            state.rebuild()
+            return cls._prepared(state, k=settings["k"], filter=settings["filter"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptIndexError(
+                f"{snapshot.display(snapshot.manifest_file)} is damaged: the retriever settings "
+                f"are invalid ({exc!r:.200})"
+            ) from exc
+
+    @classmethod
+    def _load_legacy(cls, directory: Path, *, mmap: bool) -> BM25Retriever:
+        """Read the unchecked format of earlier releases (``documents.json`` + ``index/``)."""
+        warnings.warn(
+            f"{str(directory)!r} was saved by an earlier release without checksums; save it "
+            "again to get the atomic, checksummed format",
+            UserWarning,
+            stacklevel=3,
+        )
+        docs_file = directory / _LEGACY_DOCS_FILE
+        try:
+            payload = json.loads(docs_file.read_text(encoding="utf-8"))
+            if payload.get("format") != _LEGACY_FORMAT or payload.get("version") != 1:
+                raise ValueError(f"not a {_LEGACY_FORMAT} version 1 file")
+            index = BM25Index.load(directory / _LEGACY_INDEX_DIR, mmap=mmap)
+            records = payload["documents"]
+            slots = np.asarray(payload["slots"], dtype=np.int64)
+            if len(slots) != len(records) or index.n_live != len(records):
+                raise ValueError("the documents and the index disagree")
+            if len(slots) and not index.live_mask[slots].all():
+                raise ValueError("a slot is not live")
+            records = [records[i] for i in np.argsort(slots).tolist()]
+            if index.n_slots != index.n_live:
+                index.compact()
+            collection = Collection()
+            collection.adopt(
+                index,
+                [r["id"] for r in records],
+                [r["page_content"] for r in records],
+                [r["metadata"] for r in records],
+            )
+            state = _State(collection)
+            state.rebuild()
+            return cls._prepared(state, k=payload["k"], filter=payload["filter"])
+        except (KeyError, TypeError, ValueError, OSError, RecursionError, EOFError) as exc:
+            raise CorruptIndexError(
+                f"{str(docs_file)!r} (an earlier BM25Retriever save) cannot be read: {exc}"
+            ) from exc
+
+    @classmethod
+    def _prepared(cls, state: _State, **fields: Any) -> BM25Retriever:
+        token = _PREPARED.set(state)
+        try:
+            return cls(docs=state.docs, index=state.collection.bm25, **fields)
         finally:
             _PREPARED.reset(token)
+
+
+def _method(method: str, variant: str | None) -> str:
+    if variant is None:
+        return method
+    if variant not in _VARIANTS:
+        raise ValueError(f"bm25_variant must be one of {sorted(_VARIANTS)}, got {variant!r}")
+    return _VARIANTS[variant]
+
+
+def _check_epsilon(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+        raise ValueError(f"bm25_params epsilon must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _assign_ids(
+    docs: Sequence[Document], ids: Sequence[str | None] | None, *, taken: Container[str]
+) -> tuple[list[str], list[bool]]:
+    """Explicit ids (must be unique), else content hashes made unique with a suffix.
+
+    Returns:
+        The keys and, per document, whether its key was derived from its content.
+
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    for i, doc in enumerate(docs):
+        explicit = ids[i] if ids is not None else doc.id
+        if explicit is not None:
+            explicit = str(explicit)
+            if explicit in seen:
+                raise ValueError(f"ids must be unique, got {explicit!r} twice")
+            seen.add(explicit)
+            out.append(explicit)
+        else:
+            out.append("")
+    derived = [not key for key in out]
+    for i, doc in enumerate(docs):
+        if out[i]:
+            continue
+        base = content_id(doc)
+        candidate, n = base, 1
+        while candidate in seen or candidate in taken:
+            n += 1
+            candidate = f"{base}-{n}"
+        seen.add(candidate)
+        out[i] = candidate
+    return out, derived

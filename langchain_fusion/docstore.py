@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["DocStore", "copy_metadata"]
+__all__ = ["MAX_METADATA_DEPTH", "DocStore", "check_metadata", "copy_metadata"]
 
 _NEWLINE = 10
 _COLUMNS = ("ids", "texts", "metadata")
@@ -88,6 +88,74 @@ def copy_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
 
     """
     return {key: _copy_value(value) for key, value in metadata.items()}
+
+
+MAX_METADATA_DEPTH = 64
+"""Deepest nesting of dicts and lists accepted in metadata."""
+
+
+def check_metadata(metadata: Mapping[str, Any], where: str = "metadata") -> None:
+    """Refuse metadata a store cannot keep faithfully, naming the path of the bad key.
+
+    A key that is not a ``str`` (JSON would save ``{1: "x"}`` as ``{"1": "x"}``, so the loaded
+    index would differ), a dict or list that contains itself (it cannot be saved at all), and
+    nesting deeper than [`MAX_METADATA_DEPTH`][] are refused when documents are added, with a
+    one-line ``ValueError``.
+
+    Args:
+        metadata: The metadata of one document.
+        where: How the message names it (``"metadatas[3]"``).
+
+    Raises:
+        ValueError: The first problem found, with its path (``metadatas[3]['a'][0]``).
+
+    Example:
+        >>> check_metadata({"page": 1, "tags": ["a"]})
+        >>> check_metadata({"pages": {1: "intro"}}, "metadatas[0]")
+        Traceback (most recent call last):
+        ...
+        ValueError: metadatas[0]['pages'] has a key of type int (1); metadata keys must be str: use str(key)
+        >>> loop = {"a": 1}; loop["self"] = loop
+        >>> check_metadata(loop)
+        Traceback (most recent call last):
+        ...
+        ValueError: metadata['self'] refers back to a dict that contains it (self-referencing metadata cannot be saved); store a copy without the cycle
+
+    """  # noqa: E501
+    _check_value(metadata, where, 0, set())
+
+
+def _check_value(value: Any, path: str, depth: int, active: set[int]) -> None:
+    kind = type(value)
+    if kind in _IMMUTABLE_TYPES:
+        return
+    if isinstance(value, Mapping):
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return
+    if id(value) in active:
+        container = "dict" if isinstance(value, Mapping) else "list"
+        raise ValueError(
+            f"{path} refers back to a {container} that contains it (self-referencing metadata "
+            "cannot be saved); store a copy without the cycle"
+        )
+    if depth >= MAX_METADATA_DEPTH:
+        raise ValueError(
+            f"{path} is nested more than {MAX_METADATA_DEPTH} levels deep; flatten the metadata"
+        )
+    active.add(id(value))
+    is_map = isinstance(value, Mapping)
+    for key, item in items:
+        if is_map and not isinstance(key, str):
+            raise ValueError(
+                f"{path} has a key of type {type(key).__name__} ({key!r:.40}); metadata keys "
+                "must be str: use str(key)"
+            )
+        if type(item) not in _IMMUTABLE_TYPES:
+            _check_value(item, f"{path}[{key!r:.40}]", depth + 1, active)
+    active.discard(id(value))
 
 
 def _open_blob(path: Path, *, use_mmap: bool) -> bytes | mmap.mmap:
@@ -618,6 +686,30 @@ class DocStore:
         self._live = np.ones(self._n, dtype=np.bool_)
         ids = self._ids.values()
         self._slot_map = {doc_id: s for s, doc_id in enumerate(ids)}
+
+    def copy(self) -> DocStore:
+        """Return an independent in-memory copy (same slots; metadata copied deeply).
+
+        Example:
+            >>> store = DocStore(); _ = store.append(["x"], ["t"], [{"tags": ["a"]}])
+            >>> clone = store.copy(); clone.remove([0])
+            >>> store.n_live, clone.n_live
+            (1, 0)
+
+        """
+        new = DocStore()
+        for name in ("_ids", "_texts", "_metas"):
+            column = _Column()
+            values = getattr(self, name).values()
+            if name == "_metas":
+                values = [copy_metadata(v) if v else None for v in values]
+            column.extend(values)
+            setattr(new, name, column)
+        new._live = self._live[: self._n].copy()
+        new._n = self._n
+        new._n_live = self._n_live
+        new._slot_map = None
+        return new
 
     # ------------------------------------------------------------------ persistence
 

@@ -48,11 +48,13 @@ import secrets
 import shutil
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 import xxhash
 
@@ -66,6 +68,8 @@ __all__ = [
     "atomic_save",
     "file_sha256",
     "file_xxh3_128",
+    "IndexSnapshot",
+    "load_consistent",
     "read_manifest",
     "resolve_index_dir",
 ]
@@ -87,6 +91,11 @@ Verify = Literal["full", "size"]
 _HASH_BLOCK = 8 << 20  # 8 MiB
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
+
+_LOAD_ATTEMPTS = 50
+_MAX_MANIFEST_BYTES = 256 << 20  # a manifest is a few KB per thousand files
+
+T = TypeVar("T")
 
 _path_locks: dict[str, threading.Lock] = {}
 _path_locks_guard = threading.Lock()
@@ -290,7 +299,7 @@ def _package_version() -> str:
 def _is_index_dir(path: Path) -> bool:
     try:
         manifest = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(manifest, dict) and manifest.get("format") == FORMAT_NAME
 
@@ -416,7 +425,7 @@ def atomic_save(
 # ---------------------------------------------------------------------------------- loading
 
 
-def resolve_index_dir(path: str | Path) -> Path:
+def resolve_index_dir(path: str | Path, *, stacklevel: int = 3) -> Path:
     """Return ``path``, recovering it first from an interrupted save if it is missing.
 
     If ``path`` does not exist but a complete ``<path>.old-*`` left by a save interrupted
@@ -453,7 +462,7 @@ def resolve_index_dir(path: str | Path) -> Path:
         f"the index at {str(target)!r} was missing after an interrupted save; recovered the "
         f"previous version from {best.name!r}",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
     return found
 
@@ -462,7 +471,9 @@ def _not_an_index(directory: Path, why: str) -> ValueError:
     return ValueError(f"not a langchain-fusion index: {str(directory)!r} {why}")
 
 
-def read_manifest(path: str | Path, *, verify: Verify = "full") -> dict[str, Any]:
+def read_manifest(
+    path: str | Path, *, verify: Verify = "full", display: str | Path | None = None
+) -> dict[str, Any]:
     """Read and check an index directory's manifest and files, before any data file is parsed.
 
     Args:
@@ -472,6 +483,8 @@ def read_manifest(path: str | Path, *, verify: Verify = "full") -> dict[str, Any
             ``"size"`` checks only that every file exists with the recorded size (catches
             truncation and partial copies, not in-place edits), which skips reading the data
             and suits large, trusted indexes.
+        display: The directory named in messages (default ``path``; [`load_consistent`][]
+            reads through a handle on the directory and names the user's path).
 
     Returns:
         The manifest (``format``, ``format_version``, ``package_version``, ``created``,
@@ -480,8 +493,8 @@ def read_manifest(path: str | Path, *, verify: Verify = "full") -> dict[str, Any
     Raises:
         FileNotFoundError: ``path`` does not exist.
         ValueError: Not a langchain-fusion index, or a format version this package cannot read.
-        CorruptIndexError: A file is missing, or its size or checksum differs from the manifest
-            (the message names the file).
+        CorruptIndexError: The manifest is damaged, or a file is missing, or its size or
+            checksum differs from the manifest (the message names the file).
 
     Example:
         >>> import tempfile
@@ -495,21 +508,20 @@ def read_manifest(path: str | Path, *, verify: Verify = "full") -> dict[str, Any
     if verify not in ("full", "size"):
         raise ValueError(f"verify must be 'full' or 'size', got {verify!r}")
     directory = Path(path)
+    shown = Path(display) if display is not None else directory
     if not directory.exists():
-        raise FileNotFoundError(f"no index at {str(directory)!r}: the directory does not exist")
+        raise FileNotFoundError(f"no index at {str(shown)!r}: the directory does not exist")
     if not directory.is_dir():
-        raise _not_an_index(directory, "is not a directory")
+        raise _not_an_index(shown, "is not a directory")
     manifest_path = directory / MANIFEST_FILE
+    manifest_name = str(shown / MANIFEST_FILE)
     if not manifest_path.is_file():
-        raise _not_an_index(directory, f"has no {MANIFEST_FILE}")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _not_an_index(directory, f"has a {MANIFEST_FILE} that is not valid JSON") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise _not_an_index(shown, f"has no {MANIFEST_FILE}")
+    manifest = _parse_manifest(manifest_path, shown)
+    if manifest.get("format") != FORMAT_NAME:
+        found = manifest.get("format")
         raise _not_an_index(
-            directory, f"has a {MANIFEST_FILE} with format {found!r}, expected {FORMAT_NAME!r}"
+            shown, f"has a {MANIFEST_FILE} with format {found!r}, expected {FORMAT_NAME!r}"
         )
     version = manifest.get("format_version")
     if version not in READABLE_FORMAT_VERSIONS or isinstance(version, bool):
@@ -521,31 +533,52 @@ def read_manifest(path: str | Path, *, verify: Verify = "full") -> dict[str, Any
         *rest, last = map(str, READABLE_FORMAT_VERSIONS)
         readable = f"{', '.join(rest)} and {last}" if rest else last
         raise ValueError(
-            f"{str(directory)!r} is a langchain-fusion index in format version {version!r}, "
-            f"written by langchain-fusion {manifest.get('package_version', 'unknown')}; this "
-            f"version ({_package_version()}) reads format versions {readable}{hint}"
+            f"{manifest_name!r} is a langchain-fusion index manifest in format version "
+            f"{version!r}, written by langchain-fusion "
+            f"{str(manifest.get('package_version', 'unknown'))[:40]}; this version "
+            f"({_package_version()}) reads format versions {readable}{hint}"
         )
     checksum = _CHECKSUM_OF_VERSION[version]
     files = manifest.get("files")
     if not isinstance(files, dict) or not isinstance(manifest.get("parameters"), dict):
         raise CorruptIndexError(
-            f"{str(manifest_path)!r} is damaged: it lacks the 'files' or 'parameters' table"
+            f"{manifest_name!r} is damaged: it lacks the 'files' or 'parameters' table"
         )
     to_hash = []
     for rel, entry in files.items():
         pure = Path(rel)
-        if pure.is_absolute() or ".." in pure.parts or not isinstance(entry, dict):
-            raise CorruptIndexError(f"{str(manifest_path)!r} is damaged: bad entry {rel!r}")
+        if (
+            not rel
+            or pure.is_absolute()
+            or ".." in pure.parts
+            or rel == MANIFEST_FILE
+            or not isinstance(entry, dict)
+        ):
+            raise CorruptIndexError(f"{manifest_name!r} is damaged: bad entry {rel!r:.80}")
+        recorded = entry.get("size")
+        digest = entry.get(checksum.key)
+        if isinstance(recorded, bool) or not isinstance(recorded, int) or recorded < 0:
+            raise CorruptIndexError(
+                f"{manifest_name!r} is damaged: the size of {rel!r:.80} is {recorded!r:.40}"
+            )
+        if not isinstance(digest, str):
+            other = [c.label for c in _CHECKSUM_OF_VERSION.values() if c.key in entry]
+            raise CorruptIndexError(
+                f"{manifest_name!r} is damaged: it records format version {version} "
+                f"({checksum.label} checksums) but {rel!r:.80} has "
+                + (f"a {other[0]} checksum" if other else "no checksum")
+            )
         file = directory / rel
         if not file.is_file():
             raise CorruptIndexError(
-                f"{rel} is missing from the index at {str(directory)!r} (the manifest lists it)"
+                f"{rel} is missing from the index at {str(shown)!r} ({MANIFEST_FILE} lists it)"
             )
         size = file.stat().st_size
-        if size != entry.get("size"):
+        if size != recorded:
             raise CorruptIndexError(
-                f"{rel} in the index at {str(directory)!r} has {size} bytes, the manifest "
-                f"records {entry.get('size')}: the file is truncated or was modified"
+                f"{rel} in the index at {str(shown)!r} has {size} bytes, the manifest "
+                f"records {recorded}: the file (or its entry in {MANIFEST_FILE}) is truncated or "
+                "was modified"
             )
         to_hash.append(rel)
     if verify == "full":
@@ -553,7 +586,148 @@ def read_manifest(path: str | Path, *, verify: Verify = "full") -> dict[str, Any
         for rel in to_hash:
             if digests[rel] != files[rel].get(checksum.key):
                 raise CorruptIndexError(
-                    f"{rel} in the index at {str(directory)!r} does not match its {checksum.label} "
-                    "checksum in the manifest: the file is corrupted or was modified"
+                    f"{rel} in the index at {str(shown)!r} does not match its {checksum.label} "
+                    f"checksum in the manifest: the file (or its entry in {MANIFEST_FILE}) is "
+                    "corrupted or was modified"
                 )
     return manifest
+
+
+def _parse_manifest(manifest_path: Path, shown: Path) -> dict[str, Any]:
+    """Parse ``manifest.json``; anything malformed is a `CorruptIndexError` naming it."""
+    name = str(shown / MANIFEST_FILE)
+    with open(manifest_path, "rb") as f:
+        raw = f.read(_MAX_MANIFEST_BYTES + 1)
+    if len(raw) > _MAX_MANIFEST_BYTES:
+        raise CorruptIndexError(f"{name!r} is damaged: larger than {_MAX_MANIFEST_BYTES} bytes")
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptIndexError(
+            f"not a langchain-fusion index: {str(shown)!r} has a {MANIFEST_FILE} that is not "
+            f"valid JSON ({name} is damaged: {exc})"
+        ) from exc
+    except (RecursionError, ValueError, OverflowError, MemoryError) as exc:
+        # nesting deeper than the interpreter's limit, integers too long to convert...
+        raise CorruptIndexError(
+            f"{name!r} is damaged: it cannot be parsed ({type(exc).__name__})"
+        ) from exc
+    if not isinstance(manifest, dict):
+        raise _not_an_index(
+            shown, f"has a {MANIFEST_FILE} that is a JSON {type(manifest).__name__}, not an object"
+        )
+    return manifest
+
+
+@dataclass
+class IndexSnapshot:
+    """One version of a saved index, opened for reading (see [`load_consistent`][]).
+
+    ``root`` reaches the files of the directory that was opened (on Linux a handle on that
+    directory, ``/proc/self/fd/N``, which keeps naming the same version even after a
+    concurrent save swaps a new one in at the path); ``path`` is the user's path, for
+    messages; ``manifest`` was verified against the files under ``root``.
+
+    Example:
+        >>> snap = IndexSnapshot(Path("/x"), Path("/x"), {})
+        >>> snap.display("dense/")
+        "'/x/dense/'"
+
+    """
+
+    root: Path
+    path: Path
+    manifest: dict[str, Any]
+    manifest_file: str = MANIFEST_FILE
+
+    def display(self, rel: str | None = None) -> str:
+        """Return the user's path (of the directory, or of ``rel`` inside it), quoted."""
+        return repr(str(self.path) if rel is None else f"{self.path}/{rel}")
+
+    def clean(self, message: str) -> str:
+        """Return ``message`` with the handle path replaced by the user's path."""
+        if self.root == self.path:
+            return message
+        return message.replace(str(self.root), str(self.path))
+
+
+def _directory_handle(directory: Path) -> tuple[int | None, Path]:
+    """Open ``directory`` and return ``(fd, root)`` reaching its files through the handle."""
+    if not sys.platform.startswith("linux") or not os.path.isdir("/proc/self/fd"):
+        return None, directory
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    fd = os.open(directory, flags)
+    root = Path(f"/proc/self/fd/{fd}")
+    if not (root / ".").is_dir():  # /proc without magic links (some sandboxes)
+        os.close(fd)
+        return None, directory
+    return fd, root
+
+
+def _identity_of(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def load_consistent(
+    path: str | Path,
+    build: Callable[[IndexSnapshot], T],
+    *,
+    verify: Verify = "full",
+) -> T:
+    """Verify and read one saved version of an index, even while another process saves.
+
+    The directory at ``path`` is opened once; the manifest is checked against the files of
+    *that* directory and ``build`` reads them through the same handle, so all parts come from
+    one version. A save that swaps a new version in meanwhile cannot mix versions; if it
+    deletes the version being read before its files were opened, the error is recognised (the
+    directory at ``path`` is no longer the one opened) and the load starts again on the new
+    version. Only an error from a version that is still in place is raised.
+
+    Args:
+        path: The index directory (recovered first if an interrupted save left it missing).
+        build: Reads the index from the snapshot (inside the handle's lifetime).
+        verify: As in [`read_manifest`][].
+
+    Returns:
+        What ``build`` returned.
+
+    Example:
+        >>> import tempfile
+        >>> def write(tmp):
+        ...     _ = (tmp / "data.txt").write_text("hello")
+        ...     return {"n": 1}
+        >>> with tempfile.TemporaryDirectory() as root:
+        ...     _ = atomic_save(f"{root}/index", write)
+        ...     load_consistent(f"{root}/index", lambda s: (s.root / "data.txt").read_text())
+        'hello'
+
+    """
+    last: BaseException | None = None
+    for attempt in range(_LOAD_ATTEMPTS):
+        directory = resolve_index_dir(path, stacklevel=4)  # the caller of load
+        try:
+            fd, root = _directory_handle(directory)
+        except FileNotFoundError as exc:  # swapped away between resolve and open
+            last = exc
+            time.sleep(0.001 * attempt)
+            continue
+        try:
+            opened = os.fstat(fd) if fd is not None else os.stat(directory)
+            snapshot = IndexSnapshot(root, directory, {})
+            try:
+                snapshot.manifest = read_manifest(root, verify=verify, display=directory)
+                return build(snapshot)
+            except (ValueError, OSError) as exc:
+                if _identity_of(directory) == (opened.st_dev, opened.st_ino):
+                    raise  # the version read is still in place: a genuine error
+                last = exc  # replaced by a concurrent save while reading: read the new one
+        finally:
+            if fd is not None:
+                os.close(fd)
+        time.sleep(0.001 * attempt)
+    assert last is not None
+    raise last

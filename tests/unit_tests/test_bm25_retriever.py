@@ -120,22 +120,26 @@ def test_returned_and_stored_documents_are_copies() -> None:
 
 
 def test_generated_ids_are_stable_content_hashes() -> None:
+    # Issue 15 item 11: documents given without an id come back with id=None, as from
+    # langchain_community; they are stored under a stable content hash (suffixed for duplicates),
+    # which add_documents returns and delete accepts.
     a = BM25Retriever.from_texts(["same", "same", "other"], [{}, {}, {"p": 1}])
-    b = BM25Retriever.from_texts(["same", "same", "other"], [{}, {}, {"p": 1}])
-    assert [d.id for d in a.docs] == [d.id for d in b.docs]
+    assert [d.id for d in a.docs] == [None, None, None]
     first = content_id(Document("same"))
-    assert [d.id for d in a.docs][:2] == [first, f"{first}-2"]  # identical docs both kept
-    assert a.docs[2].id == content_id(Document("other", metadata={"p": 1}))
-    assert len(a.invoke("same")) == 2
+    assert a.add_documents([Document("same")]) == [f"{first}-3"]  # identical docs all kept
+    assert len(a.invoke("same")) == 3
+    assert a.delete([first, f"{first}-3"]) and len(a.invoke("same")) == 1
+    assert a.delete([content_id(Document("other", metadata={"p": 1}))]) and len(a) == 1
     # documents with and without ids mix
     r = BM25Retriever.from_documents([Document("x1", id="mine"), Document("y1")])
-    assert r.docs[0].id == "mine" and r.docs[1].id == content_id(Document("y1"))
+    assert r.docs[0].id == "mine" and r.docs[1].id is None
+    assert [d.id for d in r.invoke("y1")] == [None]
 
 
 def test_constructor_with_docs_only() -> None:
     r = BM25Retriever(docs=FOX_DOCS, k=2)
     assert len(r.invoke("fox")) == 2
-    assert all(d.id for d in r.docs)
+    assert all(d.id is None for d in r.docs)  # none given: None, as from langchain_community
     assert len(BM25Retriever().invoke("anything")) == 0
     with pytest.raises(ValidationError, match="index must hold exactly the documents"):
         BM25Retriever(docs=FOX_DOCS, index=BM25Index())
@@ -205,8 +209,9 @@ def test_save_load_round_trip(tmp_path: Path, retriever: BM25Retriever) -> None:
     retriever.delete(["d2"])
     retriever.add_documents([Document("Solar farms cover deserts.", metadata={"topic": "energy"})])
     retriever.save(tmp_path)
-    payload = json.loads((tmp_path / "documents.json").read_text())
-    assert payload["k"] == 3 and len(payload["documents"]) == 5
+    # issue 15 item 2: the index's atomic, checksummed format (was documents.json + index/)
+    params = json.loads((tmp_path / "manifest.json").read_text())["parameters"]
+    assert params["retriever"]["k"] == 3 and params["n_live"] == 5
     for mmap in (True, False):
         loaded = BM25Retriever.load(tmp_path, mmap=mmap)
         assert loaded.k == 3 and loaded.filter == {"topic": "energy"}
@@ -241,8 +246,9 @@ def test_constructor_validation() -> None:
         BM25Retriever.from_texts(["a", "b"], ids=["1", "1"])
     with pytest.raises(TypeError, match="preprocess_func is not supported"):
         BM25Retriever.from_texts(["a"], preprocess_func=str.split)
-    with pytest.raises(ValueError, match=r"bm25_params has unsupported keys \['epsilon'\]"):
-        BM25Retriever.from_texts(["a"], bm25_params={"epsilon": 0.25})
+    # issue 15 item 11: epsilon (rank_bm25's) is accepted now; other keys are still refused
+    with pytest.raises(ValueError, match=r"bm25_params has unsupported keys \['nope'\]"):
+        BM25Retriever.from_texts(["a"], bm25_params={"epsilon": 0.25, "nope": 1})
     with pytest.raises(ValidationError):
         BM25Retriever.from_texts(["a"], k=0)
     with pytest.raises(TypeError, match=r"texts\[1\] must be a str"):

@@ -85,13 +85,6 @@ def test_deep_filter_through_the_retriever() -> None:
         r.invoke("cat", filter=nested_not(1_001))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="HybridIndex._filter_key and BM25Retriever._mask json.dumps the filter (a cache key) "
-    "before compile_filter checks its depth: call filters.check_filter(filter) first there "
-    "(index.py and bm25_retriever.py are outside this branch), then drop this marker",
-)
 @pytest.mark.parametrize("target", ["index", "bm25"])
 def test_deep_filter_straight_into_the_stores(target: str) -> None:
     from langchain_fusion import BM25Retriever, HybridIndex

@@ -190,9 +190,9 @@ def test_unserialisable_metadata_fails_at_save_naming_the_key(tmp_path: Path) ->
     index.add_texts(["bad"], [{"ok": 1, "when": {"deep": [1, object()]}}], ids=["bad-doc"])
     with pytest.raises(ValueError, match=r"document 'bad-doc' .* key \['when'\]\['deep'\]\[1\]"):
         index.save(path)
-    index.add_texts(["bad"], [{1: "int key"}], ids=["bad-doc"])  # type: ignore[dict-item]
-    with pytest.raises(ValueError, match=r"key \[1\] holds a key of type int"):
-        index.save(path)
+    # issue 15 item 5: a non-str key is now refused when added (it used to fail at save)
+    with pytest.raises(ValueError, match=r"metadatas\[0\] has a key of type int"):
+        index.add_texts(["bad"], [{1: "int key"}], ids=["bad-doc"])  # type: ignore[dict-item]
     assert leftovers(path) == []
     assert observe(HybridIndex.load(path, DeterministicFakeEmbedding(size=16))) == before
 
