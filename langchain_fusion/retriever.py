@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,9 +22,15 @@ from langchain_core.runnables.config import RunnableConfig, set_config_context
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from langchain_fusion import fusion
-from langchain_fusion.feedback import check_feedback
 from langchain_fusion.filters import filter_mask
+from langchain_fusion.fusion import (
+    OPTION_NAMES,
+    FusedResult,
+    FusionMethod,
+    FusionSpec,
+    Normalization,
+    fuse,
+)
 from langchain_fusion.sources import (
     Candidates,
     HybridDenseSource,
@@ -40,47 +45,7 @@ if TYPE_CHECKING:
 
     from langchain_fusion.index import HybridIndex
 
-__all__ = ["CandidatePool", "FusionMethod", "FusionRetriever", "Normalization"]
-
-
-class FusionMethod(str, Enum):
-    """How ranked lists are merged.
-
-    * ``CONVEX``: normalize each retriever's scores, then ``sum_i w_i * s_i``; with two
-      retrievers, ``alpha * vector + (1 - alpha) * keyword``.
-    * ``RRF``: weighted Reciprocal Rank Fusion, ``sum_i w_i / (rrf_k + rank_i)``.
-
-    Example:
-        >>> FusionMethod("rrf") is FusionMethod.RRF
-        True
-
-    """
-
-    CONVEX = "convex"
-    RRF = "rrf"
-
-
-class Normalization(str, Enum):
-    """Score normalization used by the convex method.
-
-    * ``MINMAX``: ``(s - min) / (max - min)`` over the candidates.
-    * ``ZSCORE``: ``(s - mean) / std``.
-    * ``DBSF``: distribution-based score fusion (Qdrant): min-max between mean ± 3 std, clipped.
-    * ``NONE``: raw scores (only sensible when retrievers share a scale).
-
-    Example:
-        >>> Normalization("dbsf").value
-        'dbsf'
-
-    """
-
-    MINMAX = "minmax"
-    ZSCORE = "zscore"
-    DBSF = "dbsf"
-    NONE = "none"
-
-
-_METHOD_SHORTHANDS = {"minmax": "minmax", "zscore": "zscore", "dbsf": "dbsf"}
+__all__ = ["CandidatePool", "FusedResult", "FusionMethod", "FusionRetriever", "Normalization"]
 
 
 @dataclass
@@ -200,16 +165,6 @@ class CandidatePool:
         )
 
 
-@dataclass
-class FusedResult:
-    """Fused order and per-retriever breakdown for a pool (internal)."""
-
-    order: NDArray[np.intp]
-    fused: NDArray[np.float64]
-    normalized: NDArray[np.float64]
-    ranks: NDArray[np.int64]
-
-
 def _post_filter(
     sources: Sequence[Source], results: list[Candidates], flt: Any
 ) -> list[Candidates]:
@@ -236,30 +191,6 @@ def _keyword_source(obj: Any) -> Source:
     from langchain_fusion.index import HybridIndex
 
     return HybridKeywordSource(obj) if isinstance(obj, HybridIndex) else to_source(obj)
-
-
-def _validate_k(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def _resolve_method(method: Any, normalization: Any) -> tuple[FusionMethod, Normalization]:
-    value = method.value if isinstance(method, Enum) else method
-    if isinstance(value, str) and value.lower() in _METHOD_SHORTHANDS:
-        return FusionMethod.CONVEX, Normalization(_METHOD_SHORTHANDS[value.lower()])
-    try:
-        resolved = FusionMethod(value.lower() if isinstance(value, str) else value)
-    except ValueError:
-        allowed = ", ".join([m.value for m in FusionMethod] + list(_METHOD_SHORTHANDS))
-        raise ValueError(f"method must be one of {allowed}; got {method!r}") from None
-    norm_value = normalization.value if isinstance(normalization, Enum) else normalization
-    try:
-        norm = Normalization(norm_value.lower() if isinstance(norm_value, str) else norm_value)
-    except ValueError:
-        allowed = ", ".join(n.value for n in Normalization)
-        raise ValueError(f"normalization must be one of {allowed}; got {normalization!r}") from None
-    return resolved, norm
 
 
 class FusionRetriever(BaseRetriever):
@@ -400,6 +331,8 @@ class FusionRetriever(BaseRetriever):
         sources = data.get("sources") or []
         if not data.get("names"):
             data["names"] = _default_names(sources)
+        # the fusion options as given (before pydantic coerces, e.g. alpha=True to 1.0)
+        FusionSpec().with_overrides(**{k: data[k] for k in _SPEC_OPTIONS if k in data})
         return data
 
     @model_validator(mode="after")
@@ -414,19 +347,7 @@ class FusionRetriever(BaseRetriever):
                 f"names must be {len(self.sources)} distinct strings, one per retriever; "
                 f"got {self.names!r}"
             )
-        _validate_k("k", self.k)
-        _validate_k("fetch_k", self.fetch_k)
-        given = self.model_fields_set
-        if "alpha" in given and self.weights is not None:
-            raise ValueError("pass alpha (two retrievers) or weights=[...], not both")
-        if "alpha" in given and len(self.sources) != 2:
-            raise ValueError(
-                f"alpha applies to exactly two retrievers (vector, keyword); this retriever "
-                f"fuses {len(self.sources)}: pass weights=[...] with {len(self.sources)} values"
-            )
-        self._settings({})  # validates alpha, weights, method, normalization, feedback
-        if self.max_per_source is not None:
-            _validate_k("max_per_source", self.max_per_source)
+        self.fusion_spec()  # validates every fusion option against these retrievers
         return self
 
     # ------------------------------------------------------------------ construction helpers
@@ -557,51 +478,45 @@ class FusionRetriever(BaseRetriever):
 
     # ------------------------------------------------------------------ settings
 
-    def _settings(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        unknown = set(overrides) - _OVERRIDES
+    def fusion_spec(self, **overrides: Any) -> FusionSpec:
+        """Return the `FusionSpec` of a call: this retriever's settings with ``overrides``.
+
+        Raises:
+            ValueError: On an unknown or invalid option, ``alpha`` with other than two
+                retrievers, or feedback the retrievers cannot do.
+
+        Example:
+            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+            >>> r = FusionRetriever.from_texts(["a"], DeterministicFakeEmbedding(size=8))
+            >>> spec = r.fusion_spec(method="rrf", alpha=0.2)
+            >>> spec.method.value, spec.weights_for(2).tolist()
+            ('rrf', [0.2, 0.8])
+
+        """
+        unknown = set(overrides) - set(OPTION_NAMES)
         if unknown:
             raise ValueError(
-                f"unknown option(s) {sorted(unknown)}; per-call options are {sorted(_OVERRIDES)}"
+                f"unknown option(s) {sorted(unknown)}; per-call options are {sorted(OPTION_NAMES)}"
             )
-        s = {name: overrides.get(name, getattr(self, name)) for name in _OVERRIDES}
-        s["complete_scoring"] = self.complete_scoring
-        s["k"] = _validate_k("k", s["k"])
-        s["fetch_k"] = max(_validate_k("fetch_k", s["fetch_k"]), s["k"])
-        method, norm = _resolve_method(s["method"], s["normalization"])
-        s["method"], s["normalization"] = method, norm
-        rrf_k = s["rrf_k"]
-        if not isinstance(rrf_k, (int, float)) or not math.isfinite(rrf_k) or rrf_k < 0:
-            raise ValueError(f"rrf_k must be a finite number >= 0, got {rrf_k!r}")
-        if s["max_per_source"] is not None:
-            _validate_k("max_per_source", s["max_per_source"])
-        fb = check_feedback(s["feedback_docs"], s["feedback_weight"], s["feedback_terms"])
-        s["feedback_docs"], s["feedback_weight"], s["feedback_terms"] = fb
-        if fb[0] and not any(src.supports_feedback for src in self.sources):
+        n = len(self.sources)
+        # alpha counts when given, or as the two-retriever default when no weights are set
+        alpha_set = "alpha" in self.model_fields_set or (self.weights is None and n == 2)
+        values = {name: getattr(self, name) for name in _SPEC_OPTIONS}
+        values["alpha"] = self.alpha if alpha_set else None
+        spec = FusionSpec(**values)
+        changes = {k: v for k, v in overrides.items() if not (k == "weights" and v is None)}
+        if changes:
+            # a convex shorthand (method="zscore") keeps deciding the normalization
+            changes.setdefault("method", self.method)
+            spec = spec.with_overrides(**changes)
+        spec.weights_for(n)  # alpha needs two retrievers, weights one per retriever
+        if spec.feedback_docs and not any(src.supports_feedback for src in self.sources):
             raise ValueError(
                 "feedback_docs needs a retriever that can expand queries, and none of "
                 f"{[type(src).__name__ for src in self.sources]} can: build the retriever on a "
                 "HybridIndex (FusionRetriever.from_documents / from_index), or set feedback_docs=0"
             )
-        n = len(self.sources)
-        if overrides.get("weights") is not None and "alpha" in overrides:
-            raise ValueError("pass alpha (two retrievers) or weights=[...], not both")
-        weights = overrides.get("weights") if "weights" in overrides else None
-        if weights is None and "alpha" not in overrides:
-            weights = self.weights
-        if weights is not None:
-            s["weights"] = fusion.validate_weights(weights, n)
-        else:
-            alpha = s["alpha"]
-            if n != 2:
-                if "alpha" in overrides:
-                    raise ValueError(
-                        f"alpha applies to exactly two retrievers (vector, keyword); this "
-                        f"retriever fuses {n}: pass weights=[...] with {n} values"
-                    )
-                s["weights"] = np.ones(n)
-            else:
-                s["weights"] = np.asarray(fusion.alpha_to_weights(alpha), dtype=np.float64)
-        return s
+        return spec
 
     # ------------------------------------------------------------------ gathering candidates
 
@@ -630,7 +545,7 @@ class FusionRetriever(BaseRetriever):
         """
         self._check_query(query)
         overrides = {} if fetch_k is None else {"fetch_k": fetch_k}
-        return self._gather(query, self._settings(overrides), filter)
+        return self._gather(query, self.fusion_spec(**overrides), filter)
 
     def _child_configs(self, run_manager: Any) -> list[RunnableConfig | None]:
         """One config per source that makes its LangChain runs children of this run.
@@ -645,9 +560,9 @@ class FusionRetriever(BaseRetriever):
         return [{"callbacks": run_manager.get_child(tag=name)} for name in self.names]
 
     def _gather(
-        self, query: str, s: dict[str, Any], filter: Any, run_manager: Any = None
+        self, query: str, s: FusionSpec, filter: Any, run_manager: Any = None
     ) -> CandidatePool:
-        fk = s["fetch_k"]
+        fk = s.depth
         flt = filter if filter is not None else self.filter
         configs = self._child_configs(run_manager)
         results = _run_all(
@@ -673,12 +588,12 @@ class FusionRetriever(BaseRetriever):
         """Async version of `gather`: the retrievers run concurrently."""
         self._check_query(query)
         overrides = {} if fetch_k is None else {"fetch_k": fetch_k}
-        return await self._agather(query, self._settings(overrides), filter)
+        return await self._agather(query, self.fusion_spec(**overrides), filter)
 
     async def _agather(
-        self, query: str, s: dict[str, Any], filter: Any, run_manager: Any = None
+        self, query: str, s: FusionSpec, filter: Any, run_manager: Any = None
     ) -> CandidatePool:
-        fk = s["fetch_k"]
+        fk = s.depth
         flt = filter if filter is not None else self.filter
         configs = self._child_configs(run_manager)
         results = await asyncio.gather(
@@ -702,12 +617,12 @@ class FusionRetriever(BaseRetriever):
         )
         return self._with_feedback(await asyncio.to_thread(self._build_pool, list(again)), feedback)
 
-    def _feedback_docs(self, pool: CandidatePool, s: dict[str, Any]) -> list[Document]:
+    def _feedback_docs(self, pool: CandidatePool, s: FusionSpec) -> list[Document]:
         """Return the first round's top ``feedback_docs`` fused documents (empty when off)."""
-        m = s["feedback_docs"]
+        m = s.feedback_docs
         if not m or not len(pool):
             return []
-        top = [int(j) for j in _fuse(pool, s).order[:m]]
+        top = [int(j) for j in fuse(pool, s).order[:m]]
         pool._load(top)
         return [doc for doc in (pool._present(j) for j in top) if doc is not None]
 
@@ -717,7 +632,7 @@ class FusionRetriever(BaseRetriever):
         first: Candidates,
         query: str,
         feedback: list[Document],
-        s: dict[str, Any],
+        s: FusionSpec,
         flt: Any,
     ) -> Candidates:
         """Second round of one source; a source that cannot expand keeps its first answer."""
@@ -726,9 +641,9 @@ class FusionRetriever(BaseRetriever):
         return source.feedback_search(
             query,
             feedback,
-            s["fetch_k"],
-            weight=s["feedback_weight"],
-            n_terms=s["feedback_terms"],
+            s.depth,
+            weight=s.feedback_weight,
+            n_terms=s.feedback_terms,
             filter=flt if source.supports_filter else None,
             first=first,
         )
@@ -874,17 +789,16 @@ class FusionRetriever(BaseRetriever):
             (2,)
 
         """
-        s = self._settings(overrides)
-        return _fuse(pool, s)
+        return fuse(pool, self.fusion_spec(**overrides))
 
     # ------------------------------------------------------------------ LangChain entry points
 
-    def _finish(self, pool: CandidatePool, s: dict[str, Any]) -> list[Document]:
-        result = _fuse(pool, s)
+    def _finish(self, pool: CandidatePool, s: FusionSpec) -> list[Document]:
+        result = fuse(pool, s)
         return self._select(pool, result, s)
 
-    def _select(self, pool: CandidatePool, res: FusedResult, s: dict[str, Any]) -> list[Document]:
-        k, cap = s["k"], s["max_per_source"]
+    def _select(self, pool: CandidatePool, res: FusedResult, s: FusionSpec) -> list[Document]:
+        k, cap = s.k, s.max_per_source
         pool._load(int(j) for j in res.order[:k])  # the likely results, in one call per loader
         per_source: dict[Any, int] = {}
         out: list[Document] = []
@@ -910,7 +824,7 @@ class FusionRetriever(BaseRetriever):
         res: FusedResult,
         j: int,
         rank: int,
-        s: dict[str, Any],
+        s: FusionSpec,
     ) -> Document:
         breakdown: dict[str, dict[str, Any] | None] = {}
         for i, name in enumerate(pool.names):
@@ -929,17 +843,15 @@ class FusionRetriever(BaseRetriever):
         meta["fusion"] = {
             "score": float(res.fused[j]),
             "rank": rank,
-            "method": s["method"].value,
-            "normalization": s["normalization"].value
-            if s["method"] is FusionMethod.CONVEX
-            else None,
-            "weights": {n: float(w) for n, w in zip(pool.names, s["weights"])},
+            "method": s.method.value,
+            "normalization": s.normalization.value if s.method is FusionMethod.CONVEX else None,
+            "weights": {n: float(w) for n, w in zip(pool.names, res.weights)},
             "retrievers": breakdown,
         }
         if pool.feedback:
             meta["fusion"]["feedback"] = {
                 "documents": list(pool.feedback),
-                "weight": s["feedback_weight"],
+                "weight": s.feedback_weight,
             }
         return Document(page_content=doc.page_content, metadata=meta, id=doc.id)
 
@@ -947,27 +859,27 @@ class FusionRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         flt = kwargs.pop("filter", None)
-        s = self._settings(kwargs)
+        s = self.fusion_spec(**kwargs)
         pool = self._gather(self._check_query(query), s, flt, run_manager)
-        return self._finish(pool, self._settings_for_pool(query, pool, s, kwargs))
+        return self._finish(pool, self._spec_for_pool(query, pool, s, kwargs))
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         flt = kwargs.pop("filter", None)
-        s = self._settings(kwargs)
+        s = self.fusion_spec(**kwargs)
         pool = await self._agather(self._check_query(query), s, flt, run_manager)
-        return self._finish(pool, self._settings_for_pool(query, pool, s, kwargs))
+        return self._finish(pool, self._spec_for_pool(query, pool, s, kwargs))
 
-    def _settings_for_pool(
+    def _spec_for_pool(
         self,
         query: str,
         pool: CandidatePool,
-        settings: dict[str, Any],
+        spec: FusionSpec,
         overrides: dict[str, Any],
-    ) -> dict[str, Any]:
-        """Return the settings to fuse ``pool`` with (a hook: subclasses adapt them per query)."""
-        return settings
+    ) -> FusionSpec:
+        """Return the spec to fuse ``pool`` with (a hook: subclasses adapt it per query)."""
+        return spec
 
     def explain(self, query: str, **kwargs: Any) -> str:
         """Return a readable table of the fused results and each retriever's contribution.
@@ -997,21 +909,8 @@ def _executor() -> ThreadPoolExecutor:
         return _EXECUTOR
 
 
-_OVERRIDES = frozenset(
-    {
-        "k",
-        "fetch_k",
-        "alpha",
-        "weights",
-        "method",
-        "normalization",
-        "rrf_k",
-        "max_per_source",
-        "feedback_docs",
-        "feedback_weight",
-        "feedback_terms",
-    }
-)
+_SPEC_OPTIONS = (*OPTION_NAMES, "complete_scoring")
+"""The retriever fields that are fusion options (the per-call ones and ``complete_scoring``)."""
 
 
 def _with_config(task: Callable[[], Candidates], config: RunnableConfig | None) -> Any:
@@ -1062,43 +961,6 @@ def _default_names(sources: Sequence[Source]) -> list[str]:
             name, n = f"{base}_{n}", n + 1
         names.append(name)
     return names
-
-
-def _fuse(pool: CandidatePool, s: dict[str, Any]) -> FusedResult:
-    n_src, n_cand = pool.raw.shape
-    weights = s["weights"]
-    if n_cand == 0:
-        empty = np.empty((n_src, 0))
-        return FusedResult(np.empty(0, dtype=np.intp), np.empty(0), empty, empty.astype(np.int64))
-    # Ranks over the candidate pool: a retriever's own rank where it found the document, and
-    # (complete scoring) the rank its real score earns among the rest.
-    ranks = np.zeros((n_src, n_cand), dtype=np.int64)
-    scores = np.empty((n_src, n_cand))
-    for i in range(n_src):
-        if pool.has_scores[i]:
-            scores[i] = pool.raw[i]
-            ranks[i] = (
-                fusion.ranks_from_scores(pool.raw[i])
-                if s["complete_scoring"] or s["method"] is FusionMethod.CONVEX
-                else pool.found_rank[i]
-            )
-        else:  # rank-only retriever: reciprocal-rank pseudo-scores
-            found = pool.found_rank[i]
-            scores[i] = np.where(found > 0, 1.0 / (s["rrf_k"] + found), np.nan)
-            ranks[i] = found
-    if s["method"] is FusionMethod.RRF:
-        normalized = np.full((n_src, n_cand), np.nan)
-        fused = fusion.rrf_fusion(ranks, weights, k=s["rrf_k"])
-    else:
-        normalized = np.vstack(
-            [fusion.normalize(scores[i], s["normalization"].value) for i in range(n_src)]
-        )
-        fused = fusion.convex_fusion(normalized, weights, missing="min")
-    # Ties (common with min-max: a retriever's last hit and its misses both score 0) go to the
-    # document the weighted retrievers actually found, higher in their own lists.
-    tiebreak = fusion.rrf_fusion(pool.found_rank, weights, k=s["rrf_k"])
-    order = np.lexsort((-tiebreak, -fused)).astype(np.intp)
-    return FusedResult(order=order, fused=fused, normalized=normalized, ranks=ranks)
 
 
 def format_breakdown(docs: Sequence[Document], names: Sequence[str], width: int = 60) -> str:
