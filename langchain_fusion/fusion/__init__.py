@@ -63,6 +63,8 @@ from langchain_fusion.fusion.spec import (
     SPEC_FIELDS,
     FusionSpec,
     check_feedback,
+    parse_method,
+    parse_normalization,
 )
 from langchain_fusion.fusion.weights import alpha_to_weights, validate_weights
 from langchain_fusion.fusion.zscore import zscore
@@ -91,6 +93,8 @@ __all__ = [
     "fuse_many",
     "minmax",
     "normalize",
+    "parse_method",
+    "parse_normalization",
     "ranks_from_scores",
     "rrf_fusion",
     "top_k",

@@ -20,8 +20,8 @@ Example:
     >>> pool = Pool(raw=np.array([[0.9, 0.5, np.nan], [np.nan, 2.0, 7.0]]),
     ...             found_rank=np.array([[1, 2, 0], [0, 2, 1]]),
     ...             has_scores=np.array([True, True]))
-    >>> fuse(pool, FusionSpec(alpha=0.5)).order.tolist()
-    [1, 0, 2]
+    >>> fuse(pool, FusionSpec(alpha=0.5)).order.tolist()  # 0 and 2 tie: each side's best
+    [0, 2, 1]
     >>> fuse_many(pool, [FusionSpec(alpha=a) for a in (0.0, 1.0)]).tolist()
     [[2, 1, 0], [0, 1, 2]]
 
@@ -46,7 +46,15 @@ __all__ = ["FusedResult", "Pool", "ScoredPool", "SpecBatch", "fuse", "fuse_many"
 
 
 class ScoredPool(Protocol):
-    """What fusion reads from a candidate pool (`CandidatePool` is one)."""
+    """What fusion reads from a candidate pool (`CandidatePool` and `Pool` are two).
+
+    Example:
+        >>> import numpy as np
+        >>> pool: ScoredPool = Pool(np.ones((1, 2)), np.array([[1, 2]]), np.array([True]))
+        >>> pool.found_rank.tolist()
+        [[1, 2]]
+
+    """
 
     @property
     def raw(self) -> NDArray[np.float64]:
@@ -88,6 +96,14 @@ class FusedResult:
             all NaN for RRF).
         ranks: ``(n_retrievers, n_candidates)`` ranks the fusion used (0 = none).
         weights: The weight of each retriever.
+
+    Example:
+        >>> import numpy as np
+        >>> pool = Pool(np.array([[0.2, 0.8], [5.0, 1.0]]), np.array([[2, 1], [1, 2]]),
+        ...             np.array([True, True]))
+        >>> res = fuse(pool, FusionSpec(alpha=0.25))
+        >>> res.order.tolist(), res.fused.tolist(), res.weights.tolist()
+        ([0, 1], [0.75, 0.25], [0.25, 0.75])
 
     """
 

@@ -47,6 +47,8 @@ __all__ = [
     "OPTION_NAMES",
     "FusionSpec",
     "check_feedback",
+    "parse_method",
+    "parse_normalization",
 ]
 
 
@@ -84,26 +86,53 @@ def _positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
-def _method(method: Any, normalization: Any) -> tuple[FusionMethod, Normalization]:
-    """Resolve ``method`` (or a convex shorthand such as ``"zscore"``) and ``normalization``."""
-    value = method.value if isinstance(method, FusionMethod) else method
-    if isinstance(value, Normalization):
-        value = value.value
+def parse_method(method: Any) -> tuple[FusionMethod, Normalization | None]:
+    """Resolve a method name: ``(method, the normalization a convex shorthand implies)``.
+
+    Raises:
+        ValueError: If ``method`` is not one of `METHOD_CHOICES`.
+
+    Example:
+        >>> parse_method("zscore")
+        (<FusionMethod.CONVEX: 'convex'>, <Normalization.ZSCORE: 'zscore'>)
+        >>> parse_method("RRF")
+        (<FusionMethod.RRF: 'rrf'>, None)
+
+    """
+    value = method.value if isinstance(method, (FusionMethod, Normalization)) else method
     name = value.lower() if isinstance(value, str) else value
     if name in METHOD_SHORTHANDS:
         return FusionMethod.CONVEX, Normalization(name)
     try:
-        resolved = FusionMethod(name)
+        return FusionMethod(name), None
     except ValueError:
         allowed = ", ".join(METHOD_CHOICES)
         raise ValueError(f"method must be one of {allowed}; got {method!r}") from None
-    norm_value = normalization.value if isinstance(normalization, Normalization) else normalization
+
+
+def parse_normalization(normalization: Any) -> Normalization:
+    """Resolve a normalization name (case-insensitive).
+
+    Raises:
+        ValueError: If it is not one of `NORMALIZATION_NAMES`.
+
+    Example:
+        >>> parse_normalization("DBSF")
+        <Normalization.DBSF: 'dbsf'>
+
+    """
+    value = normalization.value if isinstance(normalization, Normalization) else normalization
     try:
-        norm = Normalization(norm_value.lower() if isinstance(norm_value, str) else norm_value)
+        return Normalization(value.lower() if isinstance(value, str) else value)
     except ValueError:
         allowed = ", ".join(NORMALIZATION_NAMES)
         raise ValueError(f"normalization must be one of {allowed}; got {normalization!r}") from None
-    return resolved, norm
+
+
+def _method(method: Any, normalization: Any) -> tuple[FusionMethod, Normalization]:
+    """Resolve ``method`` (or a convex shorthand such as ``"zscore"``) and ``normalization``."""
+    resolved, implied = parse_method(method)
+    return resolved, implied if implied is not None else parse_normalization(normalization)
 
 
 def _alpha(value: Any) -> float | None:
@@ -234,7 +263,7 @@ class FusionSpec:
             >>> spec.with_overrides(alhpa=0.2)
             Traceback (most recent call last):
             ...
-            ValueError: unknown option(s) ['alhpa']; fusion options are ['alpha', 'complete_scoring', 'fetch_k', 'feedback_docs', 'feedback_terms', 'feedback_weight', 'k', 'max_per_source', 'method', 'missing', 'normalization', 'rrf_k', 'weights']
+            ValueError: unknown option(s) ['alhpa']; fusion options are ['alpha', 'complete_scoring', 'feedback_docs', 'feedback_terms', 'feedback_weight', 'fetch_k', 'k', 'max_per_source', 'method', 'missing', 'normalization', 'rrf_k', 'weights']
 
         """  # noqa: E501
         unknown = sorted(set(overrides) - set(SPEC_FIELDS))
