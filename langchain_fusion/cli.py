@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from langchain_fusion.fusion import METHOD_CHOICES, NORMALIZATION_NAMES, OPTION_NAMES
+
 __all__ = ["main"]
 
 EPILOG = """examples:
@@ -92,7 +94,7 @@ def _saved_index(path: Path) -> bool:
 
 def _retriever_options(args: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = {}
-    for name in ("k", "alpha", "method", "normalization", "fetch_k", "rrf_k", "feedback_docs"):
+    for name in OPTION_NAMES:  # the fusion options this command line sets
         value = getattr(args, name, None)
         if value is not None:
             opts[name] = value
@@ -409,10 +411,10 @@ def _add_fusion_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--method",
-        choices=["convex", "rrf", "minmax", "zscore", "dbsf"],
+        choices=list(METHOD_CHOICES),
         help="fusion method (default convex with min-max)",
     )
-    p.add_argument("--normalization", choices=["minmax", "zscore", "dbsf", "none"])
+    p.add_argument("--normalization", choices=list(NORMALIZATION_NAMES))
     p.add_argument(
         "--rrf-k", dest="rrf_k", type=_int_at_least(1), help="RRF constant k (default 60)"
     )

@@ -335,7 +335,8 @@ def ideal_dcg(ideal_gains: Sequence[float], k: int) -> float:
         2.6309
 
     """
-    return sum(map(operator.mul, ideal_gains[:k], _discounts(k).tolist()))
+    total: float = sum(map(operator.mul, ideal_gains[:k], _discounts(k).tolist()))
+    return total
 
 
 def ndcg_from_gains(

@@ -160,7 +160,8 @@ def _inputs(pool: ScoredPool, spec: FusionSpec) -> tuple[FloatArray, IntArray]:
             ranks[i] = ranks_from_scores(pool.raw[i]) if use_scores else pool.found_rank[i]
         else:  # rank-only retriever: reciprocal-rank pseudo-scores
             found = pool.found_rank[i]
-            scores[i] = np.where(found > 0, 1.0 / (rrf_k + found), np.nan)
+            scores[i] = np.nan
+            np.divide(1.0, rrf_k + found, out=scores[i], where=found > 0)
             ranks[i] = found
     return scores, ranks
 

@@ -140,7 +140,7 @@ def _alpha(value: Any) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"alpha must be a number in [0, 1], got {value!r}")
-    return alpha_to_weights(value)[0]
+    return alpha_to_weights(float(value))[0]
 
 
 def _rrf_k(value: Any) -> float:
@@ -148,7 +148,7 @@ def _rrf_k(value: Any) -> float:
         raise ValueError(f"rrf_k must be a finite number >= 0, got {value!r}")
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"rrf_k must be a finite number >= 0, got {value!r}")
-    kept: float = value  # as given: 60 stays an int in reports
+    kept: float = value  # type: ignore[assignment]  # as given: 60 stays an int in reports
     return kept
 
 

@@ -134,7 +134,7 @@ _RULES = {
 
 def _values(key: str, values: Any) -> list[Any]:
     """Check each value of ``grid[key]`` with `FusionSpec`'s validation; return them as used."""
-    out = []
+    out: list[Any] = []
     for value in as_list(key, values):
         try:
             if key == "method":

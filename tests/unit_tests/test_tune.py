@@ -10,7 +10,6 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_fusion import CandidatePool, FusionRetriever
-from langchain_fusion.fusion import fuse_many
 from langchain_fusion.evaluation import evaluate
 from langchain_fusion.evaluation.tune import (
     DEFAULT_ALPHAS,
@@ -23,6 +22,7 @@ from langchain_fusion.evaluation.tune import (
     tune,
     window,
 )
+from langchain_fusion.fusion import fuse_many
 from tests.fakes import BagOfWordsEmbedding, LookupEmbedding, ScriptedSource
 
 # ------------------------------------------------------------------------------ fixtures
