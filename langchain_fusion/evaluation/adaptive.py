@@ -1,4 +1,8 @@
-"""Former home of adaptive fusion: it moved to [`langchain_fusion.adaptive`][] (re-exported here).
+"""Former home of adaptive fusion, re-exported here.
+
+The model and `AdaptiveFusionRetriever` moved next to the retriever, to
+[`langchain_fusion.adaptive`][]; the cross-validated comparison to
+[`langchain_fusion.tuning.adaptive`][].
 
 Example:
     >>> from langchain_fusion.evaluation.adaptive import AdaptiveFusionRetriever
@@ -12,15 +16,14 @@ from __future__ import annotations
 from langchain_fusion.adaptive import (
     ADAPTIVE_ALPHAS,
     FEATURES,
-    AdaptiveComparison,
     AdaptiveFusion,
     AdaptiveFusionRetriever,
     TermStats,
-    cross_validate_adaptive,
     pool_features,
     query_features,
     query_text_features,
 )
+from langchain_fusion.tuning.adaptive import AdaptiveComparison, cross_validate_adaptive
 
 __all__ = [
     "ADAPTIVE_ALPHAS",

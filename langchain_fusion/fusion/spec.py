@@ -230,10 +230,7 @@ class FusionSpec:
         if self.weights is not None:
             given = [self.weights] if isinstance(self.weights, numbers.Real) else self.weights
             n = len(given) if hasattr(given, "__len__") else 0
-            checked["weights"] = tuple(
-                float(w)
-                for w in validate_weights(given, max(n, 1))  # type: ignore[arg-type]
-            )
+            checked["weights"] = tuple(float(w) for w in validate_weights(given, max(n, 1)))
         if checked["alpha"] is not None and self.weights is not None:
             raise ValueError("pass alpha (two retrievers) or weights=[...], not both")
         if self.complete_scoring is not None and not isinstance(self.complete_scoring, bool):
