@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 from pydantic import model_validator
 
 from langchain_fusion.evaluation.metrics import Metric, Qrels, QrelsLike, parse_metric
-from langchain_fusion.fusion import FusionSpec
+from langchain_fusion.fusion import FusionMethod, FusionSpec, Normalization, parse_method
 from langchain_fusion.retriever import CandidatePool, FusionRetriever
 from langchain_fusion.tuning.crossval import best_index, kfold
 from langchain_fusion.tuning.grid import expand_grid
@@ -376,8 +376,8 @@ class AdaptiveFusion:
     intercept: NDArray[np.float64] = field(repr=False)
     mean: NDArray[np.float64] = field(repr=False)
     scale: NDArray[np.float64] = field(repr=False)
-    method: str = "convex"
-    normalization: str = "minmax"
+    method: str = FusionMethod.CONVEX.value
+    normalization: str = Normalization.MINMAX.value
     rrf_k: float = 60.0
     fetch_k: int = 100
     l2: float = 100.0
@@ -450,9 +450,11 @@ class AdaptiveFusion:
             {'method': 'rrf', 'rrf_k': 20, 'fetch_k': 100}
 
         """
-        if self.method == "rrf":
-            return {"method": "rrf", "rrf_k": self.rrf_k, "fetch_k": self.fetch_k}
-        return {"method": "convex", "normalization": self.normalization, "fetch_k": self.fetch_k}
+        method, implied = parse_method(self.method)
+        if method is FusionMethod.RRF:
+            return {"method": method.value, "rrf_k": self.rrf_k, "fetch_k": self.fetch_k}
+        norm = implied.value if implied is not None else self.normalization
+        return {"method": method.value, "normalization": norm, "fetch_k": self.fetch_k}
 
     # -------------------------------------------------------------------- training
 
@@ -554,6 +556,8 @@ class AdaptiveFusion:
             metric=metric,
             n_train=int(x.shape[0]),
         )
+
+    _train = train  # the former name
 
     # -------------------------------------------------------------------- persistence
 

@@ -163,8 +163,8 @@ class FusionRetriever(BaseRetriever):
     """One name per source, used in ``metadata["fusion"]``."""
     weights: list[float] | None = None
     alpha: float = 0.5
-    method: str = "convex"
-    normalization: str = "minmax"
+    method: str = FusionMethod.CONVEX.value
+    normalization: str = Normalization.MINMAX.value
     k: int = 4
     fetch_k: int = 100
     rrf_k: float = 60.0
