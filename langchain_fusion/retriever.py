@@ -382,8 +382,9 @@ class FusionRetriever(BaseRetriever):
                 f"unknown option(s) {sorted(unknown)}; per-call options are {sorted(OPTION_NAMES)}"
             )
         n = len(self.sources)
-        # alpha counts when given, or as the two-retriever default when no weights are set
-        alpha_set = "alpha" in self.model_fields_set or (self.weights is None and n == 2)
+        # weights win over alpha (the constructor refuses both); alpha counts when given, or as
+        # the two-retriever default
+        alpha_set = self.weights is None and ("alpha" in self.model_fields_set or n == 2)
         values = {name: getattr(self, name) for name in _SPEC_OPTIONS}
         values["alpha"] = self.alpha if alpha_set else None
         spec = FusionSpec(**values)
