@@ -69,14 +69,18 @@ _LATER = {
     **dict.fromkeys(
         ("AdaptiveFusion", "AdaptiveFusionRetriever", "TermStats"), "langchain_fusion.adaptive"
     ),
-    **dict.fromkeys(
-        ("AdaptiveComparison", "cross_validate_adaptive"), "langchain_fusion.tuning.adaptive"
-    ),
+    **dict.fromkeys(("AdaptiveComparison", "cross_validate_adaptive"), "langchain_fusion.adaptive"),
     "plot_alpha_sweep": "langchain_fusion.evaluation.plot",
 }
 
 if TYPE_CHECKING:
-    from langchain_fusion.adaptive import AdaptiveFusion, AdaptiveFusionRetriever, TermStats
+    from langchain_fusion.adaptive import (
+        AdaptiveComparison,
+        AdaptiveFusion,
+        AdaptiveFusionRetriever,
+        TermStats,
+        cross_validate_adaptive,
+    )
     from langchain_fusion.evaluation.plot import plot_alpha_sweep
     from langchain_fusion.tuning import (
         CrossValidation,
@@ -92,7 +96,6 @@ if TYPE_CHECKING:
         tune_bm25,
         tune_feedback,
     )
-    from langchain_fusion.tuning.adaptive import AdaptiveComparison, cross_validate_adaptive
 
 
 # ``langchain_fusion.evaluation.tune`` (the former tuning module) is also the name of the function

@@ -16,8 +16,8 @@ from langchain_core.retrievers import BaseRetriever, RetrieverLike
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
-from langchain_fusion.evaluation._checks import check_int as _check_int
-from langchain_fusion.evaluation._checks import examples as _examples
+from langchain_fusion.evaluation.checks import check_int as _check_int
+from langchain_fusion.evaluation.checks import examples as _examples
 from langchain_fusion.evaluation.metrics import (
     Metric,
     Qrels,

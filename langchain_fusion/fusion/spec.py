@@ -143,6 +143,15 @@ def _alpha(value: Any) -> float | None:
     return alpha_to_weights(float(value))[0]
 
 
+def _no_boolean_weights(weights: Any) -> None:
+    is_bool_array = isinstance(weights, np.ndarray) and weights.dtype == np.bool_
+    items = weights if isinstance(weights, (list, tuple, np.ndarray)) else [weights]
+    if is_bool_array or any(isinstance(w, (bool, np.bool_)) for w in items):
+        raise ValueError(
+            f"weights must be numbers, got {weights!r}: booleans are refused (write 1 or 0)"
+        )
+
+
 def _rrf_k(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"rrf_k must be a finite number >= 0, got {value!r}")
@@ -228,6 +237,7 @@ class FusionSpec:
             "missing": _missing(self.missing),
         }
         if self.weights is not None:
+            _no_boolean_weights(self.weights)
             given = [self.weights] if isinstance(self.weights, numbers.Real) else self.weights
             n = len(given) if hasattr(given, "__len__") else 0
             checked["weights"] = tuple(float(w) for w in validate_weights(given, max(n, 1)))

@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from langchain_fusion.evaluation._checks import examples
+from langchain_fusion.evaluation.checks import examples
 from langchain_fusion.retriever import CandidatePool, FusionRetriever
 from langchain_fusion.tuning.pools import PoolCache, gather_pools
 

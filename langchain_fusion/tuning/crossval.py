@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from langchain_fusion.evaluation._checks import check_int
+from langchain_fusion.evaluation.checks import check_int
 
 __all__ = ["CrossValidation", "Fold", "best_index", "cross_validate", "kfold"]
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from langchain_fusion.evaluation._checks import check_int
+from langchain_fusion.evaluation.checks import check_int
 from langchain_fusion.evaluation.metrics import Metric, Qrels, QrelsLike, parse_metric
 from langchain_fusion.fusion import FEEDBACK_KEYS
 from langchain_fusion.retriever import FusionRetriever

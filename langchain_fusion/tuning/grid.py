@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from itertools import product
 from typing import Any
 
-from langchain_fusion.evaluation._checks import check_int as _check_int
+from langchain_fusion.evaluation.checks import check_int as _check_int
 from langchain_fusion.fusion import (
     GRID_KEYS,
     METHOD_CHOICES,

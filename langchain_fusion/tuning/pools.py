@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
 
-from langchain_fusion.evaluation._checks import check_int, examples
+from langchain_fusion.evaluation.checks import check_int, examples
 from langchain_fusion.evaluation.metrics import Qrels, QrelsLike
 from langchain_fusion.retriever import CandidatePool, FusionRetriever
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from langchain_fusion.evaluation._checks import examples
+from langchain_fusion.evaluation.checks import examples
 from langchain_fusion.evaluation.metrics import (
     Metric,
     Qrels,

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from time import perf_counter
 from typing import Any
 
-from langchain_fusion.evaluation._checks import check_int
+from langchain_fusion.evaluation.checks import check_int
 from langchain_fusion.evaluation.metrics import Metric, Qrels, QrelsLike, parse_metric
 from langchain_fusion.retriever import FusionRetriever
 from langchain_fusion.tuning.crossfit import gather_judged

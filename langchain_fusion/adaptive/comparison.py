@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from langchain_fusion.adaptive import (
+from langchain_fusion.adaptive.model import (
     ADAPTIVE_ALPHAS,
     AdaptiveFusion,
     TermStats,
