@@ -24,35 +24,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from langchain_fusion.fusion.spec import check_feedback  # validation lives with the other settings
+
 __all__ = ["check_feedback", "rm3_terms", "rocchio"]
-
-
-def check_feedback(docs: object, weight: object, n_terms: object) -> tuple[int, float, int]:
-    """Validate the feedback settings; return ``(docs, weight, n_terms)``.
-
-    Example:
-        >>> check_feedback(3, 0.5, 20)
-        (3, 0.5, 20)
-        >>> check_feedback(-1, 0.5, 20)
-        Traceback (most recent call last):
-        ...
-        ValueError: feedback_docs must be an integer >= 0 (0 = no feedback), got -1
-
-    """
-    if isinstance(docs, bool) or not isinstance(docs, (int, np.integer)) or docs < 0:
-        raise ValueError(f"feedback_docs must be an integer >= 0 (0 = no feedback), got {docs!r}")
-    if (
-        isinstance(weight, bool)
-        or not isinstance(weight, (int, float, np.floating))
-        or not 0.0 <= float(weight) <= 1.0
-    ):
-        raise ValueError(
-            f"feedback_weight must be a number in [0, 1] (the share of the feedback documents "
-            f"in the expanded query), got {weight!r}"
-        )
-    if isinstance(n_terms, bool) or not isinstance(n_terms, (int, np.integer)) or n_terms < 1:
-        raise ValueError(f"feedback_terms must be an integer >= 1, got {n_terms!r}")
-    return int(docs), float(weight), int(n_terms)
 
 
 def rocchio(query: ArrayLike, feedback: ArrayLike, weight: float) -> NDArray[np.float32]:

@@ -7,8 +7,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
-from enum import Enum
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,14 +20,20 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import RunnableConfig, set_config_context
 from langchain_core.tools import BaseTool
-from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from langchain_fusion import fusion
-from langchain_fusion.feedback import check_feedback
 from langchain_fusion.filters import filter_mask
 from langchain_fusion.formatting import format_breakdown
+from langchain_fusion.fusion import (
+    OPTION_NAMES,
+    FusedResult,
+    FusionMethod,
+    FusionSpec,
+    Normalization,
+    fuse,
+)
 from langchain_fusion.index import HybridIndex
+from langchain_fusion.pool import CandidatePool
 from langchain_fusion.sources import (
     Candidates,
     HybridDenseSource,
@@ -41,178 +46,12 @@ from langchain_fusion.tools import create_fusion_tool
 
 __all__ = [
     "CandidatePool",
+    "FusedResult",
     "FusionMethod",
     "FusionRetriever",
     "Normalization",
     "format_breakdown",  # moved to langchain_fusion.formatting
 ]
-
-
-class FusionMethod(str, Enum):
-    """How ranked lists are merged.
-
-    * ``CONVEX``: normalize each retriever's scores, then ``sum_i w_i * s_i``; with two
-      retrievers, ``alpha * vector + (1 - alpha) * keyword``.
-    * ``RRF``: weighted Reciprocal Rank Fusion, ``sum_i w_i / (rrf_k + rank_i)``.
-
-    Example:
-        >>> FusionMethod("rrf") is FusionMethod.RRF
-        True
-
-    """
-
-    CONVEX = "convex"
-    RRF = "rrf"
-
-
-class Normalization(str, Enum):
-    """Score normalization used by the convex method.
-
-    * ``MINMAX``: ``(s - min) / (max - min)`` over the candidates.
-    * ``ZSCORE``: ``(s - mean) / std``.
-    * ``DBSF``: distribution-based score fusion (Qdrant): min-max between mean ± 3 std, clipped.
-    * ``NONE``: raw scores (only sensible when retrievers share a scale).
-
-    Example:
-        >>> Normalization("dbsf").value
-        'dbsf'
-
-    """
-
-    MINMAX = "minmax"
-    ZSCORE = "zscore"
-    DBSF = "dbsf"
-    NONE = "none"
-
-
-_METHOD_SHORTHANDS = {"minmax": "minmax", "zscore": "zscore", "dbsf": "dbsf"}
-
-
-@dataclass
-class CandidatePool:
-    """Everything the retrievers returned for one query, before fusion.
-
-    A pool is what tuning caches: re-fusing it with another ``alpha``, method or
-    normalization costs microseconds, no retrieval.
-
-    Attributes:
-        keys: Identity of each candidate (``Document.id``, a metadata key, or a content hash).
-        names: Retriever names, one per row.
-        raw: Raw scores, shape ``(n_retrievers, n_candidates)``; NaN = no score.
-        found_rank: Rank of each candidate in each retriever's own list (1 = best,
-            0 = not in that list).
-        has_scores: Per retriever, whether it returns scores (False = rank only).
-        feedback: Ids of the documents the query was expanded with (``feedback_docs``), in
-            first-round order; empty without feedback.
-
-    Example:
-        >>> from langchain_core.embeddings import DeterministicFakeEmbedding
-        >>> retriever = FusionRetriever.from_texts(
-        ...     ["error E-217: cells too cold", "warranty: ten years"],
-        ...     DeterministicFakeEmbedding(size=8),
-        ...     ids=["e217", "warranty"],
-        ... )
-        >>> pool = retriever.gather("E-217")
-        >>> pool.names, len(pool)
-        (['dense', 'bm25'], 2)
-        >>> best = retriever.fuse_pool(pool, alpha=0.0).order[0]  # keyword only
-        >>> pool.document(int(best)).id
-        'e217'
-
-    """
-
-    keys: list[str]
-    names: list[str]
-    raw: NDArray[np.float64]
-    found_rank: NDArray[np.int64]
-    has_scores: NDArray[np.bool_]
-    feedback: list[str] = field(default_factory=list)
-    _docs: list[Document | None] = field(default_factory=list, repr=False)
-    _loaders: list[Any] = field(default_factory=list, repr=False)
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def document(self, i: int) -> Document:
-        """Return candidate ``i`` as a Document (loaded on first use).
-
-        Raises:
-            KeyError: The candidate was deleted from its index after the search.
-
-        """
-        doc = self._present(i)
-        if doc is None:
-            raise KeyError(
-                f"candidate {self.keys[i]!r} was deleted from its index after the search"
-            )
-        return doc
-
-    def _present(self, i: int) -> Document | None:
-        """Candidate ``i``, or None when a concurrent delete removed it since the search."""
-        if self._docs[i] is None:
-            self._load([i])
-        return self._docs[i]
-
-    def _load(self, positions: Iterable[int]) -> None:
-        """Load the not-yet-loaded candidates among ``positions``: one call per loader.
-
-        A loader returns None for an id deleted since the search; that candidate stays None.
-        """
-        pending: dict[Any, list[int]] = {}  # loader -> positions (equal bound methods merge)
-        for i in positions:
-            if self._docs[i] is None and self._loaders[i] is not None:
-                pending.setdefault(self._loaders[i], []).append(i)
-        for loader, group in pending.items():
-            ids = [k[3:] if k.startswith("id:") else k for k in (self.keys[i] for i in group)]
-            for i, doc in zip(group, loader(ids), strict=True):
-                self._docs[i] = doc
-
-    def window(self, fetch_k: int, *, complete_scoring: bool = True) -> CandidatePool:
-        """Return the pool as it would have been with a smaller ``fetch_k`` (for tuning).
-
-        Candidates that no retriever ranked within ``fetch_k`` are dropped and ranks beyond
-        ``fetch_k`` become "not found". With complete scoring the survivors keep every side's
-        real score (a smaller gather would compute the same ones); without it, a score is kept
-        only where that retriever still ranks the candidate.
-
-        Example:
-            >>> pool = CandidatePool(keys=["id:a", "id:b", "id:c"], names=["dense", "bm25"],
-            ...     raw=np.array([[0.9, 0.8, 0.1], [np.nan, 2.0, 5.0]]),
-            ...     found_rank=np.array([[1, 2, 3], [0, 2, 1]]),
-            ...     has_scores=np.array([True, True]), _docs=[None] * 3, _loaders=[None] * 3)
-            >>> small = pool.window(1)
-            >>> small.keys, small.found_rank.tolist()
-            (['id:a', 'id:c'], [[1, 0], [0, 1]])
-
-        """
-        if fetch_k >= int(self.found_rank.max(initial=0)):
-            return self
-        found = (self.found_rank > 0) & (self.found_rank <= fetch_k)
-        keep = np.flatnonzero(found.any(axis=0))
-        rank = np.where(found, self.found_rank, 0)[:, keep].astype(np.int64)
-        raw = np.where(self.has_scores[:, None], self.raw[:, keep], np.nan)
-        if not complete_scoring:
-            raw = np.where(rank > 0, raw, np.nan)
-        return CandidatePool(
-            keys=[self.keys[i] for i in keep],
-            names=self.names,
-            raw=raw,
-            found_rank=rank,
-            has_scores=self.has_scores,
-            feedback=self.feedback,
-            _docs=[self._docs[i] for i in keep],
-            _loaders=[self._loaders[i] for i in keep],
-        )
-
-
-@dataclass
-class FusedResult:
-    """Fused order and per-retriever breakdown for a pool (internal)."""
-
-    order: NDArray[np.intp]
-    fused: NDArray[np.float64]
-    normalized: NDArray[np.float64]
-    ranks: NDArray[np.int64]
 
 
 def _post_filter(
@@ -239,57 +78,6 @@ def _post_filter(
 def _keyword_source(obj: Any) -> Source:
     """``keyword_retriever=``: a `HybridIndex` there means its BM25 side, not its vectors."""
     return HybridKeywordSource(obj) if isinstance(obj, HybridIndex) else to_source(obj)
-
-
-_NUMERIC_SETTINGS = (
-    "k",
-    "fetch_k",
-    "alpha",
-    "weights",
-    "rrf_k",
-    "max_per_source",
-    "feedback_docs",
-    "feedback_weight",
-    "feedback_terms",
-)
-
-
-def _refuse_booleans(values: Mapping[str, Any]) -> None:
-    """Refuse ``True``/``False`` as a numeric setting or weight (constructor and per call)."""
-    for name in _NUMERIC_SETTINGS:
-        value = values.get(name)
-        items = value if name == "weights" and isinstance(value, (list, tuple)) else [value]
-        if any(isinstance(item, (bool, np.bool_)) for item in items) or (
-            isinstance(value, np.ndarray) and value.dtype == np.bool_
-        ):
-            what = "numbers" if name == "weights" else "a number"
-            raise TypeError(
-                f"{name} must be {what}, got {value!r}: booleans are refused (write 1 or 0)"
-            )
-
-
-def _validate_k(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def _resolve_method(method: Any, normalization: Any) -> tuple[FusionMethod, Normalization]:
-    value = method.value if isinstance(method, Enum) else method
-    if isinstance(value, str) and value.lower() in _METHOD_SHORTHANDS:
-        return FusionMethod.CONVEX, Normalization(_METHOD_SHORTHANDS[value.lower()])
-    try:
-        resolved = FusionMethod(value.lower() if isinstance(value, str) else value)
-    except ValueError:
-        allowed = ", ".join([m.value for m in FusionMethod] + list(_METHOD_SHORTHANDS))
-        raise ValueError(f"method must be one of {allowed}; got {method!r}") from None
-    norm_value = normalization.value if isinstance(normalization, Enum) else normalization
-    try:
-        norm = Normalization(norm_value.lower() if isinstance(norm_value, str) else norm_value)
-    except ValueError:
-        allowed = ", ".join(n.value for n in Normalization)
-        raise ValueError(f"normalization must be one of {allowed}; got {normalization!r}") from None
-    return resolved, norm
 
 
 class FusionRetriever(BaseRetriever):
@@ -382,8 +170,8 @@ class FusionRetriever(BaseRetriever):
     """One name per source, used in ``metadata["fusion"]``."""
     weights: list[float] | None = None
     alpha: float = 0.5
-    method: str = "convex"
-    normalization: str = "minmax"
+    method: str = FusionMethod.CONVEX.value
+    normalization: str = Normalization.MINMAX.value
     k: int = 4
     fetch_k: int = 100
     rrf_k: float = 60.0
@@ -433,13 +221,8 @@ class FusionRetriever(BaseRetriever):
         sources = data.get("sources") or []
         if not data.get("names"):
             data["names"] = _default_names(sources)
-        return data
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_booleans(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            _refuse_booleans(data)  # pydantic would read True as 1.0; a call refuses it
+        # the fusion options as given (before pydantic coerces, e.g. alpha=True to 1.0)
+        FusionSpec().with_overrides(**{k: data[k] for k in _SPEC_OPTIONS if k in data})
         return data
 
     @model_validator(mode="after")
@@ -454,19 +237,7 @@ class FusionRetriever(BaseRetriever):
                 f"names must be {len(self.sources)} distinct strings, one per retriever; "
                 f"got {self.names!r}"
             )
-        _validate_k("k", self.k)
-        _validate_k("fetch_k", self.fetch_k)
-        given = self.model_fields_set
-        if "alpha" in given and self.weights is not None:
-            raise ValueError("pass alpha (two retrievers) or weights=[...], not both")
-        if "alpha" in given and len(self.sources) != 2:
-            raise ValueError(
-                f"alpha applies to exactly two retrievers (vector, keyword); this retriever "
-                f"fuses {len(self.sources)}: pass weights=[...] with {len(self.sources)} values"
-            )
-        self._settings({})  # validates alpha, weights, method, normalization, feedback
-        if self.max_per_source is not None:
-            _validate_k("max_per_source", self.max_per_source)
+        self.fusion_spec()  # validates every fusion option against these retrievers
         return self
 
     # ------------------------------------------------------------------ construction helpers
@@ -593,52 +364,46 @@ class FusionRetriever(BaseRetriever):
 
     # ------------------------------------------------------------------ settings
 
-    def _settings(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        unknown = set(overrides) - _OVERRIDES
+    def fusion_spec(self, **overrides: Any) -> FusionSpec:
+        """Return the `FusionSpec` of a call: this retriever's settings with ``overrides``.
+
+        Raises:
+            ValueError: On an unknown or invalid option, ``alpha`` with other than two
+                retrievers, or feedback the retrievers cannot do.
+
+        Example:
+            >>> from langchain_core.embeddings import DeterministicFakeEmbedding
+            >>> r = FusionRetriever.from_texts(["a"], DeterministicFakeEmbedding(size=8))
+            >>> spec = r.fusion_spec(method="rrf", alpha=0.2)
+            >>> spec.method.value, spec.weights_for(2).tolist()
+            ('rrf', [0.2, 0.8])
+
+        """
+        unknown = set(overrides) - set(OPTION_NAMES)
         if unknown:
             raise ValueError(
-                f"unknown option(s) {sorted(unknown)}; per-call options are {sorted(_OVERRIDES)}"
+                f"unknown option(s) {sorted(unknown)}; per-call options are {sorted(OPTION_NAMES)}"
             )
-        _refuse_booleans(overrides)
-        s = {name: overrides.get(name, getattr(self, name)) for name in _OVERRIDES}
-        s["complete_scoring"] = self.complete_scoring
-        s["k"] = _validate_k("k", s["k"])
-        s["fetch_k"] = max(_validate_k("fetch_k", s["fetch_k"]), s["k"])
-        method, norm = _resolve_method(s["method"], s["normalization"])
-        s["method"], s["normalization"] = method, norm
-        rrf_k = s["rrf_k"]
-        if not isinstance(rrf_k, (int, float)) or not math.isfinite(rrf_k) or rrf_k < 0:
-            raise ValueError(f"rrf_k must be a finite number >= 0, got {rrf_k!r}")
-        if s["max_per_source"] is not None:
-            _validate_k("max_per_source", s["max_per_source"])
-        fb = check_feedback(s["feedback_docs"], s["feedback_weight"], s["feedback_terms"])
-        s["feedback_docs"], s["feedback_weight"], s["feedback_terms"] = fb
-        if fb[0] and not any(src.supports_feedback for src in self.sources):
+        n = len(self.sources)
+        # weights win over alpha (the constructor refuses both); alpha counts when given, or as
+        # the two-retriever default
+        alpha_set = self.weights is None and ("alpha" in self.model_fields_set or n == 2)
+        values = {name: getattr(self, name) for name in _SPEC_OPTIONS}
+        values["alpha"] = self.alpha if alpha_set else None
+        spec = FusionSpec(**values)
+        changes = {k: v for k, v in overrides.items() if not (k == "weights" and v is None)}
+        if changes:
+            # a convex shorthand (method="zscore") keeps deciding the normalization
+            changes.setdefault("method", self.method)
+            spec = spec.with_overrides(**changes)
+        spec.weights_for(n)  # alpha needs two retrievers, weights one per retriever
+        if spec.feedback_docs and not any(src.supports_feedback for src in self.sources):
             raise ValueError(
                 "feedback_docs needs a retriever that can expand queries, and none of "
                 f"{[type(src).__name__ for src in self.sources]} can: build the retriever on a "
                 "HybridIndex (FusionRetriever.from_documents / from_index), or set feedback_docs=0"
             )
-        n = len(self.sources)
-        if overrides.get("weights") is not None and "alpha" in overrides:
-            raise ValueError("pass alpha (two retrievers) or weights=[...], not both")
-        weights = overrides.get("weights") if "weights" in overrides else None
-        if weights is None and "alpha" not in overrides:
-            weights = self.weights
-        if weights is not None:
-            s["weights"] = fusion.validate_weights(weights, n)
-        else:
-            alpha = s["alpha"]
-            if n != 2:
-                if "alpha" in overrides:
-                    raise ValueError(
-                        f"alpha applies to exactly two retrievers (vector, keyword); this "
-                        f"retriever fuses {n}: pass weights=[...] with {n} values"
-                    )
-                s["weights"] = np.ones(n)
-            else:
-                s["weights"] = np.asarray(fusion.alpha_to_weights(alpha), dtype=np.float64)
-        return s
+        return spec
 
     # ------------------------------------------------------------------ gathering candidates
 
@@ -667,7 +432,7 @@ class FusionRetriever(BaseRetriever):
         """
         self._check_query(query)
         overrides = {} if fetch_k is None else {"fetch_k": fetch_k}
-        return self._gather(query, self._settings(overrides), filter)
+        return self._gather(query, self.fusion_spec(**overrides), filter)
 
     def _child_configs(self, run_manager: Any) -> list[RunnableConfig | None]:
         """One config per source that makes its LangChain runs children of this run.
@@ -682,9 +447,9 @@ class FusionRetriever(BaseRetriever):
         return [{"callbacks": run_manager.get_child(tag=name)} for name in self.names]
 
     def _gather(
-        self, query: str, s: dict[str, Any], filter: Any, run_manager: Any = None
+        self, query: str, s: FusionSpec, filter: Any, run_manager: Any = None
     ) -> CandidatePool:
-        fk = s["fetch_k"]
+        fk = s.depth
         flt = filter if filter is not None else self.filter
         configs = self._child_configs(run_manager)
         results = _run_all(
@@ -710,12 +475,12 @@ class FusionRetriever(BaseRetriever):
         """Async version of `gather`: the retrievers run concurrently."""
         self._check_query(query)
         overrides = {} if fetch_k is None else {"fetch_k": fetch_k}
-        return await self._agather(query, self._settings(overrides), filter)
+        return await self._agather(query, self.fusion_spec(**overrides), filter)
 
     async def _agather(
-        self, query: str, s: dict[str, Any], filter: Any, run_manager: Any = None
+        self, query: str, s: FusionSpec, filter: Any, run_manager: Any = None
     ) -> CandidatePool:
-        fk = s["fetch_k"]
+        fk = s.depth
         flt = filter if filter is not None else self.filter
         configs = self._child_configs(run_manager)
         results = await asyncio.gather(
@@ -739,12 +504,12 @@ class FusionRetriever(BaseRetriever):
         )
         return self._with_feedback(await asyncio.to_thread(self._build_pool, list(again)), feedback)
 
-    def _feedback_docs(self, pool: CandidatePool, s: dict[str, Any]) -> list[Document]:
+    def _feedback_docs(self, pool: CandidatePool, s: FusionSpec) -> list[Document]:
         """Return the first round's top ``feedback_docs`` fused documents (empty when off)."""
-        m = s["feedback_docs"]
+        m = s.feedback_docs
         if not m or not len(pool):
             return []
-        top = [int(j) for j in _fuse(pool, s).order[:m]]
+        top = [int(j) for j in fuse(pool, s).order[:m]]
         pool._load(top)
         return [doc for doc in (pool._present(j) for j in top) if doc is not None]
 
@@ -754,7 +519,7 @@ class FusionRetriever(BaseRetriever):
         first: Candidates,
         query: str,
         feedback: list[Document],
-        s: dict[str, Any],
+        s: FusionSpec,
         flt: Any,
     ) -> Candidates:
         """Second round of one source; a source that cannot expand keeps its first answer."""
@@ -763,9 +528,9 @@ class FusionRetriever(BaseRetriever):
         return source.feedback_search(
             query,
             feedback,
-            s["fetch_k"],
-            weight=s["feedback_weight"],
-            n_terms=s["feedback_terms"],
+            s.depth,
+            weight=s.feedback_weight,
+            n_terms=s.feedback_terms,
             filter=flt if source.supports_filter else None,
             first=first,
         )
@@ -911,17 +676,16 @@ class FusionRetriever(BaseRetriever):
             (2,)
 
         """
-        s = self._settings(overrides)
-        return _fuse(pool, s)
+        return fuse(pool, self.fusion_spec(**overrides))
 
     # ------------------------------------------------------------------ LangChain entry points
 
-    def _finish(self, pool: CandidatePool, s: dict[str, Any]) -> list[Document]:
-        result = _fuse(pool, s)
+    def _finish(self, pool: CandidatePool, s: FusionSpec) -> list[Document]:
+        result = fuse(pool, s)
         return self._select(pool, result, s)
 
-    def _select(self, pool: CandidatePool, res: FusedResult, s: dict[str, Any]) -> list[Document]:
-        k, cap = s["k"], s["max_per_source"]
+    def _select(self, pool: CandidatePool, res: FusedResult, s: FusionSpec) -> list[Document]:
+        k, cap = s.k, s.max_per_source
         pool._load(int(j) for j in res.order[:k])  # the likely results, in one call per loader
         per_source: dict[Any, int] = {}
         out: list[Document] = []
@@ -947,7 +711,7 @@ class FusionRetriever(BaseRetriever):
         res: FusedResult,
         j: int,
         rank: int,
-        s: dict[str, Any],
+        s: FusionSpec,
     ) -> Document:
         breakdown: dict[str, dict[str, Any] | None] = {}
         for i, name in enumerate(pool.names):
@@ -966,17 +730,15 @@ class FusionRetriever(BaseRetriever):
         meta["fusion"] = {
             "score": float(res.fused[j]),
             "rank": rank,
-            "method": s["method"].value,
-            "normalization": s["normalization"].value
-            if s["method"] is FusionMethod.CONVEX
-            else None,
-            "weights": {n: float(w) for n, w in zip(pool.names, s["weights"])},
+            "method": s.method.value,
+            "normalization": s.normalization.value if s.method is FusionMethod.CONVEX else None,
+            "weights": {n: float(w) for n, w in zip(pool.names, res.weights)},
             "retrievers": breakdown,
         }
         if pool.feedback:
             meta["fusion"]["feedback"] = {
                 "documents": list(pool.feedback),
-                "weight": s["feedback_weight"],
+                "weight": s.feedback_weight,
             }
         return Document(page_content=doc.page_content, metadata=meta, id=doc.id)
 
@@ -984,27 +746,27 @@ class FusionRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         flt = kwargs.pop("filter", None)
-        s = self._settings(kwargs)
+        s = self.fusion_spec(**kwargs)
         pool = self._gather(self._check_query(query), s, flt, run_manager)
-        return self._finish(pool, self._settings_for_pool(query, pool, s, kwargs))
+        return self._finish(pool, self._spec_for_pool(query, pool, s, kwargs))
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         flt = kwargs.pop("filter", None)
-        s = self._settings(kwargs)
+        s = self.fusion_spec(**kwargs)
         pool = await self._agather(self._check_query(query), s, flt, run_manager)
-        return self._finish(pool, self._settings_for_pool(query, pool, s, kwargs))
+        return self._finish(pool, self._spec_for_pool(query, pool, s, kwargs))
 
-    def _settings_for_pool(
+    def _spec_for_pool(
         self,
         query: str,
         pool: CandidatePool,
-        settings: dict[str, Any],
+        spec: FusionSpec,
         overrides: dict[str, Any],
-    ) -> dict[str, Any]:
-        """Return the settings to fuse ``pool`` with (a hook: subclasses adapt them per query)."""
-        return settings
+    ) -> FusionSpec:
+        """Return the spec to fuse ``pool`` with (a hook: subclasses adapt it per query)."""
+        return spec
 
     def explain(self, query: str, **kwargs: Any) -> str:
         """Return a readable table of the fused results and each retriever's contribution.
@@ -1034,21 +796,8 @@ def _executor() -> ThreadPoolExecutor:
         return _EXECUTOR
 
 
-_OVERRIDES = frozenset(
-    {
-        "k",
-        "fetch_k",
-        "alpha",
-        "weights",
-        "method",
-        "normalization",
-        "rrf_k",
-        "max_per_source",
-        "feedback_docs",
-        "feedback_weight",
-        "feedback_terms",
-    }
-)
+_SPEC_OPTIONS = (*OPTION_NAMES, "complete_scoring")
+"""The retriever fields that are fusion options (the per-call ones and ``complete_scoring``)."""
 
 
 def _with_config(task: Callable[[], Candidates], config: RunnableConfig | None) -> Any:
@@ -1099,40 +848,3 @@ def _default_names(sources: Sequence[Source]) -> list[str]:
             name, n = f"{base}_{n}", n + 1
         names.append(name)
     return names
-
-
-def _fuse(pool: CandidatePool, s: dict[str, Any]) -> FusedResult:
-    n_src, n_cand = pool.raw.shape
-    weights = s["weights"]
-    if n_cand == 0:
-        empty = np.empty((n_src, 0))
-        return FusedResult(np.empty(0, dtype=np.intp), np.empty(0), empty, empty.astype(np.int64))
-    # Ranks over the candidate pool: a retriever's own rank where it found the document, and
-    # (complete scoring) the rank its real score earns among the rest.
-    ranks = np.zeros((n_src, n_cand), dtype=np.int64)
-    scores = np.empty((n_src, n_cand))
-    for i in range(n_src):
-        if pool.has_scores[i]:
-            scores[i] = pool.raw[i]
-            ranks[i] = (
-                fusion.ranks_from_scores(pool.raw[i])
-                if s["complete_scoring"] or s["method"] is FusionMethod.CONVEX
-                else pool.found_rank[i]
-            )
-        else:  # rank-only retriever: reciprocal-rank pseudo-scores
-            found = pool.found_rank[i]
-            scores[i] = np.where(found > 0, 1.0 / (s["rrf_k"] + found), np.nan)
-            ranks[i] = found
-    if s["method"] is FusionMethod.RRF:
-        normalized = np.full((n_src, n_cand), np.nan)
-        fused = fusion.rrf_fusion(ranks, weights, k=s["rrf_k"])
-    else:
-        normalized = np.vstack(
-            [fusion.normalize(scores[i], s["normalization"].value) for i in range(n_src)]
-        )
-        fused = fusion.convex_fusion(normalized, weights, missing="min")
-    # Ties (common with min-max: a retriever's last hit and its misses both score 0) go to the
-    # document the weighted retrievers actually found, higher in their own lists.
-    tiebreak = fusion.rrf_fusion(pool.found_rank, weights, k=s["rrf_k"])
-    order = np.lexsort((-tiebreak, -fused)).astype(np.intp)
-    return FusedResult(order=order, fused=fused, normalized=normalized, ranks=ranks)

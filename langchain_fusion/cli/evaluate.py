@@ -40,14 +40,15 @@ from langchain_fusion.cli._common import (
     read_labels,
     unit_interval,
 )
+from langchain_fusion.fusion import METHOD_SHORTHANDS, FusionMethod, Normalization, parse_method
 
 __all__ = ["add_commands", "cmd_eval", "cmd_tune"]
 
 
-_METHOD_CHOICES = ("convex", "minmax", "zscore", "dbsf", "rrf")
+_METHOD_CHOICES = (FusionMethod.CONVEX.value, *METHOD_SHORTHANDS, FusionMethod.RRF.value)
 
 
-_EVAL_METHODS = ("convex", "zscore", "dbsf", "rrf")
+_EVAL_METHODS = tuple(m for m in _METHOD_CHOICES if m != Normalization.MINMAX.value)
 
 
 def _metric_name(text: str) -> str:
@@ -140,13 +141,12 @@ def _systems(methods: Sequence[str], alpha: float) -> dict[str, dict[str, Any]]:
         "dense only (alpha=1)": {"method": "convex", "normalization": "minmax", "alpha": 1.0},
     }
     for m in dict.fromkeys(methods):
-        setting: dict[str, Any] = {"alpha": alpha}
-        if m == "rrf":
-            setting["method"] = "rrf"
-        else:
-            setting["method"] = "convex"
-            setting["normalization"] = "minmax" if m == "convex" else m
-        label = "rrf" if m == "rrf" else f"convex {setting['normalization']}"
+        method, implied = parse_method(m)
+        setting: dict[str, Any] = {"alpha": alpha, "method": method.value}
+        if method is FusionMethod.CONVEX:
+            setting["normalization"] = (implied or Normalization.MINMAX).value
+        norm = setting.get("normalization")
+        label = method.value if norm is None else f"convex {norm}"
         systems[f"fusion {label} (alpha={alpha:g})"] = setting
     return systems
 

@@ -19,6 +19,7 @@ from langchain_fusion.cli._common import (
     saved_index,
     unit_interval,
 )
+from langchain_fusion.fusion import METHOD_CHOICES, NORMALIZATION_NAMES, OPTION_NAMES
 
 __all__ = ["add_commands", "cmd_ask", "cmd_chat", "cmd_index", "cmd_sample_pdf", "cmd_search"]
 
@@ -49,7 +50,7 @@ def _parse_filter(text: str | None) -> dict[str, Any] | None:
 
 def _retriever_options(args: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = {}
-    for name in ("k", "alpha", "method", "normalization", "fetch_k", "rrf_k", "feedback_docs"):
+    for name in OPTION_NAMES:  # the fusion options this command line sets
         value = getattr(args, name, None)
         if value is not None:
             opts[name] = value
@@ -425,10 +426,10 @@ def _add_fusion_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--method",
-        choices=["convex", "rrf", "minmax", "zscore", "dbsf"],
+        choices=list(METHOD_CHOICES),
         help="fusion method (default convex with min-max)",
     )
-    p.add_argument("--normalization", choices=["minmax", "zscore", "dbsf", "none"])
+    p.add_argument("--normalization", choices=list(NORMALIZATION_NAMES))
     p.add_argument(
         "--rrf-k", dest="rrf_k", type=int_at_least(1), help="RRF constant k (default 60)"
     )

@@ -9,13 +9,9 @@ Example:
 
 from __future__ import annotations
 
-from langchain_fusion.evaluation.adaptive import (
-    AdaptiveComparison,
-    AdaptiveFusion,
-    AdaptiveFusionRetriever,
-    TermStats,
-    cross_validate_adaptive,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from langchain_fusion.evaluation.beir import (
     BeirDataset,
     available_splits,
@@ -48,21 +44,74 @@ from langchain_fusion.evaluation.metrics import (
     precision_at_k,
     recall_at_k,
 )
-from langchain_fusion.evaluation.plot import plot_alpha_sweep
-from langchain_fusion.evaluation.tune import (
-    CrossValidation,
-    Fold,
-    PoolCache,
-    TuningReport,
-    cross_validate,
-    gather_pools,
-    kfold,
-    score_settings,
-    simplex_grid,
-    tune,
-    tune_bm25,
-    tune_feedback,
-)
+
+# Tuning, adaptive fusion and plots build on the metrics above (langchain_fusion.tuning,
+# langchain_fusion.adaptive): they are re-exported here on first use, so that importing them
+# first does not run into this package half-initialized.
+_LATER = {
+    **dict.fromkeys(
+        (
+            "CrossValidation",
+            "Fold",
+            "PoolCache",
+            "TuningReport",
+            "cross_validate",
+            "gather_pools",
+            "kfold",
+            "score_settings",
+            "simplex_grid",
+            "tune",
+            "tune_bm25",
+            "tune_feedback",
+        ),
+        "langchain_fusion.tuning",
+    ),
+    **dict.fromkeys(
+        ("AdaptiveFusion", "AdaptiveFusionRetriever", "TermStats"), "langchain_fusion.adaptive"
+    ),
+    **dict.fromkeys(("AdaptiveComparison", "cross_validate_adaptive"), "langchain_fusion.adaptive"),
+    "plot_alpha_sweep": "langchain_fusion.evaluation.plot",
+}
+
+if TYPE_CHECKING:
+    from langchain_fusion.adaptive import (
+        AdaptiveComparison,
+        AdaptiveFusion,
+        AdaptiveFusionRetriever,
+        TermStats,
+        cross_validate_adaptive,
+    )
+    from langchain_fusion.evaluation.plot import plot_alpha_sweep
+    from langchain_fusion.tuning import (
+        CrossValidation,
+        Fold,
+        PoolCache,
+        TuningReport,
+        cross_validate,
+        gather_pools,
+        kfold,
+        score_settings,
+        simplex_grid,
+        tune,
+        tune_bm25,
+        tune_feedback,
+    )
+
+
+# ``langchain_fusion.evaluation.tune`` (the former tuning module) is also the name of the function
+# ``tune``: load the module now, then let the attribute resolve to the function on first use.
+importlib.import_module("langchain_fusion.evaluation.tune")
+del globals()["tune"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LATER.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BeirDataset",

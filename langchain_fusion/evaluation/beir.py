@@ -23,7 +23,7 @@ from typing import Any, Union
 
 from langchain_core.documents import Document
 
-from langchain_fusion.evaluation._checks import examples
+from langchain_fusion.evaluation.checks import examples
 
 __all__ = [
     "BeirDataset",

@@ -16,8 +16,8 @@ from langchain_core.retrievers import BaseRetriever, RetrieverLike
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel
 
-from langchain_fusion.evaluation._checks import check_int as _check_int
-from langchain_fusion.evaluation._checks import examples as _examples
+from langchain_fusion.evaluation.checks import check_int as _check_int
+from langchain_fusion.evaluation.checks import examples as _examples
 from langchain_fusion.evaluation.metrics import (
     Metric,
     Qrels,
@@ -29,7 +29,7 @@ from langchain_fusion.evaluation.metrics import (
     _ranking,
 )
 
-__all__ = ["EvaluationReport", "compare", "evaluate", "evaluate_run"]
+__all__ = ["EvaluationReport", "compare", "evaluate", "evaluate_run", "paired_p_value"]
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100")
 
@@ -113,11 +113,16 @@ class EvaluationReport:
         return self.to_markdown()
 
 
-def _paired_p_value(a: Sequence[float], b: Sequence[float]) -> float:
+def paired_p_value(a: Sequence[float], b: Sequence[float]) -> float:
     """Two-sided paired t-test p-value; NaN when undefined (fewer than 2 pairs, no variance).
 
     Same value as ``scipy.stats.ttest_rel(a, b).pvalue``, via ``scipy.special.stdtr`` (importing
     ``scipy.stats`` takes seconds).
+
+    Example:
+        >>> paired_p_value([1.0], [0.0])
+        nan
+
     """
     from scipy.special import stdtr
 
@@ -130,6 +135,9 @@ def _paired_p_value(a: Sequence[float], b: Sequence[float]) -> float:
         return math.nan
     t = float(diff.mean()) / (sd / math.sqrt(n))
     return float(2.0 * stdtr(n - 1, -abs(t)))
+
+
+_paired_p_value = paired_p_value  # the former name
 
 
 def compare(
@@ -200,7 +208,7 @@ def compare(
                 cell = f"**{cell}**"
             if base is not None and report is not base and m in base.metrics:
                 common = [q for q in report.per_query if q in base.per_query]
-                p = _paired_p_value(
+                p = paired_p_value(
                     [report.per_query[q][m] for q in common],
                     [base.per_query[q][m] for q in common],
                 )

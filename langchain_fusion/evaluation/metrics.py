@@ -54,9 +54,11 @@ __all__ = [
     "Run",
     "compute_metrics",
     "hit_rate_at_k",
+    "ideal_dcg",
     "mean",
     "mrr_at_k",
     "ndcg_at_k",
+    "ndcg_from_gains",
     "parse_metric",
     "precision_at_k",
     "recall_at_k",
@@ -291,11 +293,8 @@ class Qrels:
         """Ideal DCG at cutoff ``k`` for every query, in `query_ids` order (cached)."""
         cached = self._idcg_cache.get(k)
         if cached is None:
-            discount = _discounts(k).tolist()
             cached = np.fromiter(
-                (sum(map(operator.mul, gains[:k], discount)) for gains in self._ideal),
-                np.float64,
-                len(self._ideal),
+                (ideal_dcg(gains, k) for gains in self._ideal), np.float64, len(self._ideal)
             )
             self._idcg_cache[k] = cached
         return cached
@@ -322,6 +321,49 @@ def _discounts(k: int) -> NDArray[np.float64]:
     if k > _DISCOUNTS.size:
         _DISCOUNTS = 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
     return _DISCOUNTS[:k]
+
+
+# nDCG is computed here and only here: `ndcg_at_k`, `compute_metrics` and the tuner all call
+# `ideal_dcg` and `ndcg_from_gains`.
+
+
+def ideal_dcg(ideal_gains: Sequence[float], k: int) -> float:
+    """DCG@k of the ideal ranking: ``ideal_gains`` (sorted best first) at ranks 1, 2, ...
+
+    Example:
+        >>> round(ideal_dcg([2.0, 1.0], k=10), 4)  # 2 / log2(2) + 1 / log2(3)
+        2.6309
+
+    """
+    total: float = sum(map(operator.mul, ideal_gains[:k], _discounts(k).tolist()))
+    return total
+
+
+def ndcg_from_gains(
+    gains: NDArray[np.float64], idcg: NDArray[np.float64] | float
+) -> NDArray[np.float64]:
+    """Return the nDCG of ranked lists given as ``(n_lists, k)`` gains, rank 1 first (0-padded).
+
+    Args:
+        gains: The gain of the document at each rank, one row per ranked list; the cutoff is
+            the number of columns.
+        idcg: The ideal DCG at that cutoff (`ideal_dcg`), one per row or one for all.
+
+    Returns:
+        DCG / ideal DCG per row; 0.0 where the ideal DCG is 0 (no relevant document).
+
+    Example:
+        >>> import numpy as np
+        >>> ndcg_from_gains(np.array([[0.0, 1.0], [1.0, 0.0]]), ideal_dcg([1.0], 2)).round(4)
+        array([0.6309, 1.    ])
+
+    """
+    dcg = gains @ _discounts(gains.shape[1])
+    idcg_rows = np.broadcast_to(np.asarray(idcg, dtype=np.float64), dcg.shape)
+    out: NDArray[np.float64] = np.divide(
+        dcg, idcg_rows, out=np.zeros_like(dcg), where=idcg_rows > 0
+    )
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -394,12 +436,11 @@ def ndcg_at_k(ranked: Sequence[str], judgments: Mapping[str, float], k: int) -> 
         1.0
 
     """
-    gains = _single(ranked, judgments, k)
-    ideal = sorted((float(r) for r in judgments.values() if r > 0), reverse=True)[:k]
-    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    if idcg == 0.0:
-        return 0.0
-    return sum(g / math.log2(i + 2) for i, g in enumerate(gains)) / idcg
+    gains = np.zeros((1, k))
+    top = _single(ranked, judgments, k)
+    gains[0, : len(top)] = top
+    ideal = sorted((float(r) for r in judgments.values() if r > 0), reverse=True)
+    return float(ndcg_from_gains(gains, ideal_dcg(ideal, k))[0])
 
 
 def recall_at_k(ranked: Sequence[str], judgments: Mapping[str, float], k: int) -> float:
@@ -632,9 +673,7 @@ def _metric_arrays(
         k = metric.k
         hits = hits_cum[:, k - 1]
         if metric.name == "ndcg":
-            dcg = gains[:, :k] @ _discounts(k)
-            idcg = prepared._idcg(k)
-            value = np.divide(dcg, idcg, out=np.zeros_like(dcg), where=idcg > 0)
+            value = ndcg_from_gains(gains[:, :k], prepared._idcg(k))
         elif metric.name == "recall":
             value = np.where(has_rel, hits / safe_num_rel, 0.0)
         elif metric.name == "precision":

@@ -2,7 +2,7 @@
 
 Example:
     >>> import numpy as np, tempfile, os
-    >>> from langchain_fusion.evaluation.tune import TuningReport
+    >>> from langchain_fusion.tuning import TuningReport
     >>> settings = [{"method": "convex", "normalization": "minmax", "alpha": a}
     ...             for a in (0.0, 0.5, 1.0)]
     >>> report = TuningReport("ndcg@10", settings, np.array([0.60, 0.70, 0.55]),
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from langchain_fusion.evaluation.tune import TuningReport
+from langchain_fusion.tuning.report import TuningReport
 
 __all__ = ["load_matplotlib", "plot_alpha_sweep"]
 

@@ -9,7 +9,10 @@ start at 1. One small module per method:
   dispatched by [`normalize`][] (names in [`NORMALIZATIONS`][]);
 - fusion: [`convex_fusion`][] (weighted sum of normalized scores) and [`rrf_fusion`][]
   (weighted Reciprocal Rank Fusion), with [`validate_weights`][] and [`alpha_to_weights`][];
-- ranks: [`ranks_from_scores`][] and [`top_k`][].
+- ranks: [`ranks_from_scores`][] and [`top_k`][];
+- the whole operation: [`FusionSpec`][] (typed, validated settings, with the names in
+  [`FusionMethod`][] and [`Normalization`][]) and [`fuse`][] / [`fuse_many`][] (one pool, one or
+  many specs), used by `FusionRetriever`, the tuner and the adaptive retriever alike.
 
 Example:
     >>> from langchain_fusion import fusion
@@ -34,20 +37,64 @@ from __future__ import annotations
 
 from langchain_fusion.fusion.convex import convex_fusion
 from langchain_fusion.fusion.dbsf import dbsf
+from langchain_fusion.fusion.methods import (
+    METHOD_CHOICES,
+    METHOD_SHORTHANDS,
+    NORMALIZATION_NAMES,
+    FusionMethod,
+    Normalization,
+)
 from langchain_fusion.fusion.minmax import minmax
 from langchain_fusion.fusion.normalization import NORMALIZATIONS, normalize
+from langchain_fusion.fusion.pipeline import (
+    FusedResult,
+    Pool,
+    ScoredPool,
+    SpecBatch,
+    fuse,
+    fuse_many,
+)
 from langchain_fusion.fusion.ranks import ranks_from_scores, top_k
 from langchain_fusion.fusion.rrf import rrf_fusion
+from langchain_fusion.fusion.spec import (
+    FEEDBACK_KEYS,
+    GRID_KEYS,
+    OPTION_NAMES,
+    SPEC_FIELDS,
+    FusionSpec,
+    check_feedback,
+    parse_method,
+    parse_normalization,
+)
 from langchain_fusion.fusion.weights import alpha_to_weights, validate_weights
 from langchain_fusion.fusion.zscore import zscore
 
 __all__ = [
+    "FEEDBACK_KEYS",
+    "GRID_KEYS",
+    "METHOD_CHOICES",
+    "METHOD_SHORTHANDS",
     "NORMALIZATIONS",
+    "NORMALIZATION_NAMES",
+    "OPTION_NAMES",
+    "SPEC_FIELDS",
+    "FusedResult",
+    "FusionMethod",
+    "FusionSpec",
+    "Normalization",
+    "Pool",
+    "ScoredPool",
+    "SpecBatch",
     "alpha_to_weights",
+    "check_feedback",
     "convex_fusion",
     "dbsf",
+    "fuse",
+    "fuse_many",
     "minmax",
     "normalize",
+    "parse_method",
+    "parse_normalization",
     "ranks_from_scores",
     "rrf_fusion",
     "top_k",

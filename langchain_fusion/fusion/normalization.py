@@ -9,6 +9,7 @@ from numpy.typing import ArrayLike
 
 from langchain_fusion.fusion._common import FloatArray, as_scores
 from langchain_fusion.fusion.dbsf import dbsf
+from langchain_fusion.fusion.methods import NORMALIZATION_NAMES, Normalization
 from langchain_fusion.fusion.minmax import minmax
 from langchain_fusion.fusion.zscore import zscore
 
@@ -18,14 +19,17 @@ def _identity(scores: ArrayLike) -> FloatArray:
     return np.array(array, dtype=np.float64, copy=True)
 
 
+_FUNCTIONS: dict[Normalization, Callable[[ArrayLike], FloatArray]] = {
+    Normalization.MINMAX: minmax,
+    Normalization.ZSCORE: zscore,
+    Normalization.DBSF: dbsf,
+    Normalization.NONE: _identity,
+}
 _METHODS: dict[str, Callable[[ArrayLike], FloatArray]] = {
-    "minmax": minmax,
-    "zscore": zscore,
-    "dbsf": dbsf,
-    "none": _identity,
+    n.value: _FUNCTIONS[n] for n in Normalization
 }
 
-NORMALIZATIONS: tuple[str, ...] = tuple(_METHODS)
+NORMALIZATIONS: tuple[str, ...] = NORMALIZATION_NAMES
 """The names accepted by [`normalize`][]: ``("minmax", "zscore", "dbsf", "none")``."""
 
 

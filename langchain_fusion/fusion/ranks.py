@@ -32,7 +32,7 @@ def ranks_from_scores(scores: ArrayLike) -> IntArray:
 
     """
     array = as_float_array(scores, "scores", 1)
-    order = np.argsort(-array, kind="stable")  # NaN sorts last
+    order = top_k(array, array.size)  # best first, ties by position, NaN last
     ranks = np.empty(array.size, dtype=np.int64)
     ranks[order] = np.arange(1, array.size + 1)
     ranks[np.isnan(array)] = 0

@@ -14,7 +14,6 @@ from langchain_fusion.evaluation import evaluate
 from langchain_fusion.evaluation.tune import (
     DEFAULT_ALPHAS,
     GRID_KEYS,
-    _fused_orders,
     cross_validate,
     gather_pools,
     kfold,
@@ -23,6 +22,7 @@ from langchain_fusion.evaluation.tune import (
     tune,
     window,
 )
+from langchain_fusion.fusion import fuse_many
 from tests.fakes import BagOfWordsEmbedding, LookupEmbedding, ScriptedSource
 
 # ------------------------------------------------------------------------------ fixtures
@@ -209,14 +209,19 @@ def test_vectorized_fusion_matches_fuse_pool_exactly(
     for _ in range(20):
         pool = _random_pool(rng, complete)
         for group in groups:
-            orders = _fused_orders(pool, group, weights, r.rrf_k, complete_scoring is True)
-            for a, order in zip(alphas, orders, strict=True):
+            settings: list[dict[str, Any]] = []
+            for a in alphas:
                 kw: dict[str, Any] = {"alpha": float(a), "method": group[0]}
                 kw.update(
                     {"normalization": group[1]} if group[0] == "convex" else {"rrf_k": group[1]}
                 )
+                settings.append(kw)
+            # the batched fusion the tuner uses, against the retriever's one-spec fusion
+            orders = fuse_many(pool, [r.fusion_spec(**kw) for kw in settings])
+            assert weights.shape[0] == len(orders)
+            for kw, order in zip(settings, orders, strict=True):
                 expected = r.fuse_pool(pool, **kw).order
-                assert order.tolist() == expected.tolist(), (group, a)
+                assert order.tolist() == expected.tolist(), (group, kw)
 
 
 def test_window_matches_a_real_smaller_gather(bag_retriever: FusionRetriever) -> None:

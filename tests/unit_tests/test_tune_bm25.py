@@ -15,7 +15,7 @@ from langchain_fusion.evaluation import tune, tune_bm25
 from langchain_fusion.lexical import BM25Index
 from tests.fakes import BagOfWordsEmbedding, FixedRetriever, word_corpus, word_queries
 
-tune_module = importlib.import_module("langchain_fusion.evaluation.tune")
+tune_module = importlib.import_module("langchain_fusion.tuning.bm25")  # where tune_bm25 calls tune
 
 PAIRS = [(0.3, 0.2), (0.7, 0.5), (1.2, 0.9), (2.0, 1.0)]
 

@@ -23,7 +23,7 @@ from langchain_fusion.dense.finetune import RECORD_FILE, fine_tuning_record
 from langchain_fusion.evaluation import gather_pools, tune, tune_bm25, tune_feedback
 from tests.fakes import BagOfWordsEmbedding, word_corpus, word_queries
 
-tune_module = importlib.import_module("langchain_fusion.evaluation.tune")
+tune_module = importlib.import_module("langchain_fusion.tuning.bm25")  # where tune_bm25 calls tune
 
 GRID = {"alpha": [0.0, 0.25, 0.5, 0.75, 1.0], "normalization": ["minmax", "zscore"]}
 
