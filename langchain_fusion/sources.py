@@ -766,6 +766,8 @@ def to_source(obj: Any) -> Source:
         return CommunityFAISSSource(obj)
     if _is_community_bm25(obj):
         return CommunityBM25Source(obj)
+    if isinstance(obj, VectorStore) and callable(getattr(obj, "as_sources", None)):
+        return obj.as_sources()[0]  # a store with its own sides (PostgresHybridStore): dense
     if isinstance(obj, VectorStore):
         return VectorStoreSource(obj)
     if isinstance(obj, BaseRetriever):
