@@ -232,7 +232,7 @@ def _post_filter(
 
 
 def _joint_searcher(sources: Sequence[Source]) -> Any:
-    """The joint searcher all ``sources`` share (``Source.joint``), or None.
+    """Return the joint searcher all ``sources`` share (``Source.joint``), or None.
 
     A joint searcher answers ``search(query, k, filter, sources)`` (and ``asearch``) with every
     source's `Candidates` at once, e.g. both sides of a PostgreSQL store from one statement.
@@ -248,7 +248,8 @@ def _keyword_source(obj: Any) -> Source:
     from langchain_fusion.index import HybridIndex
 
     if not isinstance(obj, HybridIndex) and callable(getattr(obj, "as_sources", None)):
-        return obj.as_sources()[1]  # PostgresHybridStore: its BM25 side
+        sides: list[Source] = obj.as_sources()
+        return sides[1]  # PostgresHybridStore: its BM25 side
     return HybridKeywordSource(obj) if isinstance(obj, HybridIndex) else to_source(obj)
 
 

@@ -767,7 +767,8 @@ def to_source(obj: Any) -> Source:
     if _is_community_bm25(obj):
         return CommunityBM25Source(obj)
     if isinstance(obj, VectorStore) and callable(getattr(obj, "as_sources", None)):
-        return obj.as_sources()[0]  # a store with its own sides (PostgresHybridStore): dense
+        sides: list[Source] = obj.as_sources()  # type: ignore[attr-defined]
+        return sides[0]  # a store with its own sides (PostgresHybridStore): its dense side
     if isinstance(obj, VectorStore):
         return VectorStoreSource(obj)
     if isinstance(obj, BaseRetriever):

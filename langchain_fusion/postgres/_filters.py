@@ -155,11 +155,15 @@ class _Builder:
         return f"(NOT {inner})" if op == "$not" else inner
 
     def field_spec(self, key: str, spec: Any) -> str:
-        if isinstance(spec, Mapping) and spec and all(
-            isinstance(k, str) and k.startswith("$") for k in spec
+        if (
+            isinstance(spec, Mapping)
+            and spec
+            and all(isinstance(k, str) and k.startswith("$") for k in spec)
         ):
             return "(" + " AND ".join(self.operator(key, op, arg) for op, arg in spec.items()) + ")"
-        if isinstance(spec, Mapping) and any(isinstance(k, str) and k.startswith("$") for k in spec):
+        if isinstance(spec, Mapping) and any(
+            isinstance(k, str) and k.startswith("$") for k in spec
+        ):
             bad = [k for k in spec if not (isinstance(k, str) and k.startswith("$"))]
             raise ValueError(
                 f"filter field {key!r} mixes operators and plain keys {bad!r}; use either "
@@ -236,8 +240,6 @@ def filter_sql(
                 "a callable filter cannot run inside PostgreSQL; use the dict syntax "
                 "({'field': value, 'page': {'$gte': 2}})"
             )
-        raise TypeError(
-            f"filter must be a dict or None, got {type(filter).__name__}: {filter!r}"
-        )
+        raise TypeError(f"filter must be a dict or None, got {type(filter).__name__}: {filter!r}")
     builder = _Builder(column, prefix)
     return builder.mapping(filter), builder.params

