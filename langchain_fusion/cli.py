@@ -135,6 +135,10 @@ def _sample_index(show_progress: bool, embeddings: Any = None) -> Any:
 
 
 def _open(args: argparse.Namespace) -> Any:
+    if getattr(args, "store", None):  # PostgreSQL (langchain_fusion.postgres.cli)
+        from langchain_fusion.postgres.cli import open_store
+
+        return open_store(args, _model(args))
     if getattr(args, "sample", False):
         if args.index:
             _fail(
@@ -181,7 +185,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     from langchain_fusion.index import HybridIndex
     from langchain_fusion.ingest import ingest
 
-    out = Path(args.out)
+    if not args.out and not getattr(args, "store", None):
+        _fail("give --out DIR (an index directory) or --store DSN|embedded (PostgreSQL)")
+    out = Path(args.out or ".")
     show = not args.quiet
     if not args.paths and not args.prune:
         _fail("give files or folders to index (or --prune alone to drop deleted files' chunks)")
@@ -204,6 +210,10 @@ def cmd_index(args: argparse.Namespace) -> int:
         if not result.chunks:
             _fail("nothing to index: " + result.summary())
         chunks, files = result.chunks, len(result.files)
+    if getattr(args, "store", None):  # PostgreSQL (langchain_fusion.postgres.cli)
+        from langchain_fusion.postgres.cli import index_into_store
+
+        return index_into_store(args, chunks, _model(args))
     existing = _saved_index(out)
     if not existing and not chunks:
         _fail(f"index not found: {out} (nothing to prune)")
@@ -445,6 +455,13 @@ def _add_source(p: argparse.ArgumentParser) -> None:
         "--sample", action="store_true", help="use the bundled sample document (no index needed)"
     )
     _add_model_arg(p)
+    _add_store_args(p)
+
+
+def _add_store_args(p: argparse.ArgumentParser) -> None:
+    from langchain_fusion.postgres.cli import add_store_args
+
+    add_store_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -472,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=cmd_index.__doc__,
     )
     p.add_argument("paths", nargs="*", help="files or folders")
-    p.add_argument("--out", required=True, help="index directory (created or updated)")
+    p.add_argument("--out", help="index directory (created or updated)")
     p.add_argument(
         "--chunk-size", type=_int_at_least(1), default=600, help="chunk size (default 600)"
     )
@@ -486,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also remove the chunks of files that no longer exist (alone: only that)",
     )
     _add_model_arg(p)
+    _add_store_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_index)
 
@@ -523,6 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_commands(sub)
+    from langchain_fusion.postgres.cli import add_commands as add_postgres_commands
+
+    add_postgres_commands(sub)
     return parser
 
 
