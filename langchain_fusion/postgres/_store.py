@@ -97,6 +97,42 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+class Vector:
+    """A float32 vector sent to PostgreSQL in pgvector's binary format.
+
+    Example:
+        >>> Vector([1.0, 2.0]).values.tolist()
+        [1.0, 2.0]
+    """
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: Any) -> None:
+        self.values = np.ascontiguousarray(values, dtype=">f4")
+
+
+def _register_vector(conn: Any, info: Any) -> None:
+    """Register pgvector's type and a binary dumper for `Vector` on one connection.
+
+    pgvector's binary format: uint16 dimension, uint16 unused, then big-endian float32 values.
+    """
+    import struct
+
+    from psycopg.adapt import Dumper
+    from psycopg.pq import Format
+
+    class VectorDumper(Dumper):
+        format = Format.BINARY
+        oid = info.oid
+
+        def dump(self, obj: Any) -> bytes:
+            values = obj.values
+            return struct.pack(">HH", values.shape[0], 0) + values.tobytes()
+
+    info.register(conn)
+    conn.adapters.register_dumper(Vector, VectorDumper)
+
+
 def _as_is(text: Any) -> str:
     return str(text)
 
@@ -429,7 +465,7 @@ class PostgresHybridStore(VectorStore):
             import psycopg_pool
         except ImportError:
             raise PostgresStoreError(
-                "the PostgreSQL store needs psycopg 3, psycopg-pool and pgvector: "
+                "the PostgreSQL store needs psycopg 3 and psycopg-pool: "
                 "pip install 'langchain-fusion[postgres]'"
             ) from None
         if isinstance(connection, str):
@@ -489,8 +525,6 @@ class PostgresHybridStore(VectorStore):
     def _register(self, conn: Any) -> None:
         if conn.adapters.types.get("vector") is not None:
             return
-        from pgvector.psycopg.vector import register_vector_info
-
         if self._vector_info is None:
             from psycopg.types import TypeInfo
 
@@ -498,7 +532,7 @@ class PostgresHybridStore(VectorStore):
             if info is None:
                 raise PostgresStoreError(_NO_PGVECTOR)
             self._vector_info = info
-        register_vector_info(conn, self._vector_info)
+        _register_vector(conn, self._vector_info)
 
     @contextmanager
     def _conn(self, *, read: bool = False) -> Iterator[Any]:
@@ -947,7 +981,6 @@ class PostgresHybridStore(VectorStore):
         token_lists: list[list[str]],
         term_ids: dict[str, int],
     ) -> None:
-        from pgvector import Vector
         from psycopg.types.json import Jsonb
 
         conn.execute(_STAGING)
@@ -1109,8 +1142,6 @@ class PostgresHybridStore(VectorStore):
     def _query_params(
         self, query: str | None, vector: NDArray[np.float32] | None, k: int, filter: Any
     ) -> tuple[dict[str, Any], str, bool]:
-        from pgvector import Vector
-
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be an int >= 1, got {k!r}")
         cond, fparams = filter_sql(filter)
@@ -1227,7 +1258,6 @@ class PostgresHybridStore(VectorStore):
     async def _aregister(self, conn: Any) -> None:
         if conn.adapters.types.get("vector") is not None:
             return
-        from pgvector.psycopg.vector import register_vector_info
         from psycopg.types import TypeInfo
 
         if self._vector_info is None:
@@ -1235,7 +1265,7 @@ class PostgresHybridStore(VectorStore):
             if info is None:
                 raise PostgresStoreError(_NO_PGVECTOR)
             self._vector_info = info
-        register_vector_info(conn, self._vector_info)
+        _register_vector(conn, self._vector_info)
 
     async def _aread_info(self, conn: Any) -> None:
         from psycopg import sql
