@@ -212,6 +212,9 @@ _CREATE_TABLES = [
     )""",
     """CREATE INDEX IF NOT EXISTS {hnsw} ON {docs}
         USING hnsw (embedding vector_cosine_ops) WITH (m = {m}, ef_construction = {efc})""",
+    # Vectors inline and uncompressed (TOAST would compress them and move them out of line,
+    # making every distance computation detoast: 10x slower exact search and loading).
+    "ALTER TABLE {docs} ALTER COLUMN embedding SET STORAGE {storage}",
 ]
 
 _STAGING = """CREATE TEMP TABLE IF NOT EXISTS lf_staging (
@@ -723,6 +726,7 @@ class PostgresHybridStore(VectorStore):
                     dim=sql.Literal(int(info.config["dim"])),
                     m=sql.Literal(int(info.config["hnsw"]["m"])),
                     efc=sql.Literal(int(info.config["hnsw"]["ef_construction"])),
+                    storage=sql.SQL("PLAIN" if int(info.config["dim"]) <= 1500 else "MAIN"),
                 )
             )
         return info
@@ -1063,6 +1067,51 @@ class PostgresHybridStore(VectorStore):
             )
         self._info = None
         self._term_ids = {}
+
+    def drop_vector_index(self) -> None:
+        """Drop the HNSW index (before a bulk load; `build_vector_index` makes it again).
+
+        Dense search stays correct without it (exact scan), only slower.
+
+        Example:
+            >>> PostgresHybridStore.drop_vector_index.__name__
+            'drop_vector_index'
+        """
+        from psycopg import sql
+
+        with self._conn() as conn:
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(self._names.hnsw))
+
+    def build_vector_index(self, *, maintenance_work_mem: str = "1GB") -> None:
+        """(Re)build the HNSW index if it is missing (after a bulk load: much faster in one go).
+
+        Example:
+            >>> PostgresHybridStore.build_vector_index.__name__
+            'build_vector_index'
+        """
+        from psycopg import sql
+
+        info = self._refresh()
+        if info is None:
+            return
+        if not re.fullmatch(r"[0-9]+[kMG]B", maintenance_work_mem):
+            raise ValueError(
+                f"maintenance_work_mem must look like '1GB', got {maintenance_work_mem!r}"
+            )
+        n = self._names
+        with self._conn() as conn:
+            conn.execute(
+                sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(maintenance_work_mem))
+            )
+            conn.execute(
+                sql.SQL(_CREATE_TABLES[3]).format(
+                    docs=n.docs,
+                    hnsw=n.hnsw,
+                    m=sql.Literal(int(info.config["hnsw"]["m"])),
+                    efc=sql.Literal(int(info.config["hnsw"]["ef_construction"])),
+                )
+            )
+            conn.execute("RESET maintenance_work_mem")
 
     def optimize(self) -> None:
         """``VACUUM ANALYZE`` the collection (after a bulk load: index-only postings scans).
