@@ -103,6 +103,7 @@ class Vector:
     Example:
         >>> Vector([1.0, 2.0]).values.tolist()
         [1.0, 2.0]
+
     """
 
     __slots__ = ("values",)
@@ -127,7 +128,7 @@ def _register_vector(conn: Any, info: Any) -> None:
 
         def dump(self, obj: Any) -> bytes:
             values = obj.values
-            return struct.pack(">HH", values.shape[0], 0) + values.tobytes()
+            return struct.pack(">HH", values.shape[0], 0) + bytes(values.tobytes())
 
     info.register(conn)
     conn.adapters.register_dumper(Vector, VectorDumper)
@@ -1076,6 +1077,7 @@ class PostgresHybridStore(VectorStore):
         Example:
             >>> PostgresHybridStore.drop_vector_index.__name__
             'drop_vector_index'
+
         """
         from psycopg import sql
 
@@ -1088,6 +1090,7 @@ class PostgresHybridStore(VectorStore):
         Example:
             >>> PostgresHybridStore.build_vector_index.__name__
             'build_vector_index'
+
         """
         from psycopg import sql
 
