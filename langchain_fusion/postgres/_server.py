@@ -262,7 +262,9 @@ def embedded_server(
                     "-v",
                     "ON_ERROR_STOP=1",
                     "-qc",
-                    "CREATE EXTENSION IF NOT EXISTS vector",
+                    # a standby (streaming replica) is read-only: it has the primary's extension
+                    "DO $$BEGIN IF NOT pg_is_in_recovery() THEN "
+                    "CREATE EXTENSION IF NOT EXISTS vector; END IF; END$$",
                 ],
                 user=user,
             )
