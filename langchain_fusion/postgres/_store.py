@@ -29,7 +29,7 @@ import threading
 import uuid
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -300,7 +300,7 @@ def _joint_sql(filtered: bool, exact: bool, k_dense: bool, k_bm25: bool) -> str:
             SELECT p.doc, sum(qw.w * {_TFC}) AS score
             FROM qw JOIN {{postings}} p ON p.term = qw.id JOIN {{docs}} d ON d.rowid = p.doc, st
             {where}
-            GROUP BY p.doc ORDER BY score DESC, p.doc LIMIT %(k)s
+            GROUP BY p.doc ORDER BY score DESC, p.doc LIMIT %(kk)s
         ) x WHERE score > 0
     )"""
     else:
@@ -308,7 +308,7 @@ def _joint_sql(filtered: bool, exact: bool, k_dense: bool, k_bm25: bool) -> str:
         SELECT doc, row_number() OVER (ORDER BY score DESC, doc) AS rk FROM (
             SELECT p.doc, sum(qw.w * {_TFC}) AS score
             FROM qw JOIN {{postings}} p ON p.term = qw.id, st
-            GROUP BY p.doc ORDER BY score DESC, p.doc LIMIT %(k)s
+            GROUP BY p.doc ORDER BY score DESC, p.doc LIMIT %(kk)s
         ) x WHERE score > 0
     )"""
     return f"""
@@ -1191,13 +1191,28 @@ class PostgresHybridStore(VectorStore):
             return False
         return self._info is None or self._info.n_docs < self.hnsw_threshold
 
-    def _query_params(
-        self, query: str | None, vector: NDArray[np.float32] | None, k: int, filter: Any
-    ) -> tuple[dict[str, Any], str, bool]:
+    @staticmethod
+    def _check_k(k: Any) -> int:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be an int >= 1, got {k!r}")
+        return int(k)
+
+    def _query_params(
+        self,
+        query: str | Mapping[str, float] | None,
+        vector: NDArray[np.float32] | None,
+        k: int,
+        filter: Any,
+    ) -> tuple[dict[str, Any], str, bool]:
+        self._check_k(k)
         cond, fparams = filter_sql(filter)
-        counts: Counter[str] = Counter(self.tokenizer(query)) if query is not None else Counter()
+        counts: Mapping[str, float]
+        if query is None:
+            counts = {}
+        elif isinstance(query, str):
+            counts = Counter(self.tokenizer(query))
+        else:  # {term: weight} over index terms (an expanded query)
+            counts = {str(t): float(w) for t, w in query.items() if float(w) > 0}
         for t in counts:
             _no_nul(t, "the query")
         bm = self.bm25_params
@@ -1208,6 +1223,7 @@ class PostgresHybridStore(VectorStore):
             "k1": bm["k1"],
             "b": bm["b"],
             "k": int(k),
+            "kk": int(k),
             "qvec": Vector(vector) if vector is not None else None,
         }
         params.update(fparams)
@@ -1215,9 +1231,10 @@ class PostgresHybridStore(VectorStore):
 
     def joint_search(
         self,
-        query: str,
+        query: str | Mapping[str, float],
         k: int,
         *,
+        k_keyword: int | None = None,
         filter: Any = None,
         dense: bool = True,
         keyword: bool = True,
@@ -1237,6 +1254,8 @@ class PostgresHybridStore(VectorStore):
         if self._info is None and self._refresh() is None:
             return JointResult([], [], {}, {}, {}, vector)
         params, cond, filtered = self._query_params(query if keyword else None, vector, k, filter)
+        if k_keyword is not None:
+            params["kk"] = self._check_k(k_keyword)
         stmt = self._joint_statement(filtered, self._exact(exact), dense, keyword, cond)
         try:
             with self._conn(read=True) as conn, conn.pipeline():
@@ -1341,13 +1360,17 @@ class PostgresHybridStore(VectorStore):
             )
         self._info = info
 
-    def _vector_for(self, query: str, query_vector: Any, dense: bool) -> NDArray[np.float32] | None:
+    def _vector_for(
+        self, query: str | Mapping[str, float], query_vector: Any, dense: bool
+    ) -> NDArray[np.float32] | None:
         if not dense:
             return None
         if query_vector is not None:
             vec = np.asarray(query_vector, dtype=np.float32)
             self._check_query_vector(vec)
             return vec
+        if not isinstance(query, str):
+            raise ValueError("a {term: weight} query needs query_vector= for the dense side")
         return self.embed_query(query)
 
     def _joint_statement(
@@ -1399,7 +1422,7 @@ class PostgresHybridStore(VectorStore):
         )
 
     def score(
-        self, query: str, ids: Sequence[str], *, query_vector: Any = None
+        self, query: str | Mapping[str, float], ids: Sequence[str], *, query_vector: Any = None
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Exact cosine and BM25 scores of given documents (NaN for unknown ids).
 
@@ -1570,6 +1593,19 @@ class PostgresHybridStore(VectorStore):
         from langchain_fusion.postgres._sources import PostgresDenseSource, PostgresKeywordSource
 
         return [PostgresDenseSource(self), PostgresKeywordSource(self)]
+
+    @property
+    def backend(self) -> Any:
+        """Return this store as a ``langchain_fusion.backend.Backend`` (with ``search_joint``).
+
+        Example:
+            >>> PostgresHybridStore.backend.__doc__.split()[0]
+            'Return'
+
+        """
+        from langchain_fusion.postgres._backend import PostgresBackend
+
+        return PostgresBackend(self)
 
     @property
     def joint(self) -> _JointSearcher:
