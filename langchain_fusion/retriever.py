@@ -75,8 +75,23 @@ def _post_filter(
     return out
 
 
+def _joint_searcher(sources: Sequence[Source]) -> Any:
+    """Return the joint searcher all ``sources`` share (``Source.joint``), or None.
+
+    A joint searcher answers ``search(query, k, filter, sources)`` (and ``asearch``) with every
+    source's `Candidates` at once, e.g. both sides of a PostgreSQL store from one statement.
+    """
+    joint = getattr(sources[0], "joint", None) if sources else None
+    if joint is None or any(getattr(s, "joint", None) is not joint for s in sources):
+        return None
+    return joint
+
+
 def _keyword_source(obj: Any) -> Source:
     """``keyword_retriever=``: a `HybridIndex` there means its BM25 side, not its vectors."""
+    if not isinstance(obj, HybridIndex) and callable(getattr(obj, "as_sources", None)):
+        sides: list[Source] = obj.as_sources()
+        return sides[1]  # PostgresHybridStore: its BM25 side
     return HybridKeywordSource(obj) if isinstance(obj, HybridIndex) else to_source(obj)
 
 
@@ -255,6 +270,9 @@ class FusionRetriever(BaseRetriever):
 
         """
         kwargs.setdefault("names", ["dense", "bm25"])
+        as_sources = getattr(index, "as_sources", None)
+        if callable(as_sources):  # a store that provides its own sides (PostgresHybridStore)
+            return cls(sources=as_sources(), **kwargs)
         return cls(
             sources=[HybridDenseSource(index), HybridKeywordSource(index)], index=index, **kwargs
         )
@@ -452,10 +470,14 @@ class FusionRetriever(BaseRetriever):
         fk = s.depth
         flt = filter if filter is not None else self.filter
         configs = self._child_configs(run_manager)
-        results = _run_all(
-            [lambda src=src: self._search_one(src, query, fk, flt) for src in self.sources],
-            configs,
-        )
+        joint = _joint_searcher(self.sources)
+        if joint is not None:  # every side from one round trip (e.g. PostgresHybridStore)
+            results = joint.search(query, fk, flt, self.sources)
+        else:
+            results = _run_all(
+                [lambda src=src: self._search_one(src, query, fk, flt) for src in self.sources],
+                configs,
+            )
         pool = self._build_pool(_post_filter(self.sources, results, flt))
         feedback = self._feedback_docs(pool, s)
         if not feedback:
@@ -483,12 +505,18 @@ class FusionRetriever(BaseRetriever):
         fk = s.depth
         flt = filter if filter is not None else self.filter
         configs = self._child_configs(run_manager)
-        results = await asyncio.gather(
-            *[
-                _in_config(src.asearch(query, fk, filter=flt if src.supports_filter else None), c)
-                for src, c in zip(self.sources, configs, strict=True)
-            ]
-        )
+        joint = _joint_searcher(self.sources)
+        if joint is not None:  # every side from one round trip (e.g. PostgresHybridStore)
+            results = await joint.asearch(query, fk, flt, self.sources)
+        else:
+            results = await asyncio.gather(
+                *[
+                    _in_config(
+                        src.asearch(query, fk, filter=flt if src.supports_filter else None), c
+                    )
+                    for src, c in zip(self.sources, configs, strict=True)
+                ]
+            )
         results = _post_filter(self.sources, list(results), flt)
         pool = await asyncio.to_thread(self._build_pool, results)
         feedback = await asyncio.to_thread(self._feedback_docs, pool, s)

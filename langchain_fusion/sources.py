@@ -837,6 +837,9 @@ def to_source(obj: Any) -> Source:
         return CommunityFAISSSource(obj)
     if _is_community_bm25(obj):
         return CommunityBM25Source(obj)
+    if isinstance(obj, VectorStore) and callable(getattr(obj, "as_sources", None)):
+        sides: list[Source] = obj.as_sources()  # type: ignore[attr-defined]
+        return sides[0]  # a store with its own sides (PostgresHybridStore): its dense side
     if isinstance(obj, VectorStore):
         return VectorStoreSource(obj)
     if isinstance(obj, BaseRetriever):

@@ -77,6 +77,10 @@ def _sample_index(show_progress: bool, embeddings: Any = None) -> Any:
 
 
 def _open(args: argparse.Namespace) -> Any:
+    if getattr(args, "store", None):  # PostgreSQL (langchain_fusion.postgres.cli)
+        from langchain_fusion.postgres.cli import open_store
+
+        return open_store(args, model_embeddings(args))
     if getattr(args, "sample", False):
         if args.index:
             fail(f"give an index directory or --sample, not both (got {args.index!r} and --sample)")
@@ -135,7 +139,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     from langchain_fusion.index import HybridIndex
     from langchain_fusion.ingest import ingest
 
-    out = Path(args.out)
+    if not args.out and not getattr(args, "store", None):
+        fail("give --out DIR (an index directory) or --store DSN|embedded (PostgreSQL)")
+    out = Path(args.out or ".")
     show = not args.quiet
     if not args.paths and not args.prune:
         fail("give files or folders to index (or --prune alone to drop deleted files' chunks)")
@@ -158,6 +164,10 @@ def cmd_index(args: argparse.Namespace) -> int:
         if not result.chunks:
             fail("nothing to index: " + result.summary())
         chunks, files = result.chunks, len(result.files)
+    if getattr(args, "store", None):  # PostgreSQL (langchain_fusion.postgres.cli)
+        from langchain_fusion.postgres.cli import index_into_store
+
+        return index_into_store(args, chunks, model_embeddings(args))
     existing = saved_index(out)
     if not existing and not chunks:
         fail(f"index not found: {out} (nothing to prune)")
@@ -451,6 +461,13 @@ def _add_source(p: argparse.ArgumentParser) -> None:
         "--sample", action="store_true", help="use the bundled sample document (no index needed)"
     )
     add_model_arg(p)
+    _add_store_args(p)
+
+
+def _add_store_args(p: argparse.ArgumentParser) -> None:
+    from langchain_fusion.postgres.cli import add_store_args
+
+    add_store_args(p)
 
 
 def add_commands(sub: Any) -> None:
@@ -470,7 +487,7 @@ def add_commands(sub: Any) -> None:
         description=cmd_index.__doc__,
     )
     p.add_argument("paths", nargs="*", help="files or folders")
-    p.add_argument("--out", required=True, help="index directory (created or updated)")
+    p.add_argument("--out", help="index directory (created or updated)")
     p.add_argument(
         "--chunk-size", type=int_at_least(1), default=600, help="chunk size (default 600)"
     )
@@ -484,6 +501,7 @@ def add_commands(sub: Any) -> None:
         help="also remove the chunks of files that no longer exist (alone: only that)",
     )
     add_model_arg(p)
+    _add_store_args(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_index)
 
