@@ -453,7 +453,7 @@ class DenseIndex:
         self._vectors_owner = None
 
     def _owned_faiss(self) -> Any:
-        """The FAISS structure, copied first if it is the read-only mapped one (see load)."""
+        """Return the FAISS structure, copied first if it is the mapped read-only one (see load)."""
         if self._faiss is self._mapped_faiss and self._faiss is not None:
             owned = faiss.deserialize_index(faiss.serialize_index(self._faiss))
             self._vectors = _storage_view(owned, self._n, self.dim)

@@ -770,7 +770,7 @@ def test_hnsw_keeps_one_copy_of_the_vectors(kind: str) -> None:
     assert index.active_kind == "hnsw"
     unit = data / np.linalg.norm(data, axis=1, keepdims=True)
     np.testing.assert_allclose(index.get_vectors(np.arange(300)), unit, atol=1e-6)
-    slots, scores = index.search(unit[:5], k=1)
+    slots, _ = index.search(unit[:5], k=1)
     np.testing.assert_array_equal(slots[:, 0], np.arange(5))
     np.testing.assert_allclose(index.score(unit[0], [0, 1]), unit[[0, 1]] @ unit[0], atol=1e-5)
     index.remove([0])
