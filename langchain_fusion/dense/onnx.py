@@ -299,6 +299,31 @@ def export_onnx(
         return entry
     try:
         root.mkdir(parents=True, exist_ok=True)
+        lock = (root / f".{fingerprint}.lock").open("a")
+    except OSError as exc:
+        raise OnnxModelError(
+            f"cannot write the ONNX cache directory {str(root)!r} ({exc.strerror or exc}); "
+            f"make it writable or set {CACHE_ENV} to a writable directory"
+        ) from exc
+    with lock:
+        _lock_file(lock)  # one export per model at a time, across processes
+        if not force and _read_manifest(entry, fingerprint) is not None:
+            return entry  # another process exported it while we waited
+        _export_entry(source, root, entry, fingerprint)
+    return entry
+
+
+def _lock_file(handle: Any) -> None:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: concurrent exports still end atomically
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+
+
+def _export_entry(source: Path, root: Path, entry: Path, fingerprint: str) -> None:
+    """Export into a temporary directory under ``root`` and rename it to ``entry``."""
+    try:
         work = Path(tempfile.mkdtemp(prefix=f".{fingerprint}.tmp-", dir=root))
     except OSError as exc:
         raise OnnxModelError(
@@ -336,7 +361,6 @@ def export_onnx(
                 f"free some space or set {CACHE_ENV} to another directory"
             ) from exc
         raise
-    return entry
 
 
 def _publish(work: Path, entry: Path) -> None:
