@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(scope="session", autouse=True)
 def _onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Send every ONNX export of the test run into one temporary cache (not ~/.cache).
+    """Send every ONNX export of the test run (tests and doctests) into one temporary cache.
 
     The directory is shared by the xdist workers of a run (their base temp dirs have a common
     parent), and ``export_onnx`` locks per model, so the real model is exported once per run.
