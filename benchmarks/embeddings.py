@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -52,7 +53,8 @@ def engine(label: str, batch_size: int = 64) -> Any:
     return LocalEmbeddings(batch_size=batch_size, **ENGINES[label])
 
 
-def cold_ask(label: str, runs: int) -> list[float]:
+def cold_ask(label: str, runs: int) -> list[tuple[float, float]]:
+    """Wall and CPU (user + system) seconds of fresh ``ask --sample`` processes."""
     spec = ENGINES[label]
     env = dict(os.environ, LANGCHAIN_FUSION_BACKEND=str(spec["backend"]))
     env["PYTHONPATH"] = str(REPO)
@@ -60,6 +62,7 @@ def cold_ask(label: str, runs: int) -> list[float]:
         env["LANGCHAIN_FUSION_QUANTIZE"] = "1" if spec["quantize"] else "0"
     times = []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "langchain_fusion.cli", "ask", "--sample", QUESTION],
@@ -67,7 +70,10 @@ def cold_ask(label: str, runs: int) -> list[float]:
             check=True,
             capture_output=True,
         )
-        times.append(time.perf_counter() - t0)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        times.append((wall, cpu))
     return times
 
 
@@ -138,14 +144,18 @@ def main() -> None:
     res: dict[str, dict[str, Any]] = {label: {} for label in labels}
 
     # 1. cold CLI ask, interleaved: one run of each engine per round
-    cold: dict[str, list[float]] = {label: [] for label in labels}
+    cold: dict[str, list[tuple[float, float]]] = {label: [] for label in labels}
     for _ in range(args.cold_runs):
         for label in labels:
             cold[label] += cold_ask(label, 1)
     for label in labels:
-        res[label]["cold_ask_s"] = statistics.median(cold[label])
+        res[label]["cold_ask_s"] = statistics.median(w for w, _ in cold[label])
+        res[label]["cold_ask_cpu_s"] = statistics.median(c for _, c in cold[label])
         res[label]["cold_ask_runs_s"] = cold[label]
-        print(f"cold ask {label}: median {res[label]['cold_ask_s']:.2f} s {cold[label]}")
+        print(
+            f"cold ask {label}: median {res[label]['cold_ask_s']:.2f} s wall, "
+            f"{res[label]['cold_ask_cpu_s']:.2f} s CPU {cold[label]}"
+        )
 
     scifact = load_beir(root / "beir" / "scifact", "test")
     queries = list(scifact.queries.values())[: args.queries]
@@ -218,6 +228,7 @@ def main() -> None:
             [
                 label,
                 r["cold_ask_s"],
+                r["cold_ask_cpu_s"],
                 r["query_p50_ms"],
                 r["ingest_chunks_per_s"],
                 r.get("scifact_dense_ndcg10", float("nan")),
@@ -232,6 +243,7 @@ def main() -> None:
             [
                 "engine",
                 "cold ask (s)",
+                "cold ask CPU (s)",
                 "query p50 (ms)",
                 "ingest (chunks/s)",
                 "SciFact dense",
