@@ -419,6 +419,19 @@ class DenseIndex:
             if m == 0:
                 return np.empty(0, dtype=np.int64)
             self._reserve_live(start + m)
+            if (
+                self.kind == "auto"
+                and self._active_kind == "flat"
+                and self._n_live + m >= self.hnsw_threshold
+            ):
+                # This add crosses the threshold: build the graph from the rows held so far and
+                # send the new rows straight to it, so the peak never holds two full copies.
+                self._active_kind = "hnsw"
+                self._faiss = self._new_hnsw()
+                self._faiss_n = 0
+                if start:
+                    self._faiss.add(self._vectors[:start])
+                    self._faiss_n = start
             if self._active_kind == "hnsw" and self._faiss is not None:
                 # One copy: the rows go straight into FAISS's storage, which self._vectors views.
                 self._add_to_hnsw(matrix, norms)
