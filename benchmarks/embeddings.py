@@ -123,6 +123,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true", help="quality only")
+    parser.add_argument("--datasets", nargs="+", default=list(SPLITS), choices=list(SPLITS))
     parser.add_argument("--onnx-cache", type=Path, help="ONNX cache root")
     parser.add_argument("--out", type=Path, help="write results as JSON")
     args = parser.parse_args()
@@ -145,10 +147,10 @@ def main() -> None:
 
     # 1. cold CLI ask, interleaved: one run of each engine per round
     cold: dict[str, list[tuple[float, float]]] = {label: [] for label in labels}
-    for _ in range(args.cold_runs):
+    for _ in range(0 if args.skip_speed else args.cold_runs):
         for label in labels:
             cold[label] += cold_ask(label, 1)
-    for label in labels:
+    for label in labels if cold[labels[0]] else []:
         res[label]["cold_ask_s"] = statistics.median(w for w, _ in cold[label])
         res[label]["cold_ask_cpu_s"] = statistics.median(c for _, c in cold[label])
         res[label]["cold_ask_runs_s"] = cold[label]
@@ -162,7 +164,7 @@ def main() -> None:
     models = {label: engine(label) for label in labels}
 
     # 2. query embedding p50 (warm: the engine is loaded by a first query)
-    for label in labels:
+    for label in [] if args.skip_speed else labels:
         emb = models[label]
         emb.embed_query("warm up")
         times = []
@@ -176,19 +178,19 @@ def main() -> None:
     # 3. ingest throughput on 600-character chunks, rounds interleaved
     chunks = chunks_600([d.page_content for d in scifact.corpus], args.chunks)
     rates: dict[str, list[float]] = {label: [] for label in labels}
-    for _ in range(args.rounds):
+    for _ in range(0 if args.skip_speed else args.rounds):
         for label in labels:
             t = time.perf_counter()
             models[label].embed_documents(chunks)
             rates[label].append(len(chunks) / (time.perf_counter() - t))
-    for label in labels:
+    for label in labels if rates[labels[0]] else []:
         res[label]["ingest_chunks_per_s"] = statistics.median(rates[label])
         res[label]["ingest_rounds"] = rates[label]
         print(f"ingest {label}: {res[label]['ingest_chunks_per_s']:.1f} chunks/s {rates[label]}")
 
     # 4. quality
     if not args.skip_quality:
-        for name, split in SPLITS.items():
+        for name, split in ((n, SPLITS[n]) for n in args.datasets):
             ds = scifact if name == "scifact" else load_beir(root / "beir" / name, split)
             texts = [d.page_content for d in ds.corpus]
             qtexts = list(ds.queries.values())
@@ -227,10 +229,10 @@ def main() -> None:
         rows.append(
             [
                 label,
-                r["cold_ask_s"],
-                r["cold_ask_cpu_s"],
-                r["query_p50_ms"],
-                r["ingest_chunks_per_s"],
+                r.get("cold_ask_s", float("nan")),
+                r.get("cold_ask_cpu_s", float("nan")),
+                r.get("query_p50_ms", float("nan")),
+                r.get("ingest_chunks_per_s", float("nan")),
                 r.get("scifact_dense_ndcg10", float("nan")),
                 r.get("scifact_fused_ndcg10", float("nan")),
                 r.get("nfcorpus_dense_ndcg10", float("nan")),
