@@ -365,6 +365,12 @@ def _export_entry(source: Path, root: Path, entry: Path, fingerprint: str) -> No
                 f"writing the ONNX export into {str(root)!r} failed ({exc.strerror or exc}); "
                 f"free some space or set {CACHE_ENV} to another directory"
             ) from exc
+        if isinstance(exc, Exception) and not isinstance(exc, OnnxModelError):
+            detail = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise OnnxModelError(
+                f"exporting {str(source)!r} to ONNX failed ({type(exc).__name__}: {detail}); "
+                "use backend='torch'"
+            ) from exc
         raise
 
 

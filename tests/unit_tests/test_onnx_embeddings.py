@@ -193,6 +193,19 @@ def test_failed_export_leaves_nothing_half_written(
     assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
 
 
+def test_export_crash_is_one_line_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    model = _fake_model(tmp_path / "model")
+
+    def tracer_bug(source: Path, target: Path) -> None:
+        raise RuntimeError("Unsupported operator\nlong trace")
+
+    monkeypatch.setattr(onnx_module, "_export_graph", tracer_bug)
+    expected = r"to ONNX failed \(RuntimeError: Unsupported operator\)"
+    with pytest.raises(OnnxModelError, match=expected):
+        export_onnx(model, cache_dir=tmp_path / "cache")
+    assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []
+
+
 def test_pooling_other_than_mean_is_refused(tmp_path: Path) -> None:
     model = _fake_model(tmp_path / "cls-model")
     (model / "1_Pooling").mkdir()
