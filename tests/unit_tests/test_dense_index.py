@@ -597,7 +597,10 @@ def test_save_load_round_trip_then_add(
     new = loaded.add(vectors[200:])  # FAISS aborts the process on an add to mapped storage
     np.testing.assert_array_equal(new, np.arange(200, len(vectors)))
     assert loaded._mapped_faiss is None  # the add worked on an owned copy
-    assert loaded._vectors_owner is None and loaded._vectors.flags.writeable
+    if hnsw:  # one copy of the vectors: FAISS's storage, which the index views
+        assert loaded._vectors_owner is loaded._faiss and not loaded._vectors.flags.writeable
+    else:
+        assert loaded._vectors_owner is None and loaded._vectors.flags.writeable
     np.testing.assert_array_equal(loaded.get_vectors(live_slots), kept)
     loaded.remove([0])
     allowed = np.ones(len(vectors), dtype=bool)
@@ -750,3 +753,28 @@ def test_add_in_row_blocks_reports_the_first_bad_row(monkeypatch: pytest.MonkeyP
     assert index.n_slots == 1 and index.n_live == 1  # nothing was added
     bad[2] = 3.0
     assert index.add(bad).tolist() == list(range(1, 11))
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "auto"])
+def test_hnsw_keeps_one_copy_of_the_vectors(kind: str) -> None:
+    rng = np.random.default_rng(7)
+    data = rng.normal(size=(300, DIM)).astype(np.float32)
+    index = DenseIndex(DIM, kind=kind, hnsw_threshold=100)
+    for start in range(0, 300, 50):  # auto crosses the threshold at the third add
+        index.add(data[start : start + 50])
+        if index.active_kind == "hnsw":
+            # our "copy" is a read-only view of FAISS's storage, not a second buffer
+            assert index._vectors_owner is index._faiss
+            assert not index._vectors.flags.writeable
+            assert index._vectors.shape == (start + 50, DIM)
+    assert index.active_kind == "hnsw"
+    unit = data / np.linalg.norm(data, axis=1, keepdims=True)
+    np.testing.assert_allclose(index.get_vectors(np.arange(300)), unit, atol=1e-6)
+    slots, _ = index.search(unit[:5], k=1)
+    np.testing.assert_array_equal(slots[:, 0], np.arange(5))
+    np.testing.assert_allclose(index.score(unit[0], [0, 1]), unit[[0, 1]] @ unit[0], atol=1e-5)
+    index.remove([0])
+    mapping = index.compact()  # renumbered vectors are rebuilt into a new graph, still one copy
+    assert mapping[0] == -1 and index.n_live == 299
+    assert index._vectors_owner is index._faiss
+    np.testing.assert_allclose(index.get_vectors([0]), unit[[1]], atol=1e-6)

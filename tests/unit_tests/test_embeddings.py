@@ -48,7 +48,7 @@ def empty_model_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_missing_sentence_transformers_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # makes the import fail
     with pytest.raises(ImportError, match=r'pip install "langchain-fusion\[local\]"'):
-        LocalEmbeddings().embed_query("hello")
+        LocalEmbeddings(backend="torch").embed_query("hello")
 
 
 @pytest.mark.usefixtures("empty_model_cache")
@@ -80,9 +80,9 @@ def test_model_is_loaded_once_per_path_and_shared(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "sentence_transformers", fake_module)
     monkeypatch.setattr(embeddings_module, "_MODEL_CACHE", {})
 
-    first = LocalEmbeddings(batch_size=8, model_path="/models/a")
-    second = LocalEmbeddings(batch_size=8, model_path="/models/a")
-    third = LocalEmbeddings(batch_size=8, model_path="/models/b")
+    first = LocalEmbeddings(batch_size=8, model_path="/models/a", backend="torch")
+    second = LocalEmbeddings(batch_size=8, model_path="/models/a", backend="torch")
+    third = LocalEmbeddings(batch_size=8, model_path="/models/b", backend="torch")
     assert first.embed_documents(["x", "y"]) == [[pytest.approx(3**-0.5)] * 3] * 2
     second.embed_query("z")
     third.embed_query("z")
@@ -192,8 +192,8 @@ def test_real_embeddings_are_unit_384d_and_semantic(local: LocalEmbeddings) -> N
     assert paraphrase > unrelated + 0.3
     query = np.array(local.embed_query(texts[0]))
     np.testing.assert_allclose(query, vectors[0], atol=1e-5)
-    # one model per process, shared by every instance
-    assert LocalEmbeddings()._model() is local._model()
+    # one engine per process, shared by every instance
+    assert LocalEmbeddings()._engine() is local._engine()
 
 
 @pytest.mark.slow

@@ -377,7 +377,8 @@ def test_default_local_model_is_restored_lazily(tmp_path: Path) -> None:
         assert index.search_keyword("cat", 1)[0] == ["c"]
         assert "sentence_transformers" not in sys.modules
         print(index.similarity_search("a kitten on a rug", k=1)[0].id)
-        assert "sentence_transformers" in sys.modules
+        # the default engine is ONNX Runtime: torch is never needed once the export exists
+        assert "onnxruntime" in sys.modules and "sentence_transformers" not in sys.modules
         """
     )
     out = subprocess.run(
