@@ -122,6 +122,7 @@ class CandidatePool:
     found_rank: NDArray[np.int64]
     has_scores: NDArray[np.bool_]
     feedback: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
     _docs: list[Document | None] = field(default_factory=list, repr=False)
     _loaders: list[Any] = field(default_factory=list, repr=False)
 
@@ -195,6 +196,7 @@ class CandidatePool:
             found_rank=rank,
             has_scores=self.has_scores,
             feedback=self.feedback,
+            notes=self.notes,
             _docs=[self._docs[i] for i in keep],
             _loaders=[self._loaders[i] for i in keep],
         )
@@ -371,6 +373,12 @@ class FusionRetriever(BaseRetriever):
     feedback_terms: int = 20
     index: Any = Field(default=None, exclude=True, repr=False)
     """The [`HybridIndex`][langchain_fusion.HybridIndex] when built from documents."""
+    reranker: Any = Field(default=None, exclude=True, repr=False)
+    """Rescores the fused top ``rerank_top_n`` (see [`langchain_fusion.rerank`][]): a
+    sentence-transformers ``CrossEncoder`` or its local path, any LangChain
+    ``BaseDocumentCompressor``, or a function ``(query, texts) -> scores``. Off by default."""
+    rerank_top_n: int = 50
+    """Fused candidates the ``reranker`` rescores (default 50); ``k`` of them are returned."""
 
     @model_validator(mode="before")
     @classmethod
@@ -427,6 +435,11 @@ class FusionRetriever(BaseRetriever):
         self._settings({})  # validates alpha, weights, method, normalization, feedback
         if self.max_per_source is not None:
             _validate_k("max_per_source", self.max_per_source)
+        if self.reranker is not None:
+            from langchain_fusion.rerank import check_reranker
+
+            check_reranker(self.reranker)
+            _validate_k("rerank_top_n", self.rerank_top_n)
         return self
 
     # ------------------------------------------------------------------ construction helpers
@@ -801,6 +814,7 @@ class FusionRetriever(BaseRetriever):
             _docs=docs,
             _loaders=loaders,
         )
+        pool.notes = {n: c.query_note for n, c in zip(self.names, results) if c.query_note}
         if self.complete_scoring is not False:
             self._complete(pool, results)
         return pool
@@ -936,6 +950,8 @@ class FusionRetriever(BaseRetriever):
             "weights": {n: float(w) for n, w in zip(pool.names, s["weights"])},
             "retrievers": breakdown,
         }
+        if pool.notes:
+            meta["fusion"]["query"] = dict(pool.notes)
         if pool.feedback:
             meta["fusion"]["feedback"] = {
                 "documents": list(pool.feedback),
@@ -949,7 +965,10 @@ class FusionRetriever(BaseRetriever):
         flt = kwargs.pop("filter", None)
         s = self._settings(kwargs)
         pool = self._gather(self._check_query(query), s, flt, run_manager)
-        return self._finish(pool, self._settings_for_pool(query, pool, s, kwargs))
+        s = self._settings_for_pool(query, pool, s, kwargs)
+        if self.reranker is None:
+            return self._finish(pool, s)
+        return self._rerank(query, pool, s, run_manager)
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
@@ -957,7 +976,10 @@ class FusionRetriever(BaseRetriever):
         flt = kwargs.pop("filter", None)
         s = self._settings(kwargs)
         pool = await self._agather(self._check_query(query), s, flt, run_manager)
-        return self._finish(pool, self._settings_for_pool(query, pool, s, kwargs))
+        s = self._settings_for_pool(query, pool, s, kwargs)
+        if self.reranker is None:
+            return self._finish(pool, s)
+        return self._rerank(query, pool, s, run_manager)
 
     def _settings_for_pool(
         self,
@@ -968,6 +990,17 @@ class FusionRetriever(BaseRetriever):
     ) -> dict[str, Any]:
         """Return the settings to fuse ``pool`` with (a hook: subclasses adapt them per query)."""
         return settings
+
+    def _rerank(
+        self, query: str, pool: CandidatePool, s: dict[str, Any], run_manager: Any
+    ) -> list[Document]:
+        """Fused top ``rerank_top_n``, rescored by the reranker; the best ``k`` are returned."""
+        from langchain_fusion.rerank import rerank_documents
+
+        docs = self._finish(pool, {**s, "k": max(s["k"], self.rerank_top_n)})
+        return rerank_documents(
+            self.reranker, query, docs, s["k"], callbacks=run_manager.get_child()
+        )
 
     def explain(self, query: str, **kwargs: Any) -> str:
         """Return a readable table of the fused results and each retriever's contribution.
@@ -1120,12 +1153,18 @@ def format_breakdown(docs: Sequence[Document], names: Sequence[str], width: int 
 
     sources = [", ".join(_source_parts(doc.metadata)) for doc in docs]
     with_source = any(sources)
-    header = ["#", "fused"] + [f"{n} (raw/norm/rank)" for n in names]
+    reranked = any("rerank" in doc.metadata.get("fusion", {}) for doc in docs)
+    header = ["#", "fused"] + (["rerank (score/fused rank)"] if reranked else [])
+    header += [f"{n} (raw/norm/rank)" for n in names]
     header += ["source", "text"] if with_source else ["text"]
     rows = [header]
     for i, doc in enumerate(docs, 1):
         info = doc.metadata.get("fusion", {})
         row = [str(i), f"{info.get('score', float('nan')):.3f}"]
+        if reranked:
+            rr = info.get("rerank") or {}
+            score = "-" if rr.get("score") is None else f"{rr['score']:.3f}"
+            row.append(f"{score}/{rr.get('fused_rank', '-')}")
         for n in names:
             b = info.get("retrievers", {}).get(n)
             if b is None:
@@ -1145,6 +1184,8 @@ def format_breakdown(docs: Sequence[Document], names: Sequence[str], width: int 
     for r in rows:
         cells = [r[c].ljust(widths[c]) for c in range(len(widths))] + [r[-1]]
         lines.append("  ".join(cells).rstrip())
+    for name, note in (docs[0].metadata.get("fusion", {}).get("query", {}) if docs else {}).items():
+        lines.append(f"({name} query: {note})")
     feedback = docs[0].metadata.get("fusion", {}).get("feedback") if docs else None
     if feedback:
         lines.append(
