@@ -37,7 +37,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from numpy.typing import NDArray
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from langchain_fusion import fusion
 from langchain_fusion.retriever import CandidatePool, FusionRetriever
@@ -288,14 +288,18 @@ class MultiQueryFusionRetriever(BaseRetriever):
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _warned_no_model: bool = PrivateAttr(default=False)
 
-    @model_validator(mode="after")
-    def _check(self) -> MultiQueryFusionRetriever:
-        n = self.num_queries
+    @field_validator("num_queries", mode="before")
+    @classmethod
+    def _check_n(cls, n: Any) -> int:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(
                 f"num_queries must be an integer >= 1, got {n!r}; to run the original question "
                 "only, use the FusionRetriever itself"
             )
+        return n
+
+    @model_validator(mode="after")
+    def _check(self) -> MultiQueryFusionRetriever:
         for name in ("original_weight", "variant_weight"):
             w = getattr(self, name)
             if not math.isfinite(w) or w < 0:
