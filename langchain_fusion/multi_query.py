@@ -108,7 +108,7 @@ class QueryVariants:
 
 
 def parse_variants(text: str, original: str, n: int) -> QueryVariants:
-    """Parse a chat model's answer into at most ``n`` clean, distinct query variants.
+    r"""Parse a chat model's answer into at most ``n`` clean, distinct query variants.
 
     One variant per line; bullets, numbering and surrounding quotes are removed. Empty lines
     and lines without a letter or digit are dropped silently; duplicates (of the original or of
@@ -124,7 +124,7 @@ def parse_variants(text: str, original: str, n: int) -> QueryVariants:
         The variants and the skipped lines.
 
     Example:
-        >>> v = parse_variants("1. heart attack signs\\n2. Heart attack signs!\\n- MI symptoms",
+        >>> v = parse_variants("1. heart attack signs\n2. Heart attack signs!\n- MI symptoms",
         ...                    "symptoms of a heart attack", 3)
         >>> v.variants
         ['heart attack signs', 'MI symptoms']
@@ -214,7 +214,7 @@ def _combine(pools: Sequence[CandidatePool], query_weights: Sequence[float], sw:
 
 
 def _normalization_of(retriever: FusionRetriever) -> str:
-    """The normalization the wrapped retriever's convex fusion uses (method shorthands too)."""
+    """Return the normalization the wrapped retriever's convex fusion uses (shorthands too)."""
     method = str(getattr(retriever.method, "value", retriever.method)).lower()
     if method in fusion.NORMALIZATIONS and method != "none":
         return method
@@ -223,7 +223,7 @@ def _normalization_of(retriever: FusionRetriever) -> str:
 
 
 class MultiQueryFusionRetriever(BaseRetriever):
-    """RAG-Fusion over a [`FusionRetriever`][langchain_fusion.FusionRetriever].
+    r"""RAG-Fusion over a [`FusionRetriever`][langchain_fusion.FusionRetriever].
 
     The chat model writes ``num_queries`` variants of the question; the wrapped retriever's
     sources run for the question and every variant concurrently (one extra round trip: the
@@ -235,8 +235,7 @@ class MultiQueryFusionRetriever(BaseRetriever):
 
     Every document carries ``metadata["fusion"]`` with the fused ``score`` and ``rank``, the
     ``queries`` run, what was ``skipped``, and under ``lists`` each list's ``rank`` and
-    ``contribution`` to the fused score; [`explain`][langchain_fusion.multi_query.MultiQueryFusionRetriever.explain]
-    prints it as a table.
+    ``contribution`` to the fused score; ``explain`` prints it as a table.
 
     Attributes:
         retriever: The wrapped ``FusionRetriever`` (its sources, weights, ``k``, ``fetch_k``,
@@ -261,7 +260,7 @@ class MultiQueryFusionRetriever(BaseRetriever):
         >>> base = FusionRetriever.from_texts(
         ...     ["myocardial infarction: symptoms", "heart attack warning signs", "tax law"],
         ...     DeterministicFakeEmbedding(size=16), k=2)
-        >>> llm = FakeListChatModel(responses=["heart attack warning signs\\nMI symptoms"])
+        >>> llm = FakeListChatModel(responses=["heart attack warning signs\nMI symptoms"])
         >>> rag_fusion = MultiQueryFusionRetriever(retriever=base, llm=llm, num_queries=2)
         >>> docs = rag_fusion.invoke("symptoms of a heart attack")
         >>> len(docs), docs[0].metadata["fusion"]["queries"][1:]
@@ -474,7 +473,9 @@ class MultiQueryFusionRetriever(BaseRetriever):
             normalized = np.vstack([fusion.normalize(row, norm_name) for row in scores])
             fused = fusion.convex_fusion(normalized, lists.weights, missing="min")
             filled = np.where(
-                np.isfinite(normalized), normalized, np.nanmin(normalized, axis=1, initial=0.0)[:, None]
+                np.isfinite(normalized),
+                normalized,
+                np.nanmin(normalized, axis=1, initial=0.0)[:, None],
             )
             contrib = lists.weights[:, None] * filled
         tiebreak = fusion.rrf_fusion(lists.ranks, lists.weights, k=rrf_k)
@@ -589,7 +590,8 @@ class MultiQueryFusionRetriever(BaseRetriever):
         Example:
             >>> from langchain_core.embeddings import DeterministicFakeEmbedding
             >>> from langchain_core.language_models import FakeListChatModel
-            >>> base = FusionRetriever.from_texts(["a b", "c d"], DeterministicFakeEmbedding(size=8))
+            >>> base = FusionRetriever.from_texts(["a b", "c d"],
+            ...                                   DeterministicFakeEmbedding(size=8))
             >>> r = MultiQueryFusionRetriever(
             ...     retriever=base, llm=FakeListChatModel(responses=["c"]), num_queries=1)
             >>> print(r.explain("a", k=1).splitlines()[0])

@@ -55,10 +55,10 @@ def load_cross_encoder(path: str, max_length: int = 512) -> Any:
         ImportError: If sentence-transformers is not installed.
 
     Example:
-        >>> load_cross_encoder("/no/such/model")
+        >>> load_cross_encoder("/no/such/model")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        FileNotFoundError: no cross-encoder at /no/such/model: give the directory of a saved CrossEncoder
+        FileNotFoundError: no cross-encoder at /no/such/model: give the directory ...
 
     """
     if not Path(path).is_dir():
@@ -80,10 +80,10 @@ def check_reranker(reranker: Any) -> Any:
     Example:
         >>> check_reranker(lambda q, texts: [0.0] * len(texts)) is not None
         True
-        >>> check_reranker(42)
+        >>> check_reranker(42)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        TypeError: reranker must be a CrossEncoder (or its local path), a LangChain BaseDocumentCompressor or a function (query, texts) -> scores; got int
+        TypeError: reranker must be a CrossEncoder (or its local path), ...; got int
 
     """
     if reranker is None or isinstance(reranker, BaseDocumentCompressor):
@@ -119,25 +119,23 @@ def _scores(reranker: Any, query: str, docs: Sequence[Document], callbacks: Any)
         pairs: list[Any] = []
         seen: set[int] = set()
         for d in out:
-            i = where.get(_key(d))
-            if i is None:
-                i = where.get(content_key(d.page_content))
-            if i is None:
+            found = where.get(_key(d))
+            if found is None:
+                found = where.get(content_key(d.page_content))
+            if found is None:
                 raise RerankError(
                     f"the reranker returned a document it was not given: {d.page_content[:60]!r}"
                 )
-            if i in seen:
+            if found in seen:
                 continue
-            seen.add(i)
+            seen.add(found)
             score = d.metadata.get("relevance_score")
-            ok = isinstance(score, (int, float)) and math.isfinite(float(score))
-            pairs.append((i, float(score) if ok else None))
+            value = float(score) if isinstance(score, (int, float)) else math.nan
+            pairs.append((found, value if math.isfinite(value) else None))
         return pairs
     texts = [d.page_content for d in docs]
     if callable(getattr(reranker, "predict", None)):
-        raw = reranker.predict(
-            [(query, t) for t in texts], batch_size=32, show_progress_bar=False
-        )
+        raw = reranker.predict([(query, t) for t in texts], batch_size=32, show_progress_bar=False)
     else:
         fn: Callable[[str, list[str]], Any] = reranker
         raw = fn(query, texts)

@@ -40,9 +40,7 @@ DEFAULT_WEIGHT = 0.3
 def _as_list(key: str, value: Any) -> list[str]:
     values = [value] if isinstance(value, str) else value
     if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
-        raise TypeError(
-            f"synonyms of {key!r} must be a string or a list of strings, got {value!r}"
-        )
+        raise TypeError(f"synonyms of {key!r} must be a string or a list of strings, got {value!r}")
     return [v.strip() for v in values if v.strip()]
 
 
@@ -128,8 +126,7 @@ def _read_file(path: Path) -> dict[str, list[str]]:
         group = [t.strip() for t in line.split(",") if t.strip()]
         if len(group) < 2:
             raise ValueError(
-                f"{path}:{n}: expected 'a, b, ...' (equivalent) or 'a => b' (one way), "
-                f"got {line!r}"
+                f"{path}:{n}: expected 'a, b, ...' (equivalent) or 'a => b' (one way), got {line!r}"
             )
         for term in group:
             rules.setdefault(term, []).extend(t for t in group if t != term)
@@ -224,7 +221,7 @@ class SynonymKeywordSource(Source):
             )
 
     def expand(self, query: str) -> tuple[dict[str, float], list[tuple[str, list[str]]]]:
-        """The BM25 ``{term: weight}`` query and the matched ``(phrase, synonyms)``."""
+        """Return the BM25 ``{term: weight}`` query and the matched ``(phrase, synonyms)``."""
         tok = self.index.tokenizer
         return expand_query(query, tok, self._compiled, self.synonyms.rules, self.weight)
 
@@ -255,7 +252,7 @@ def with_synonyms(
     weight: float = DEFAULT_WEIGHT,
     **kwargs: Any,
 ) -> Any:
-    """A `FusionRetriever` over ``index`` whose BM25 side expands queries with ``synonyms``.
+    """Build a `FusionRetriever` over ``index`` whose BM25 side expands with ``synonyms``.
 
     ``kwargs`` are `FusionRetriever` options (``alpha``, ``k``, ``reranker``...).
 

@@ -164,7 +164,7 @@ def tfidf_fusion(
     method: str = "rrf",
     **kwargs: Any,
 ) -> FusionRetriever:
-    """The dense + BM25 + TF-IDF weighted-RRF pipeline over ``index`` in one call.
+    """Build the dense + BM25 + TF-IDF weighted-RRF pipeline over ``index`` in one call.
 
     Args:
         index: The documents (dense and BM25 sides are the index's, TF-IDF is built from it).

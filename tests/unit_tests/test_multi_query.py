@@ -193,8 +193,10 @@ def test_convex_method_returns_exactly_k() -> None:
 
 
 def test_per_call_k_filter_and_explain() -> None:
-    docs = [Document(t, id=i, metadata={"topic": "tax" if i == "tax" else "health"})
-            for i, t in TEXTS.items()]
+    docs = [
+        Document(t, id=i, metadata={"topic": "tax" if i == "tax" else "health"})
+        for i, t in TEXTS.items()
+    ]
     fr = FusionRetriever.from_documents(docs, BagOfWordsEmbedding(64))
     r = MultiQueryFusionRetriever(retriever=fr, llm=scripted("chest pain"), num_queries=1)
     out = r.invoke(QUESTION, k=5, filter={"topic": "health"})
