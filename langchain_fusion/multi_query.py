@@ -46,6 +46,7 @@ __all__ = [
     "DEFAULT_PROMPT",
     "MultiQueryFusionRetriever",
     "QueryVariants",
+    "format_multi_query",
     "parse_variants",
 ]
 

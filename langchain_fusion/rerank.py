@@ -30,7 +30,7 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 
 from langchain_fusion.sources import content_key
 
-__all__ = ["RerankError", "load_cross_encoder", "rerank_documents"]
+__all__ = ["RerankError", "check_reranker", "load_cross_encoder", "rerank_documents"]
 
 DEFAULT_TOP_N = 50
 """Fused candidates the reranker rescores by default."""

@@ -31,7 +31,7 @@ from langchain_fusion.sources import Candidates, Source
 if TYPE_CHECKING:
     from langchain_fusion.index import HybridIndex
 
-__all__ = ["SynonymKeywordSource", "SynonymMap"]
+__all__ = ["SynonymKeywordSource", "SynonymMap", "expand_query", "with_synonyms"]
 
 DEFAULT_WEIGHT = 0.3
 """Weight of an expansion term relative to a query term (1.0)."""
