@@ -169,6 +169,7 @@ class _Lists:
     has_scores: list[bool]
     pools: list[CandidatePool]
     where: list[tuple[int, int]]  # candidate -> (pool, position in it)
+    notes: dict[str, str]  # list name -> what its source did to the query (synonyms...)
 
 
 def _combine(pools: Sequence[CandidatePool], query_weights: Sequence[float], sw: Any) -> _Lists:
@@ -187,7 +188,9 @@ def _combine(pools: Sequence[CandidatePool], query_weights: Sequence[float], sw:
     raw_rows: list[NDArray[np.float64]] = []
     rank_rows: list[NDArray[np.int64]] = []
     has_scores: list[bool] = []
+    notes: dict[str, str] = {}
     for p, pool in enumerate(pools):
+        notes.update({f"{name}@q{p}": note for name, note in pool.notes.items()})
         cols = np.array([keys[key] for key in pool.keys], dtype=np.intp)
         for i, name in enumerate(pool.names):
             raw = np.full(n, np.nan)
@@ -211,6 +214,7 @@ def _combine(pools: Sequence[CandidatePool], query_weights: Sequence[float], sw:
         has_scores=has_scores,
         pools=list(pools),
         where=where,
+        notes=notes,
     )
 
 
@@ -486,11 +490,17 @@ class MultiQueryFusionRetriever(BaseRetriever):
         if reranker is not None:
             top_n = max(k, int(getattr(self.retriever, "rerank_top_n", 50)))
         out: list[Document] = []
+        cap = self.retriever.max_per_source
+        per_source: dict[Any, int] = {}
         for j in order:
             p, pos = lists.where[int(j)]
             doc = lists.pools[p]._present(pos)
             if doc is None:  # deleted since the search
                 continue
+            if cap is not None and (src := doc.metadata.get(self.retriever.source_key)) is not None:
+                if per_source.get(src, 0) >= cap:
+                    continue
+                per_source[src] = per_source.get(src, 0) + 1
             out.append(self._decorate(doc, lists, qv, int(j), len(out) + 1, fused, contrib))
             if len(out) == top_n:
                 break
@@ -536,6 +546,8 @@ class MultiQueryFusionRetriever(BaseRetriever):
             "skipped": list(qv.skipped),
             "lists": per_list,
         }
+        if lists.notes:
+            meta["fusion"]["query_notes"] = dict(lists.notes)
         return Document(page_content=doc.page_content, metadata=meta, id=doc.id)
 
     def _settings(self, kwargs: dict[str, Any]) -> tuple[int, Any]:
@@ -626,6 +638,8 @@ def format_multi_query(docs: Sequence[Document], width: int = 50) -> str:
     ]
     for note in info0.get("skipped", []):
         lines.append(f"skipped: {note}")
+    for name, note in info0.get("query_notes", {}).items():
+        lines.append(f"{name} query: {note}")
     names = list(info0.get("lists", {}))
     has_rerank = any("rerank" in d.metadata.get("fusion", {}) for d in docs)
     header = ["#", "fused", *(["rerank"] if has_rerank else []), *names, "text"]

@@ -236,6 +236,25 @@ def test_with_a_reranker_on_the_wrapped_retriever() -> None:
     assert "rerank" in r.explain(QUESTION).splitlines()[1]
 
 
+def test_synonym_notes_and_max_per_source() -> None:
+    from langchain_fusion import HybridIndex
+    from langchain_fusion.synonyms import with_synonyms
+
+    docs = [
+        Document(t, id=i, metadata={"source": "a" if i in ("mi", "ha", "stroke") else i})
+        for i, t in TEXTS.items()
+    ]
+    index = HybridIndex.from_documents(docs, BagOfWordsEmbedding(64))
+    fr = with_synonyms(index, {"heart attack": ["myocardial infarction"]}, max_per_source=1)
+    r = MultiQueryFusionRetriever(retriever=fr, llm=scripted("stroke signs"), num_queries=1)
+    out = r.invoke(QUESTION, k=4)
+    sources = [d.metadata["source"] for d in out]
+    assert sources.count("a") == 1 and len(out) == 4
+    notes = out[0].metadata["fusion"]["query_notes"]
+    assert notes == {"bm25@q0": "synonyms heart attack -> myocardial infarction (weight 0.3)"}
+    assert "bm25@q0 query: synonyms heart attack" in r.explain(QUESTION)
+
+
 # ---------------------------------------------------------------- the real ChatOpenAI client
 
 langchain_openai = pytest.importorskip("langchain_openai")
