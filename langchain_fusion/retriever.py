@@ -979,7 +979,7 @@ class FusionRetriever(BaseRetriever):
         s = self._settings_for_pool(query, pool, s, kwargs)
         if self.reranker is None:
             return self._finish(pool, s)
-        return self._rerank(query, pool, s, run_manager)
+        return await asyncio.to_thread(self._rerank, query, pool, s, run_manager.get_sync())
 
     def _settings_for_pool(
         self,

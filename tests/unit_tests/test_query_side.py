@@ -301,3 +301,10 @@ def test_reranker_object_with_predict(index: HybridIndex) -> None:
 
     r = FusionRetriever.from_index(index, k=1, reranker=Predictor())
     assert r.invoke("income tax")[0].id == "tax"
+
+
+async def test_async_rerank_matches_sync(index: HybridIndex) -> None:
+    r = FusionRetriever.from_index(index, k=2, reranker=KeepWord(word="influenza"))
+    sync = await r.ainvoke("flu shot")
+    assert [d.id for d in sync] == [d.id for d in r.invoke("flu shot")]
+    assert all(d.metadata["fusion"]["rerank"]["score"] == 0.9 for d in sync)
