@@ -77,8 +77,32 @@ def systems(index: HybridIndex, reranker: str | None, top_n: int) -> dict[str, A
     return out
 
 
+LEXICAL = "BM25 alone"
+
+
+def lexical_systems(index: HybridIndex) -> dict[str, Any]:
+    """BM25 and TF-IDF without the dense side (needs no embeddings)."""
+    bm25, tfidf = HybridKeywordSource(index), TfidfSource(index)
+    tfidf.search("warm up", 1)
+    pair = [bm25, tfidf]
+    return {
+        LEXICAL: FusionRetriever(sources=[bm25], names=["bm25"], k=100),
+        "TF-IDF alone": FusionRetriever(sources=[tfidf], names=["tfidf"], k=100),
+        "BM25 + TF-IDF, RRF 1.2/1.0": FusionRetriever(
+            sources=pair, names=["bm25", "tfidf"], weights=[1.2, 1.0], method="rrf", k=100
+        ),
+        "BM25 + TF-IDF, convex min-max 1/1": FusionRetriever(
+            sources=pair, names=["bm25", "tfidf"], weights=[1.0, 1.0], k=100
+        ),
+    }
+
+
 def measure(
-    label: str, retrievers: dict[str, Any], queries: dict[str, str], qrels: Any
+    label: str,
+    retrievers: dict[str, Any],
+    queries: dict[str, str],
+    qrels: Any,
+    baseline: str = DEFAULTS,
 ) -> tuple[str, dict[str, dict[str, float]]]:
     reports = {}
     for name, r in retrievers.items():
@@ -89,7 +113,7 @@ def measure(
             f"({time.perf_counter() - t0:.0f} s)",
             flush=True,
         )
-    table = compare(reports, baseline=DEFAULTS)
+    table = compare(reports, baseline=baseline)
     results = {
         name: {**rep.metrics, "ms_per_query": 1000 * rep.seconds / max(rep.n_queries, 1)}
         for name, rep in reports.items()
@@ -178,6 +202,11 @@ def main() -> None:
     parser.add_argument("--top-n", type=int, default=50)
     parser.add_argument("--heldout", action="store_true", help="also the held-out train fold")
     parser.add_argument("--latency-queries", type=int, default=50)
+    parser.add_argument(
+        "--lexical-only",
+        action="store_true",
+        help="only BM25 and TF-IDF (no embeddings needed): does TF-IDF add to BM25?",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     warnings.simplefilter("ignore", FutureWarning)
@@ -186,6 +215,18 @@ def main() -> None:
     tables: list[str] = []
     for name in args.datasets:
         split = SPLITS[name]
+        if args.lexical_only:
+            from langchain_core.embeddings import DeterministicFakeEmbedding
+
+            ds = load_beir(root / "beir" / name, split)
+            index = HybridIndex(DeterministicFakeEmbedding(size=4))  # the dense side is unused
+            index.add_documents(ds.corpus)
+            label = f"{name} {split} ({len(ds.queries)} queries), lexical only"
+            print(f"\n## {label}", flush=True)
+            table, results = measure(label, lexical_systems(index), ds.queries, ds.qrels, LEXICAL)
+            tables.append(f"### {label}\n\n{table}")
+            payload[f"{name}/{split}/lexical"] = results
+            continue
         emb, data = beir_with_embeddings(name, (split,), root, args.cache)
         ds = data[split]
         index = HybridIndex(emb)
