@@ -5,8 +5,8 @@
 (``1 + log tf``, smoothed ``idf``, unit length), with the index's own BM25 tokenizer. The matrix
 is built on first use and rebuilt after the index changes.
 [`tfidf_fusion`][langchain_fusion.tfidf.tfidf_fusion] builds the BM25 + TF-IDF + dense
-weighted-RRF pipeline in one call. Measured on SciFact (three-way) and NFCorpus (BM25 + TF-IDF),
-the extra list does not beat the two-way defaults (see the benchmarks page).
+weighted-RRF pipeline in one call. Measured on SciFact and NFCorpus, the third list does not
+beat the two-way defaults (see the benchmarks page).
 """
 
 from __future__ import annotations
