@@ -24,6 +24,7 @@ from langchain_fusion.bm25_retriever import BM25Retriever
 from langchain_fusion.dense import DenseIndex, LocalEmbeddings, default_embeddings
 from langchain_fusion.index import HybridIndex
 from langchain_fusion.lexical import BM25Index, Tokenizer
+from langchain_fusion.multi_query import MultiQueryFusionRetriever
 from langchain_fusion.retriever import (
     CandidatePool,
     FusionMethod,
@@ -31,6 +32,8 @@ from langchain_fusion.retriever import (
     Normalization,
 )
 from langchain_fusion.sources import Candidates, CommunitySunsetWarning, Source
+from langchain_fusion.synonyms import SynonymKeywordSource
+from langchain_fusion.tfidf import TfidfSource
 
 try:
     __version__ = version("langchain-fusion")
@@ -48,8 +51,11 @@ __all__ = [
     "FusionRetriever",
     "HybridIndex",
     "LocalEmbeddings",
+    "MultiQueryFusionRetriever",
     "Normalization",
     "Source",
+    "SynonymKeywordSource",
+    "TfidfSource",
     "Tokenizer",
     "__version__",
     "default_embeddings",

@@ -145,18 +145,26 @@ def format_breakdown(docs: Sequence[Document], names: Sequence[str], width: int 
     A retriever that did not return the document and scores it exactly 0 (BM25: no query term
     in it) shows ``no keyword match`` rather than a normalized score that would suggest one.
     When the documents carry a ``source`` (or ``file_name``) in their metadata, a ``source``
-    column gives its file name and ``page``. With ``feedback_docs``, a last line names the
-    documents the query was expanded with.
+    column gives its file name and ``page``. With a reranker, a ``rerank`` column gives its
+    score and the document's fused rank. A source that changed the query (synonyms) adds a line
+    saying how; with ``feedback_docs``, a last line names the documents the query was expanded
+    with.
 
     """
     sources = [", ".join(source_parts(doc.metadata)) for doc in docs]
     with_source = any(sources)
-    header = ["#", "fused"] + [f"{n} (raw/norm/rank)" for n in names]
+    reranked = any("rerank" in doc.metadata.get("fusion", {}) for doc in docs)
+    header = ["#", "fused"] + (["rerank (score/fused rank)"] if reranked else [])
+    header += [f"{n} (raw/norm/rank)" for n in names]
     header += ["source", "text"] if with_source else ["text"]
     rows = [header]
     for i, doc in enumerate(docs, 1):
         info = doc.metadata.get("fusion", {})
         row = [str(i), f"{info.get('score', float('nan')):.3f}"]
+        if reranked:
+            rr = info.get("rerank") or {}
+            score = "-" if rr.get("score") is None else f"{rr['score']:.3f}"
+            row.append(f"{score}/{rr.get('fused_rank', '-')}")
         for n in names:
             b = info.get("retrievers", {}).get(n)
             if b is None:
@@ -179,6 +187,8 @@ def format_breakdown(docs: Sequence[Document], names: Sequence[str], width: int 
     for r in rows:
         cells = [r[c].ljust(widths[c]) for c in range(len(widths))] + [r[-1]]
         lines.append("  ".join(cells).rstrip())
+    for name, note in (docs[0].metadata.get("fusion", {}).get("query", {}) if docs else {}).items():
+        lines.append(f"({name} query: {note})")
     feedback = docs[0].metadata.get("fusion", {}).get("feedback") if docs else None
     if feedback:
         lines.append(

@@ -39,6 +39,8 @@ class CandidatePool:
         has_scores: Per retriever, whether it returns scores (False = rank only).
         feedback: Ids of the documents the query was expanded with (``feedback_docs``), in
             first-round order; empty without feedback.
+        notes: Per retriever, how it rewrote the query (e.g. synonym expansion); empty when
+            none did.
 
     Example:
         >>> from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -63,6 +65,7 @@ class CandidatePool:
     found_rank: NDArray[np.int64]
     has_scores: NDArray[np.bool_]
     feedback: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
     _docs: list[Document | None] = field(default_factory=list, repr=False)
     _loaders: list[Any] = field(default_factory=list, repr=False)
 
@@ -136,6 +139,7 @@ class CandidatePool:
             found_rank=rank,
             has_scores=self.has_scores,
             feedback=self.feedback,
+            notes=self.notes,
             _docs=[self._docs[i] for i in keep],
             _loaders=[self._loaders[i] for i in keep],
         )

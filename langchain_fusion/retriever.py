@@ -207,6 +207,12 @@ class FusionRetriever(BaseRetriever):
     feedback_terms: int = 20
     index: Any = Field(default=None, exclude=True, repr=False)
     """The [`HybridIndex`][langchain_fusion.HybridIndex] when built from documents."""
+    reranker: Any = Field(default=None, exclude=True, repr=False)
+    """Rescores the fused top ``rerank_top_n`` (see [`langchain_fusion.rerank`][]): a
+    sentence-transformers ``CrossEncoder`` or its local path, any LangChain
+    ``BaseDocumentCompressor``, or a function ``(query, texts) -> scores``. Off by default."""
+    rerank_top_n: int = 50
+    """Fused candidates the ``reranker`` rescores (default 50); ``k`` of them are returned."""
 
     @model_validator(mode="before")
     @classmethod
@@ -253,6 +259,13 @@ class FusionRetriever(BaseRetriever):
                 f"got {self.names!r}"
             )
         self.fusion_spec()  # validates every fusion option against these retrievers
+        if self.reranker is not None:
+            from langchain_fusion.rerank import check_reranker
+
+            check_reranker(self.reranker)
+            n = self.rerank_top_n
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"rerank_top_n must be an integer >= 1, got {n!r}")
         return self
 
     # ------------------------------------------------------------------ construction helpers
@@ -631,6 +644,7 @@ class FusionRetriever(BaseRetriever):
             _docs=docs,
             _loaders=loaders,
         )
+        pool.notes = {n: c.query_note for n, c in zip(self.names, results) if c.query_note}
         if self.complete_scoring is not False:
             self._complete(pool, results)
         return pool
@@ -763,6 +777,8 @@ class FusionRetriever(BaseRetriever):
             "weights": {n: float(w) for n, w in zip(pool.names, res.weights)},
             "retrievers": breakdown,
         }
+        if pool.notes:
+            meta["fusion"]["query"] = dict(pool.notes)
         if pool.feedback:
             meta["fusion"]["feedback"] = {
                 "documents": list(pool.feedback),
@@ -776,7 +792,10 @@ class FusionRetriever(BaseRetriever):
         flt = kwargs.pop("filter", None)
         s = self.fusion_spec(**kwargs)
         pool = self._gather(self._check_query(query), s, flt, run_manager)
-        return self._finish(pool, self._spec_for_pool(query, pool, s, kwargs))
+        s = self._spec_for_pool(query, pool, s, kwargs)
+        if self.reranker is None:
+            return self._finish(pool, s)
+        return self._rerank(query, pool, s, run_manager)
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
@@ -784,7 +803,10 @@ class FusionRetriever(BaseRetriever):
         flt = kwargs.pop("filter", None)
         s = self.fusion_spec(**kwargs)
         pool = await self._agather(self._check_query(query), s, flt, run_manager)
-        return self._finish(pool, self._spec_for_pool(query, pool, s, kwargs))
+        s = self._spec_for_pool(query, pool, s, kwargs)
+        if self.reranker is None:
+            return self._finish(pool, s)
+        return await asyncio.to_thread(self._rerank, query, pool, s, run_manager.get_sync())
 
     def _spec_for_pool(
         self,
@@ -795,6 +817,15 @@ class FusionRetriever(BaseRetriever):
     ) -> FusionSpec:
         """Return the spec to fuse ``pool`` with (a hook: subclasses adapt it per query)."""
         return spec
+
+    def _rerank(
+        self, query: str, pool: CandidatePool, s: FusionSpec, run_manager: Any
+    ) -> list[Document]:
+        """Fused top ``rerank_top_n``, rescored by the reranker; the best ``k`` are returned."""
+        from langchain_fusion.rerank import rerank_documents
+
+        docs = self._finish(pool, s.with_overrides(k=max(s.k, self.rerank_top_n)))
+        return rerank_documents(self.reranker, query, docs, s.k, callbacks=run_manager.get_child())
 
     def explain(self, query: str, **kwargs: Any) -> str:
         """Return a readable table of the fused results and each retriever's contribution.

@@ -111,6 +111,8 @@ class Candidates:
         derived_ids: Per document, whether its id was made from its content by the source
             (not given by the user); such documents match other retrievers' by text, as
             id-less ones do.
+        query_note: What the source did to the query (e.g. synonym expansion), shown in
+            ``metadata["fusion"]["query"]`` and by ``explain``; ``None`` when nothing.
 
     Example:
         >>> c = Candidates(documents=[Document("a"), Document("b")], scores=np.array([2.0, 1.0]))
@@ -127,6 +129,7 @@ class Candidates:
     id_scorer: Callable[[Sequence[str]], NDArray[np.float64]] | None = None
     query_vector: NDArray[np.float32] | None = None
     derived_ids: list[bool] | None = None
+    query_note: str | None = None
 
     def __len__(self) -> int:
         return len(self.ids) if self.ids is not None else len(self.documents)

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for group in (search, evaluate, finetune):
         group.add_commands(sub)
-    from langchain_fusion.postgres.cli import add_commands as add_postgres_commands
+    from langchain_fusion.cli.postgres import add_commands as add_postgres_commands
 
     add_postgres_commands(sub)
     return parser

@@ -77,8 +77,8 @@ def _sample_index(show_progress: bool, embeddings: Any = None) -> Any:
 
 
 def _open(args: argparse.Namespace) -> Any:
-    if getattr(args, "store", None):  # PostgreSQL (langchain_fusion.postgres.cli)
-        from langchain_fusion.postgres.cli import open_store
+    if getattr(args, "store", None):  # PostgreSQL (langchain_fusion.cli.postgres)
+        from langchain_fusion.cli.postgres import open_store
 
         return open_store(args, model_embeddings(args))
     if getattr(args, "sample", False):
@@ -164,8 +164,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         if not result.chunks:
             fail("nothing to index: " + result.summary())
         chunks, files = result.chunks, len(result.files)
-    if getattr(args, "store", None):  # PostgreSQL (langchain_fusion.postgres.cli)
-        from langchain_fusion.postgres.cli import index_into_store
+    if getattr(args, "store", None):  # PostgreSQL (langchain_fusion.cli.postgres)
+        from langchain_fusion.cli.postgres import index_into_store
 
         return index_into_store(args, chunks, model_embeddings(args))
     existing = saved_index(out)
@@ -465,7 +465,7 @@ def _add_source(p: argparse.ArgumentParser) -> None:
 
 
 def _add_store_args(p: argparse.ArgumentParser) -> None:
-    from langchain_fusion.postgres.cli import add_store_args
+    from langchain_fusion.cli.postgres import add_store_args
 
     add_store_args(p)
 

@@ -40,6 +40,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from numpy.typing import NDArray
 
+from langchain_fusion.embedding_checks import describe, embedding_identity, same_model
 from langchain_fusion.lexical.tokenizer import Tokenizer
 from langchain_fusion.postgres._filters import filter_sql
 
@@ -141,9 +142,7 @@ def _as_is(text: Any) -> str:
 def _identity(embedding: Embeddings | None, dim: int | None) -> dict[str, Any] | None:
     if embedding is None:
         return None
-    from langchain_fusion.index import _identity as index_identity
-
-    return index_identity(embedding, dim)
+    return embedding_identity(embedding, dim)
 
 
 def _friendly(exc: BaseException, dsn_hint: str = "") -> PostgresStoreError:
@@ -676,16 +675,14 @@ class PostgresHybridStore(VectorStore):
         stored = cfg.get("embedding") or {}
         mine = _identity(self._embedding, None)
         if mine is not None and stored:
-            from langchain_fusion.index import _describe, _same_model
-
             a, b_ = stored.get("model"), mine.get("model")
             dims = (stored.get("dim"), mine.get("dim"))
-            if (a and b_ and not _same_model(str(a), str(b_))) or (
+            if (a and b_ and not same_model(str(a), str(b_))) or (
                 dims[1] is not None and dims[0] is not None and dims[0] != dims[1]
             ):
                 raise PostgresStoreError(
-                    f"collection {self.collection!r} was built with {_describe(stored)} "
-                    f"(dimension {stored.get('dim')}), not {_describe(mine)}; open it with "
+                    f"collection {self.collection!r} was built with {describe(stored)} "
+                    f"(dimension {stored.get('dim')}), not {describe(mine)}; open it with "
                     f"the same embedding model"
                 )
 

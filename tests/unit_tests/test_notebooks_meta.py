@@ -20,6 +20,8 @@ EXPECTED = [
     "02_choosing_alpha.ipynb",
     "03_agent_tool.ipynb",
     "04_bring_your_own_stores.ipynb",
+    "05_postgres.ipynb",
+    "06_query_side_fusion.ipynb",
 ]
 # Paths that only exist on the machine that ran the notebook.
 ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])(/work/|/root\b|/home/|/Users/|/tmp/|[A-Za-z]:\\)")

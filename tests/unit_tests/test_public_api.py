@@ -16,8 +16,11 @@ EXPECTED_ALL = [
     "FusionRetriever",
     "HybridIndex",
     "LocalEmbeddings",
+    "MultiQueryFusionRetriever",
     "Normalization",
     "Source",
+    "SynonymKeywordSource",
+    "TfidfSource",
     "Tokenizer",
     "__version__",
     "default_embeddings",
@@ -58,6 +61,10 @@ PUBLIC_MODULES = [
     "langchain_fusion.qa",
     "langchain_fusion.tools",
     "langchain_fusion.evaluation",
+    "langchain_fusion.multi_query",
+    "langchain_fusion.rerank",
+    "langchain_fusion.synonyms",
+    "langchain_fusion.tfidf",
 ]
 
 

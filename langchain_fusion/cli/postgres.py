@@ -91,7 +91,7 @@ def open_store(args: argparse.Namespace, embeddings: Any = None) -> Any:
 @contextlib.contextmanager
 def _one_line() -> Any:
     """Turn the store's and the server's errors into the CLI's one-line errors."""
-    from langchain_fusion.cli import CLIError
+    from langchain_fusion.cli._common import CLIError
     from langchain_fusion.postgres import EmbeddedServerError, PostgresStoreError
 
     try:
@@ -133,7 +133,7 @@ def index_into_store(args: argparse.Namespace, chunks: list[Any], embeddings: An
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Copy a saved local index into PostgreSQL, reusing its vectors (no re-embedding)."""
-    from langchain_fusion.cli import CLIError
+    from langchain_fusion.cli._common import CLIError
     from langchain_fusion.index import HybridIndex
     from langchain_fusion.postgres import PostgresHybridStore
 

@@ -1,0 +1,214 @@
+"""Rerank stage: rescore the fused top-N with a cross-encoder or any LangChain compressor.
+
+``FusionRetriever(reranker=..., rerank_top_n=50)`` fuses as usual, hands the fused top
+``rerank_top_n`` documents to the reranker with the question, and returns the best ``k`` by the
+reranker's score. The reranker can be
+
+* a sentence-transformers ``CrossEncoder`` (anything with ``predict(pairs)``), or the path of
+  a saved one (loaded once, locally);
+* any LangChain ``BaseDocumentCompressor`` (``compress_documents(documents, query)``); its
+  ``metadata["relevance_score"]`` is used as the score when it sets one;
+* a function ``(query, texts) -> scores``.
+
+Each document keeps its fusion breakdown and gains ``metadata["fusion"]["rerank"]``:
+``{"score", "fused_rank"}`` (``rank`` becomes the reranked position). A reranker that fails or
+returns documents it was not given is not trusted: the fused order is returned with a warning
+that says so (``on_error="raise"`` raises instead).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.documents import BaseDocumentCompressor, Document
+
+from langchain_fusion.sources import content_key
+
+__all__ = ["RerankError", "check_reranker", "load_cross_encoder", "rerank_documents"]
+
+DEFAULT_TOP_N = 50
+"""Fused candidates the reranker rescores by default."""
+
+
+class RerankError(RuntimeError):
+    """The reranker failed or returned documents it was not given (``on_error="raise"``).
+
+    Example:
+        >>> issubclass(RerankError, RuntimeError)
+        True
+
+    """
+
+
+@functools.lru_cache(maxsize=4)
+def load_cross_encoder(path: str, max_length: int = 512) -> Any:
+    """Load a sentence-transformers ``CrossEncoder`` saved in a local directory (cached).
+
+    Raises:
+        FileNotFoundError: If ``path`` is not a directory.
+        ImportError: If sentence-transformers is not installed.
+
+    Example:
+        >>> load_cross_encoder("/no/such/model")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: no cross-encoder at /no/such/model: give the directory ...
+
+    """
+    if not Path(path).is_dir():
+        raise FileNotFoundError(
+            f"no cross-encoder at {path}: give the directory of a saved CrossEncoder"
+        )
+    try:
+        from sentence_transformers import CrossEncoder
+    except ImportError as exc:  # pragma: no cover - the extra is part of dev installs
+        raise ImportError(
+            'a cross-encoder needs sentence-transformers: pip install "langchain-fusion[local]"'
+        ) from exc
+    return CrossEncoder(path, max_length=max_length, local_files_only=True)
+
+
+def check_reranker(reranker: Any) -> Any:
+    """Return ``reranker`` if it can rerank (a path is checked to exist), else raise TypeError.
+
+    Example:
+        >>> check_reranker(lambda q, texts: [0.0] * len(texts)) is not None
+        True
+        >>> check_reranker(42)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        TypeError: reranker must be a CrossEncoder (or its local path), ...; got int
+
+    """
+    if reranker is None or isinstance(reranker, BaseDocumentCompressor):
+        return reranker
+    if isinstance(reranker, (str, Path)):
+        if not Path(reranker).is_dir():
+            raise FileNotFoundError(
+                f"no cross-encoder at {reranker}: give the directory of a saved CrossEncoder"
+            )
+        return reranker
+    if callable(getattr(reranker, "predict", None)) or callable(reranker):
+        return reranker
+    raise TypeError(
+        "reranker must be a CrossEncoder (or its local path), a LangChain "
+        "BaseDocumentCompressor or a function (query, texts) -> scores; got "
+        f"{type(reranker).__name__}"
+    )
+
+
+def _key(doc: Document) -> str:
+    return f"id:{doc.id}" if doc.id is not None else content_key(doc.page_content)
+
+
+def _scores(reranker: Any, query: str, docs: Sequence[Document], callbacks: Any) -> list[Any]:
+    """Return ``[(position in docs, score or None)]`` in the reranker's order."""
+    if isinstance(reranker, (str, Path)):
+        reranker = load_cross_encoder(str(reranker))
+    if isinstance(reranker, BaseDocumentCompressor):
+        out = reranker.compress_documents(list(docs), query, callbacks=callbacks)
+        where: dict[str, int] = {}
+        for i, d in enumerate(docs):
+            where.setdefault(_key(d), i)
+        pairs: list[Any] = []
+        seen: set[int] = set()
+        for d in out:
+            found = where.get(_key(d))
+            if found is None:
+                found = where.get(content_key(d.page_content))
+            if found is None:
+                raise RerankError(
+                    f"the reranker returned a document it was not given: {d.page_content[:60]!r}"
+                )
+            if found in seen:
+                continue
+            seen.add(found)
+            score = d.metadata.get("relevance_score")
+            value = float(score) if isinstance(score, (int, float)) else math.nan
+            pairs.append((found, value if math.isfinite(value) else None))
+        return pairs
+    texts = [d.page_content for d in docs]
+    if callable(getattr(reranker, "predict", None)):
+        raw = reranker.predict([(query, t) for t in texts], batch_size=32, show_progress_bar=False)
+    else:
+        fn: Callable[[str, list[str]], Any] = reranker
+        raw = fn(query, texts)
+    scores = np.asarray(raw, dtype=np.float64).reshape(-1)
+    if scores.shape[0] != len(docs):
+        raise RerankError(f"the reranker gave {scores.shape[0]} scores for {len(docs)} documents")
+    if not np.isfinite(scores).all():
+        raise RerankError("the reranker gave a NaN or infinite score")
+    order = np.argsort(-scores, kind="stable")
+    return [(int(i), float(scores[i])) for i in order]
+
+
+def rerank_documents(
+    reranker: Any,
+    query: str,
+    documents: Sequence[Document],
+    k: int,
+    *,
+    callbacks: Any = None,
+    on_error: str = "warn",
+) -> list[Document]:
+    """Rescore fused documents with ``reranker`` and return the best ``k``.
+
+    Documents a compressor drops come after the ones it kept (in fused order, without a rerank
+    score), so ``k`` documents come back whenever ``k`` were given.
+
+    Args:
+        reranker: A ``CrossEncoder`` (or its local path), a ``BaseDocumentCompressor`` or a
+            function ``(query, texts) -> scores``.
+        query: The question.
+        documents: The fused documents, best first (their ``metadata["fusion"]`` is kept).
+        k: How many to return.
+        callbacks: LangChain callbacks for a compressor.
+        on_error: ``"warn"`` (fused order with a warning) or ``"raise"`` (`RerankError`).
+
+    Returns:
+        The reranked documents with ``metadata["fusion"]["rerank"]`` set.
+
+    Raises:
+        RerankError: The reranker failed or returned other documents (``on_error="raise"``).
+
+    Example:
+        >>> docs = [Document("bananas are yellow"), Document("the sky is blue")]
+        >>> by_overlap = lambda q, texts: [len(set(q.split()) & set(t.split())) for t in texts]
+        >>> top = rerank_documents(by_overlap, "why is the sky blue", docs, 1)
+        >>> top[0].page_content, top[0].metadata["fusion"]["rerank"]
+        ('the sky is blue', {'score': 4.0, 'fused_rank': 2})
+
+    """
+    docs = list(documents)
+    if not docs:
+        return []
+    try:
+        ranked = _scores(reranker, query, docs, callbacks)
+    except Exception as exc:
+        message = f"the reranker failed ({type(exc).__name__}: {exc})"
+        if isinstance(exc, RerankError):
+            message = str(exc)
+        if on_error == "raise":
+            raise RerankError(message) from exc
+        warnings.warn(
+            f"{message}; returned the fused order without reranking", UserWarning, stacklevel=3
+        )
+        return docs[:k]
+    kept = {i for i, _ in ranked}
+    ranked += [(i, None) for i in range(len(docs)) if i not in kept]
+    out = []
+    for new_rank, (i, score) in enumerate(ranked[:k], 1):
+        doc = docs[i]
+        meta = dict(doc.metadata)
+        info = dict(meta.get("fusion") or {})
+        info["rerank"] = {"score": score, "fused_rank": int(info.get("rank", i + 1))}
+        info["rank"] = new_rank
+        meta["fusion"] = info
+        out.append(Document(page_content=doc.page_content, metadata=meta, id=doc.id))
+    return out
