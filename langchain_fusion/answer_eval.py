@@ -627,25 +627,30 @@ def format_report(report: AnswerEvalReport, *, width: int = 48) -> str:
         >>> report = AnswerEvalReport([score_answer(GoldItem("Q?", "Paris.", id="q1"),
         ...                                         "Paris. [1]", ["Paris."])])
         >>> print(format_report(report).splitlines()[2])
-        | q1 | Q? | answer | 1.00 | no | 1 ok | - | PASS |
+        | q1 | Q?       | answer   | 1.00   | no        | 1 ok      | -        | PASS   |
 
     """
-    rows = [
-        "| id | question | expected | recall | abstained | citations | findings | result |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    header = ["id", "question", "expected", "recall", "abstained", "citations", "findings"]
+    table = [[*header, "result"]]
     for s in report.scores:
         q = s.question if len(s.question) <= width else s.question[: width - 1] + "…"
-        q = q.replace("|", "\\|")
-        recall = "-" if s.recall is None else f"{s.recall:.2f}"
         bad = len(s.invalid_citations) + len(s.unsupported_citations)
-        cites = f"{len(s.citations)} ok" if not bad else f"{len(s.citations)}, {bad} bad"
-        findings = "; ".join(s.reasons) if s.reasons else "-"
-        rows.append(
-            f"| {s.id} | {q} | {'answer' if s.has_answer else 'abstain'} | {recall} | "
-            f"{'yes' if s.abstained else 'no'} | {cites} | {findings.replace('|', '/')} | "
-            f"{'PASS' if s.passed else 'FAIL'} |"
+        table.append(
+            [
+                s.id,
+                q,
+                "answer" if s.has_answer else "abstain",
+                "-" if s.recall is None else f"{s.recall:.2f}",
+                "yes" if s.abstained else "no",
+                f"{len(s.citations)} ok" if not bad else f"{len(s.citations)}, {bad} bad",
+                "; ".join(s.reasons) if s.reasons else "-",
+                "PASS" if s.passed else "FAIL",
+            ]
         )
+    table = [[cell.replace("|", "\\|") for cell in row] for row in table]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    rows = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in table]
+    rows.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     m = report.summary()
     lines = [
         "",
@@ -660,3 +665,158 @@ def format_report(report: AnswerEvalReport, *, width: int = 48) -> str:
         "phrases",
     ]
     return "\n".join(rows + lines)
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def _fraction(text: str) -> float:
+    """Parse a number in [0, 1] for argparse."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text}")
+    return value
+
+
+def add_command(subparsers: Any) -> None:
+    """Register ``eval-answers`` on the ``langchain-fusion`` command's subparsers.
+
+    Args:
+        subparsers: What ``ArgumentParser.add_subparsers()`` returned.
+
+    Example:
+        >>> import argparse
+        >>> parser = argparse.ArgumentParser(prog="langchain-fusion")
+        >>> add_command(parser.add_subparsers(dest="command"))
+        >>> args = parser.parse_args(["eval-answers", "--sample", "--min", "0.8"])
+        >>> args.sample, args.min, args.min_recall, args.gold
+        (True, 0.8, 0.5, None)
+
+    """
+    from langchain_fusion.cli import _add_fusion_args, _add_source
+
+    p = subparsers.add_parser(
+        "eval-answers",
+        help="score answers against a gold file (content, citations, verifier); CI gate",
+        description=cmd_eval_answers.__doc__,
+    )
+    _add_source(p)
+    p.add_argument(
+        "--gold",
+        metavar="FILE",
+        help="questions with reference answers: JSON list, {'questions': [...]} or JSONL; "
+        "fields question, answer (or reference_answer / ideal_answer), has_answer (optional); "
+        "default with --sample: the sample manual's questions",
+    )
+    p.add_argument(
+        "--min",
+        type=_fraction,
+        default=None,
+        metavar="RATE",
+        help="hard floor on the share of questions that pass: exit code 1 below it",
+    )
+    p.add_argument(
+        "--min-recall",
+        dest="min_recall",
+        type=_fraction,
+        default=DEFAULT_MIN_RECALL,
+        metavar="R",
+        help="content recall an answer needs to contain the reference (default 0.5)",
+    )
+    p.add_argument(
+        "--banned",
+        metavar="FILE",
+        help="banned phrases, one per line (# comments); an answer containing one fails",
+    )
+    _add_fusion_args(p)
+    p.add_argument(
+        "--llm",
+        help='chat model: "openai:gpt-4o-mini", ... (default: gpt-4o-mini when OPENAI_API_KEY '
+        "is set, else offline extractive answers)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_eval_answers)
+
+
+def cmd_eval_answers(args: Any) -> int:
+    """Answer a gold file's questions and score the answers; --min makes it a CI gate.
+
+    Each answer is scored for content recall of the reference answer, citation validity and
+    support, and verifier findings (unsupported quotes, banned phrases). With --min, the exit
+    code is 1 when the share of passing questions is below it.
+    """
+    import sys
+
+    from langchain_fusion.cli import CLIError, _chat_model, _open, _retriever_options
+    from langchain_fusion.qa import LLMError, build_qa_chain
+    from langchain_fusion.retriever import FusionRetriever
+
+    gold_path = args.gold
+    if gold_path is None:
+        if not args.sample:
+            raise CLIError("give --gold FILE (questions with reference answers)")
+        from langchain_fusion.ingest import sample_path
+
+        gold_path = sample_path().parent / "questions.json"
+    try:
+        gold = load_gold(gold_path)
+        banned = load_banned_phrases(args.banned) if args.banned else []
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    llm = _chat_model(args)
+    index = _open(args)
+    retriever = FusionRetriever.from_index(index, **_retriever_options(args))
+    chain = build_qa_chain(retriever, llm=llm, banned_phrases=banned)
+    if chain.llm is None:
+        print("No LLM configured: scoring offline extractive answers.", file=sys.stderr)
+    try:
+        report = evaluate_answers(
+            chain.invoke, gold, min_recall=args.min_recall, banned_phrases=banned
+        )
+    except LLMError as exc:
+        raise CLIError(
+            f"{exc}; check the --llm model name and its API key, or drop --llm for offline answers"
+        ) from None
+    passed = args.min is None or report.pass_rate >= args.min
+    if args.json:
+        out = {
+            "summary": {**report.summary(), "min": args.min, "gate": "pass" if passed else "fail"},
+            "questions": [
+                {
+                    "id": s.id,
+                    "question": s.question,
+                    "has_answer": s.has_answer,
+                    "answer": s.answer,
+                    "recall": s.recall,
+                    "abstained": s.abstained,
+                    "false_abstention": s.false_abstention,
+                    "citations": s.citations,
+                    "invalid_citations": s.invalid_citations,
+                    "unsupported_citations": s.unsupported_citations,
+                    "unverified_quotes": s.unverified_quotes,
+                    "banned_phrases": s.banned_phrases,
+                    "passed": s.passed,
+                    "reasons": s.reasons,
+                }
+                for s in report.scores
+            ],
+        }
+        print(json.dumps(out, indent=2))
+    else:
+        print(format_report(report))
+        if args.min is not None:
+            verdict = "PASS" if passed else "FAIL"
+            print(f"gate: {verdict} (pass rate {report.pass_rate:.2f}, --min {args.min:g})")
+    if not passed:
+        print(
+            f"error: {report.summary()['passed']}/{len(report.scores)} questions pass "
+            f"({report.pass_rate:.2f}), below --min {args.min:g}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -517,6 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-stream", action="store_true", help="print the answer at the end")
         p.set_defaults(func=func)
 
+    from langchain_fusion.answer_eval import add_command as add_eval_answers
+
+    add_eval_answers(sub)  # eval-answers: the answer-quality gate
     try:
         from langchain_fusion.evaluation.cli import add_commands
     except ImportError:
