@@ -21,9 +21,9 @@ on three things, all computed without a model:
   (up to three of their sentences reach ``min_recall``).
 * **Citations and verifier findings.** Every ``[n]`` must name a source that exists, and the
   cited source must contain supporting text: at least half of the content words of the
-  sentence carrying the citation occur in the source(s) it cites. The answer then goes through
-  [`verify_answer`][langchain_fusion.verify.verify_answer] (unsupported quotations, optional
-  banned phrases).
+  sentence carrying the citation occur in the source(s) it cites (``[1][2]`` cite together).
+  The answer then goes through [`verify_answer`][langchain_fusion.verify.verify_answer]
+  (unsupported quotations, optional banned phrases).
 
 A question *passes* when it is answerable and the answer contains the reference's content, does
 not abstain, cites at least one source and every citation is valid and supported, with no
@@ -370,20 +370,23 @@ def _citation_checks(answer: str, texts: list[str]) -> tuple[list[int], list[int
     unsupported: dict[int, None] = {}
     source_terms: list[set[str]] = []
     body = _NOTICE.sub("", answer)
+    # Citation groups: "[1][2]" (only spaces between) is one group supporting one claim, the
+    # last sentence of the text since the previous group.
+    groups: list[tuple[str, list[int]]] = []
     previous = 0
-    claim = ""
     for m in _CITATION.finditer(body):
         numbers: list[int] = []
         for item in _CITED_NUMBERS.findall(m.group(0)):
             a, _, b = item.replace("\u2013", "-").partition("-")
             lo, hi = int(a), int(b or a)
             numbers.extend(range(lo, min(hi, lo + 50) + 1))
-        # The claim a citation supports: the last sentence of the text since the previous
-        # citation ("[1][2]": the same claim as the citation before).
         between = body[previous : m.start()].strip()
-        if between:
-            claim = _SENTENCE_END.split(between)[-1]
         previous = m.end()
+        if not between and groups:
+            groups[-1][1].extend(numbers)
+            continue
+        groups.append((_SENTENCE_END.split(between)[-1] if between else "", numbers))
+    for claim, numbers in groups:
         valid = []
         for n in numbers:
             cited.setdefault(n, None)
