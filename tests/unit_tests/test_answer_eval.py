@@ -301,18 +301,18 @@ def test_cli_offline_gate_on_the_sample_manual(
 ) -> None:
     """The sample manual's own questions, answered offline: the floor decides the exit code."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    assert main(["eval-answers", "--sample", "--json", "--min", "0.3"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    # A floor above the measured rate fails the gate: exit code 1 and a one-line reason.
+    assert main(["eval-answers", "--sample", "--json", "--min", "1"]) == 1
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
     summary = out["summary"]
-    assert summary["questions"] == 10 and summary["gate"] == "pass"
+    assert summary["questions"] == 10 and summary["gate"] == "fail" and summary["min"] == 1
     assert summary["correct_abstentions"] == 1  # q10, the electric car
     assert summary["invalid_citations"] == 0 and summary["unsupported_citations"] == 0
     passed = summary["passed"]
-    assert 3 <= passed < 10
-    # A floor above the measured rate fails the gate with exit code 1 and a one-line reason.
-    assert main(["eval-answers", "--sample", "--min", "1"]) == 1
-    captured = capsys.readouterr()
-    assert f"passed {passed}/10" in captured.out and "gate: FAIL" in captured.out
+    assert 4 <= passed < 10  # 5 measured (docs/benchmarks.md); paraphrases defeat the offline mode
+    assert [q["id"] for q in out["questions"]][:2] == ["q01", "q02"]
+    assert out["questions"][0]["passed"] and out["questions"][0]["citations"]
     assert captured.err.strip().splitlines()[-1] == (
         f"error: {passed}/10 questions pass ({passed / 10:.2f}), below --min 1"
     )
