@@ -376,3 +376,45 @@ def test_cli_gate_with_a_real_chat_openai_client_on_loopback(
     assert not by_id["reset"]["passed"]
     assert by_id["car"]["abstained"] and by_id["car"]["passed"]
     assert out["summary"]["passed"] == 2 and out["summary"]["gate"] == "pass"
+
+
+# ---------------------------------------------------------------------------- QA chain options
+
+
+def test_qa_chain_uses_the_retrievers_embeddings_for_sentences() -> None:
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from langchain_fusion.retriever import FusionRetriever
+
+    emb = DeterministicFakeEmbedding(size=8)
+    retriever = FusionRetriever.from_texts([WARRANTY, SAFETY], emb, k=2)
+    chain = build_qa_chain(retriever, llm=False)
+    assert chain.embeddings is retriever.index.embeddings
+    # Its cosine scale is unknown: a similarity threshold is only set for the bundled model.
+    assert chain.min_similarity is None
+    assert build_qa_chain(retriever, llm=False, min_similarity=0.8).min_similarity == 0.8
+    off = build_qa_chain(retriever, llm=False, embeddings=False)
+    assert off.embeddings is None and off.min_similarity is None
+    result = chain.invoke("How long are the inverter and the gateway covered?")
+    assert result.extractive is not None and result.extractive.sentences[0].similarity is not None
+    # A plain Runnable has no embeddings: word coverage alone, as before.
+    assert build_qa_chain(RunnableLambda(lambda q: SOURCES), llm=False).embeddings is None
+    with pytest.raises(ValueError, match="min_similarity must be 'auto', None or a number"):
+        build_qa_chain(retriever, llm=False, min_similarity=2.0)
+    with pytest.raises(TypeError, match="embeddings must be a LangChain Embeddings model"):
+        build_qa_chain(retriever, llm=False, embeddings="x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="is blank"):
+        build_qa_chain(retriever, llm=False, banned_phrases=[""])
+
+
+def test_qa_chain_verifier_reports_banned_phrases() -> None:
+    from langchain_core.language_models import FakeListChatModel
+
+    model = FakeListChatModel(responses=["As an AI language model: ten years [1]."])
+    chain = build_qa_chain(
+        RunnableLambda(lambda q: SOURCES), model, banned_phrases=["as an AI language model"]
+    )
+    result = chain.invoke("How long is the warranty?")
+    assert result.verification is not None
+    assert result.verification.banned_phrases == ["as an AI language model"]
+    assert not result.verification.ok
