@@ -21,16 +21,36 @@ How sentences are scored:
    line in the text, else the last part of ``metadata["section"]``, which ingestion sets for
    Markdown). So the table row "Code: E-217; Meaning: ..." under "7.2 Error codes" covers all of
    "What does error E-217 mean?", as a reader of the manual would take it.
-4. ``score = coverage + 0.05 / rank`` of the sentence's source: among equally good sentences,
-   those from higher-ranked sources win.
+4. With an embedding model (``embeddings=``; the QA chain passes its retriever's), every
+   sentence is also embedded, read with its section path (``"12. Release notes > 12.3 Version
+   4.1.3: Fixed: ..."``), and its *relevance* fuses, per sentence, the cosine similarity to the
+   question and the sentence's BM25 score (k1 1.2, b 0.75, over the candidate sentences), both
+   min-max normalized, weighted 0.5 / 0.5: the retriever's default fusion, one level down. So
+   a sentence that paraphrases the question ranks high even without its words, and one that
+   holds the question's exact identifiers ranks high even when the model blurs them. Without a
+   model, the relevance is the coverage. Sentence vectors are cached per model and text.
+5. ``score = relevance + 0.05 / rank`` of the sentence's source: among equally good sentences,
+   those from higher-ranked sources win. A sentence that several sources hold (overlapping
+   chunks) is one candidate, cited from the best-ranked of them.
+
+The answer takes up to ``max_sentences`` sentences, best first, leaving out those scoring less
+than half of the best and near-duplicates of one already taken (80 % of their terms shared, such
+as a table row and the sentence that repeats it). A sentence's heading is shown before it when it
+adds words ("Industrial Robots: AI enhances their precision ... (cobots). [1]").
 
 The question counts as *answerable* when the best coverage reaches ``min_coverage``, default
 0.55: the best sentence must hold more than half of the question's idf-weighted terms. Chosen on
 the tutorial PDF ``AI_Information.pdf`` and its question set: the three questions the text
 answers reach coverage 1.0, the five it does not answer stay at or below 0.52 (they share generic
 words such as "AI", "predict", "weapons" with the text, but not the specific one), and none of
-600 off-topic queries (SciFact and NFCorpus) reaches 0.5. A lexical score cannot see synonyms:
-a question worded differently from its answer can be reported as unanswerable.
+600 off-topic queries (SciFact and NFCorpus) reaches 0.5. With ``min_similarity`` (the QA chain
+sets 0.7 for the bundled all-MiniLM-L6-v2), a sentence whose cosine similarity to the question
+reaches it also makes the question answerable: "When can lumenctl --reset-bms be run, and does
+it wipe my settings?" shares few words with "`lumenctl --reset-bms` does not erase settings or
+history" (coverage 0.36) but has similarity 0.83, while the PDF's unanswerable questions and 200
+off-topic queries stay below 0.7. Neither score sees every paraphrase: "How long is the
+guarantee?" (answered under "Warranty", similarity 0.45) is still reported as unanswerable
+(measured by ``benchmarks/offline_answers.py``, see ``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
