@@ -367,8 +367,10 @@ def _bm25(
     return scores
 
 
-_SIMILARITY_CACHE: dict[tuple[int, str], NDArray[np.float64]] = {}
-_SIMILARITY_CACHE_LIMIT = 20_000
+# Sentence vectors per model: {id(model): (model, {text: unit vector})}. The entry holds the model
+# itself, so its id cannot be reused by another model while the vectors are kept.
+_SIMILARITY_CACHE: dict[int, tuple[Embeddings, dict[str, NDArray[np.float64]]]] = {}
+_SIMILARITY_CACHE_LIMIT = 20_000  # vectors in all, over every model
 
 
 def _similarities(
@@ -382,15 +384,22 @@ def _similarities(
     for (_, sentence, heading), parent in zip(candidates, parents, strict=True):
         path = SECTION_SEPARATOR.join(p for p in (parent, heading) if p)
         texts.append(f"{path}: {sentence}" if path else sentence)
-    model = id(embeddings)
-    missing = list(dict.fromkeys(t for t in texts if (model, t) not in _SIMILARITY_CACHE))
+    entry = _SIMILARITY_CACHE.get(id(embeddings))
+    if entry is None or entry[0] is not embeddings:
+        entry = _SIMILARITY_CACHE[id(embeddings)] = (embeddings, {})
+    cache = entry[1]
+    vectors = {t: cache[t] for t in texts if t in cache}
+    missing = list(dict.fromkeys(t for t in texts if t not in vectors))
     if missing:
-        if len(_SIMILARITY_CACHE) + len(missing) > _SIMILARITY_CACHE_LIMIT:
+        vectors.update(
+            zip(missing, _unit_rows(embeddings.embed_documents(missing), len(missing)), strict=True)
+        )
+        held = sum(len(c) for _, c in _SIMILARITY_CACHE.values())
+        if held + len(missing) > _SIMILARITY_CACHE_LIMIT:
             _SIMILARITY_CACHE.clear()
-        vectors = _unit_rows(embeddings.embed_documents(missing), len(missing))
-        for text, vector in zip(missing, vectors, strict=True):
-            _SIMILARITY_CACHE[(model, text)] = vector
-    matrix = np.stack([_SIMILARITY_CACHE[(model, t)] for t in texts])
+            cache = _SIMILARITY_CACHE.setdefault(id(embeddings), (embeddings, {}))[1]
+        cache.update((t, vectors[t]) for t in missing)
+    matrix = np.stack([vectors[t] for t in texts])
     query = _unit_rows([embeddings.embed_query(question)], 1)[0]
     if query.shape[0] != matrix.shape[1]:
         raise ValueError(

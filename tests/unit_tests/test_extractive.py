@@ -422,6 +422,11 @@ def test_sentences_are_embedded_once_and_cached() -> None:
     extractive_answer("How long is the warranty?", docs, embeddings=emb)
     extractive_answer("What does the warranty cover?", docs, embeddings=emb)
     assert emb.calls == [1]
+    # Another model (even one created where the first was) embeds the sentences itself.
+    del emb
+    other = ConceptEmbedding()
+    extractive_answer("How long is the warranty?", docs, embeddings=other)
+    assert other.calls == [1]
 
 
 def test_a_sentence_in_overlapping_chunks_is_one_candidate_with_its_heading() -> None:
