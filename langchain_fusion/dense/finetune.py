@@ -33,11 +33,17 @@ from langchain_core.documents import Document
 from langchain_fusion.dense.embeddings import (
     INSTALL_HINT,
     LocalEmbeddings,
-    _default_model_path,
-    _quiet_weight_loading,
+    default_model_path,
+    quiet_weight_loading,
 )
 
-__all__ = ["RECORD_FILE", "fine_tune_embeddings", "fine_tuning_record", "training_pairs"]
+__all__ = [
+    "RECORD_FILE",
+    "fine_tune_embeddings",
+    "fine_tuning_record",
+    "occupied",
+    "training_pairs",
+]
 
 RECORD_FILE = "fine_tuning.json"
 """Written beside the model: how it was trained and on which query ids (`fine_tuning_record`)."""
@@ -108,7 +114,7 @@ def training_pairs(
     return pairs
 
 
-def _occupied(path: Path) -> bool:
+def occupied(path: Path) -> bool:
     """Whether writing a model to ``path`` would replace something (a file or a non-empty dir)."""
     return path.exists() and (not path.is_dir() or any(path.iterdir()))
 
@@ -202,7 +208,7 @@ def fine_tune_embeddings(
     if batch_size < 2:
         raise ValueError(f"batch_size must be at least 2 (in-batch negatives), got {batch_size}")
     target = Path(output_dir).expanduser()
-    if _occupied(target) and not overwrite:
+    if occupied(target) and not overwrite:
         raise ValueError(
             f"output_dir {str(target)!r} exists and is not empty; choose a new directory or "
             "pass overwrite=True"
@@ -220,10 +226,10 @@ def fine_tune_embeddings(
         ) from exc
     from tqdm.auto import tqdm
 
-    source = str(model_path) if model_path is not None else _default_model_path()
+    source = str(model_path) if model_path is not None else default_model_path()
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    with _quiet_weight_loading():
+    with quiet_weight_loading():
         # a private copy: the shared LocalEmbeddings model must not change under its users
         model = SentenceTransformer(source, device="cpu")
     model.train()

@@ -38,6 +38,8 @@ from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
+from langchain_fusion.evaluation.beir import load_qrels, load_queries
+
 __all__ = [
     "QUESTION_PROMPT",
     "generate_labels",
@@ -332,8 +334,6 @@ def load_labels(
         ({'b': 'u v w'}, {'b': {'d': 1}})
 
     """
-    from langchain_fusion.evaluation.beir import load_qrels, load_queries
-
     qrels = load_qrels(path, split)
     queries = load_queries(path)
     missing = [q for q in qrels if q not in queries]

@@ -21,10 +21,11 @@ from typing import Any
 
 from langchain_fusion.evaluation.tune import TuningReport
 
-__all__ = ["plot_alpha_sweep"]
+__all__ = ["load_matplotlib", "plot_alpha_sweep"]
 
 
-def _matplotlib() -> tuple[Any, Any]:
+def load_matplotlib() -> tuple[Any, Any]:
+    """Return matplotlib's ``Figure`` and Agg canvas classes (ImportError naming the extra)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -90,7 +91,7 @@ def plot_alpha_sweep(
         )
     if baselines is None:
         baselines = _default_baselines(report, fk)
-    figure_cls, canvas_cls = _matplotlib()
+    figure_cls, canvas_cls = load_matplotlib()
     fig = figure_cls(figsize=(9.0, 4.8), dpi=120)
     canvas_cls(fig)
     ax = fig.add_subplot(1, 1, 1)

@@ -10,43 +10,64 @@ The usual entry point is :func:`ingest`, which runs :func:`load_documents` then
     vectorstore.add_documents(result.chunks, ids=result.ids)  # upsert by stable id
 
 Chunk ids depend only on the file path, the page and the chunk's position, so ingesting the same
-files again gives the same ids: an index upserts instead of duplicating.
+files again gives the same ids: an index upserts instead of duplicating. The same file reached by
+another path (copied or moved) gets other ids: :func:`find_copies` finds such files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from langchain_core.documents import Document
 
 from langchain_fusion.ingest._load import (
+    DEFAULT_MAX_PDF_PAGES,
     SUPPORTED_EXTENSIONS,
     LoadResult,
     PathInput,
     SkippedFile,
-    _plural,
-    _skipped_tail,
     load_documents,
+    plural,
+    skipped_tail,
 )
-from langchain_fusion.ingest._sample import SAMPLE_FILE_NAME, sample_path, sample_questions
-from langchain_fusion.ingest._split import LENGTH_UNITS, TOKEN_ENCODING, chunk_id, split_documents
+from langchain_fusion.ingest._sample import (
+    SAMPLE_FILE_NAME,
+    SAMPLE_PDF_NAME,
+    sample_path,
+    sample_pdf_path,
+    sample_questions,
+    write_sample_pdf,
+)
+from langchain_fusion.ingest._split import (
+    LENGTH_UNITS,
+    SECTION_SEPARATOR,
+    TOKEN_ENCODING,
+    chunk_id,
+    split_documents,
+)
 
 __all__ = [
+    "DEFAULT_MAX_PDF_PAGES",
     "LENGTH_UNITS",
     "SAMPLE_FILE_NAME",
+    "SAMPLE_PDF_NAME",
+    "SECTION_SEPARATOR",
     "SUPPORTED_EXTENSIONS",
     "TOKEN_ENCODING",
     "IngestResult",
     "LoadResult",
     "SkippedFile",
     "chunk_id",
+    "find_copies",
     "ingest",
     "load_documents",
     "sample_path",
+    "sample_pdf_path",
     "sample_questions",
     "split_documents",
+    "write_sample_pdf",
 ]
 
 
@@ -115,8 +136,51 @@ class IngestResult:
             '0 files, 0 chunks'
 
         """
-        head = f"{_plural(len(self.files), 'file')}, {_plural(len(self.chunks), 'chunk')}"
-        return head + _skipped_tail(self.skipped)
+        head = f"{plural(len(self.files), 'file')}, {plural(len(self.chunks), 'chunk')}"
+        return head + skipped_tail(self.skipped)
+
+
+def find_copies(
+    chunks: Iterable[Document], others: Iterable[Document] = ()
+) -> list[tuple[str, str]]:
+    """Find files whose content is already there under another path.
+
+    Chunk ids depend on the file's absolute path, so the same PDF indexed from a second path
+    (a copy, or the file moved) adds every chunk again, and a search shows both copies under one
+    file name. Files are compared by ``metadata["file_sha256"]`` (written by :func:`ingest`).
+
+    Args:
+        chunks: The chunks about to be indexed.
+        others: Documents already indexed (or any other collection).
+
+    Returns:
+        ``(source, copy_of)`` pairs, one per file of ``chunks`` whose content equals a file
+        with another ``source`` in ``others`` or earlier in ``chunks``; sorted.
+
+    Example:
+        >>> from langchain_core.documents import Document
+        >>> old = Document("x", metadata={"source": "/a/manual.pdf", "file_sha256": "f00"})
+        >>> new = Document("x", metadata={"source": "/b/manual.pdf", "file_sha256": "f00"})
+        >>> find_copies([new], [old])
+        [('/b/manual.pdf', '/a/manual.pdf')]
+        >>> find_copies([new], [new])
+        []
+
+    """
+    first: dict[str, str] = {}  # content hash -> the first source seen with it
+    for doc in others:
+        sha, source = doc.metadata.get("file_sha256"), doc.metadata.get("source")
+        if isinstance(sha, str) and isinstance(source, str):
+            first.setdefault(sha, source)
+    pairs: set[tuple[str, str]] = set()
+    for doc in chunks:
+        sha, source = doc.metadata.get("file_sha256"), doc.metadata.get("source")
+        if not (isinstance(sha, str) and isinstance(source, str)):
+            continue
+        seen = first.setdefault(sha, source)
+        if seen != source:
+            pairs.add((source, seen))
+    return sorted(pairs)
 
 
 def ingest(
@@ -128,6 +192,8 @@ def ingest(
     recursive: bool = True,
     glob: str | None = None,
     show_progress: bool = True,
+    max_pdf_pages: int | None = DEFAULT_MAX_PDF_PAGES,
+    max_seconds_per_file: float | None = None,
 ) -> IngestResult:
     """Load files or folders and split them into chunks ready to index.
 
@@ -142,6 +208,9 @@ def ingest(
         recursive: Whether to descend into subfolders.
         glob: Only take folder files matching this pattern, e.g. ``"*.pdf"``.
         show_progress: Show a progress bar over files on stderr.
+        max_pdf_pages: Skip a PDF with more pages (``None``: no limit).
+        max_seconds_per_file: Skip a PDF whose text extraction takes longer (default: 30 s
+            plus 60 s per MB of file).
 
     Returns:
         The chunks, documents, skipped files and loaded files, with :meth:`IngestResult.summary`.
@@ -163,7 +232,14 @@ def ingest(
     """
     # Validate the chunking arguments before spending time on loading.
     split_documents([], chunk_size=chunk_size, chunk_overlap=chunk_overlap, length_unit=length_unit)
-    loaded = load_documents(paths, recursive=recursive, glob=glob, show_progress=show_progress)
+    loaded = load_documents(
+        paths,
+        recursive=recursive,
+        glob=glob,
+        show_progress=show_progress,
+        max_pdf_pages=max_pdf_pages,
+        max_seconds_per_file=max_seconds_per_file,
+    )
     chunks = split_documents(
         loaded.documents,
         chunk_size=chunk_size,

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
+import errno
 import fnmatch
 import hashlib
 import io
+import logging
 import os
+import re
 import sys
+import time
 import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,11 +22,14 @@ from typing import Union
 from langchain_core.documents import Document
 
 __all__ = [
+    "DEFAULT_MAX_PDF_PAGES",
     "SUPPORTED_EXTENSIONS",
     "LoadResult",
     "PathInput",
     "SkippedFile",
     "load_documents",
+    "plural",
+    "skipped_tail",
 ]
 
 PathInput = Union[str, "os.PathLike[str]"]
@@ -55,6 +63,11 @@ _KNOWN_UNSUPPORTED = {
 }
 
 _SNIFF_BYTES = 8192
+
+#: Default page budget of one PDF: a bigger one is skipped with the reason (``max_pdf_pages``).
+DEFAULT_MAX_PDF_PAGES = 10_000
+_SECONDS_BASE = 30.0  # default time budget of one PDF: 30 s plus 60 s per MB of file
+_SECONDS_PER_MB = 60.0
 _MAX_SUMMARY_NAMES = 5
 
 
@@ -127,15 +140,17 @@ class LoadResult:
             '0 files, 0 documents'
 
         """
-        head = f"{_plural(len(self.files), 'file')}, {_plural(len(self.documents), 'document')}"
-        return head + _skipped_tail(self.skipped)
+        head = f"{plural(len(self.files), 'file')}, {plural(len(self.documents), 'document')}"
+        return head + skipped_tail(self.skipped)
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
+    """Return ``"1 file"`` or ``"3 files"``."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _skipped_tail(skipped: Sequence[SkippedFile]) -> str:
+def skipped_tail(skipped: Sequence[SkippedFile]) -> str:
+    """Return ``"; skipped 2: a.bin (binary file), ..."`` for a summary line (``""`` if none)."""
     if not skipped:
         return ""
     shown = ", ".join(str(s) for s in skipped[:_MAX_SUMMARY_NAMES])
@@ -197,19 +212,40 @@ def _walk_folder(folder: Path, *, recursive: bool, glob: str | None) -> list[Pat
     return [folder / p for p in found]
 
 
+def _link_problem(path: Path) -> str | None:
+    """Why the symbolic link ``path`` cannot be followed (a loop, a missing target), or None."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop (following the link leads back to it): fix or delete the link"
+        if exc.errno == errno.ENOENT and path.is_symlink():
+            return f"broken symlink (its target {os.readlink(path)!r} does not exist)"
+        return f"unreadable: {exc.strerror or exc}"
+    return None
+
+
 def _collect_files(
     paths: list[Path], *, recursive: bool, glob: str | None
-) -> tuple[list[tuple[Path, bool]], list[Path]]:
-    """``[(file, given_explicitly)]`` deduplicated in order, and the folders that were scanned."""
-    missing = [p for p in paths if not p.exists()]
+) -> tuple[list[tuple[Path, bool]], list[Path], list[SkippedFile]]:
+    """Find the files to load: ``[(file, given_explicitly)]``, folders scanned, links skipped.
+
+    Files are deduplicated in order; symbolic links that loop or lead nowhere are skipped.
+    """
+    missing = [p for p in paths if not p.exists() and not p.is_symlink()]
     if missing:
         names = ", ".join(repr(str(p)) for p in missing)
         msg = f"no such file or folder: {names}"
         raise FileNotFoundError(msg)
     files: list[tuple[Path, bool]] = []
     folders: list[Path] = []
+    skipped: list[SkippedFile] = []
     seen: set[Path] = set()
     for given in paths:
+        problem = _link_problem(given)
+        if problem is not None:
+            skipped.append(SkippedFile(given.absolute(), problem))
+            continue
         resolved = given.resolve()
         if resolved.is_dir():
             folders.append(resolved)
@@ -219,11 +255,15 @@ def _collect_files(
         else:
             candidates = [(resolved, True)]
         for file, explicit in candidates:
+            problem = _link_problem(file)
+            if problem is not None:
+                skipped.append(SkippedFile(file, problem))
+                continue
             key = file.resolve()
             if key not in seen:
                 seen.add(key)
                 files.append((key, explicit))
-    return files, folders
+    return files, folders, skipped
 
 
 # --------------------------------------------------------------------------------------------------
@@ -240,6 +280,31 @@ def _looks_binary(data: bytes) -> bool:
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return False
     return b"\x00" in head
+
+
+# Characters that text does not contain but decoded binary does: C0 controls other than
+# \t \n \v \f \r and ESC (ANSI colours in logs), DEL and C1 controls (latin-1 fallback), the
+# replacement character (undecodable UTF-16) and the private-use area (random UTF-16 code units).
+_GARBAGE = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f-\x9f\ufffd\ue000-\uf8ff]")
+_GARBAGE_WINDOW = 4096  # characters: a binary tail after a text header is found too
+_GARBAGE_SHARE = 0.05  # random bytes score about 23 %, random UTF-16 about 13 %, text 0
+
+
+def _garbage_reason(text: str) -> str | None:
+    """Why ``text`` is decoded binary rather than text (None when it looks like text).
+
+    Checked window by window over the whole text, so binary content that starts after a text
+    header (the NUL check only sees the first 8 KB) is found as well.
+    """
+    for start in range(0, len(text), _GARBAGE_WINDOW):
+        window = text[start : start + _GARBAGE_WINDOW]
+        bad = len(_GARBAGE.findall(window))
+        if bad >= 3 and bad > _GARBAGE_SHARE * len(window):
+            return (
+                f"binary or garbled content, not text ({bad} of {len(window)} characters from "
+                f"character {start} are control, undecodable or private-use characters)"
+            )
+    return None
 
 
 def _decode_text(data: bytes) -> tuple[str, str]:
@@ -280,6 +345,9 @@ def _read_text(path: Path, data: bytes, file_type: str, notes: list[str]) -> lis
     if _looks_binary(data):
         raise _SkipFileError("binary file")
     text, encoding = _decode_text(data)
+    garbage = _garbage_reason(text)  # NUL bytes after 8 KB, random bytes, random UTF-16...
+    if garbage is not None:
+        raise _SkipFileError(garbage)
     text = _normalize_newlines(text)
     if not text.strip():
         raise _SkipFileError("no text (whitespace only)")
@@ -300,16 +368,101 @@ def _clean_pdf_text(text: str) -> str:
     return "\n".join(line.rstrip() for line in lines).strip("\n")
 
 
-def _read_pdf(path: Path, data: bytes, notes: list[str]) -> list[Document]:
+@dataclass(frozen=True)
+class _Budget:
+    """Limits on one file: pages (PDF) and seconds of text extraction."""
+
+    max_pages: int | None = DEFAULT_MAX_PDF_PAGES
+    max_seconds: float | None = None  # None: 30 s + 60 s per MB of file
+
+    def seconds_for(self, size: int) -> float:
+        if self.max_seconds is not None:
+            return self.max_seconds
+        return _SECONDS_BASE + _SECONDS_PER_MB * size / 1e6
+
+
+class _LogCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().strip()
+        if message and message not in self.messages:
+            self.messages.append(message)
+
+
+@contextlib.contextmanager
+def _pypdf_log(path: Path, notes: list[str]) -> Iterator[None]:
+    """Turn what pypdf logs (``EOF marker not found``...) into notes, not stray stderr lines."""
+    logger = logging.getLogger("pypdf")
+    collector = _LogCollector()
+    propagate = logger.propagate
+    logger.addHandler(collector)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(collector)
+        logger.propagate = propagate
+        shown = collector.messages[:3]
+        if shown:
+            more = len(collector.messages) - len(shown)
+            tail = f" and {more} more" if more > 0 else ""
+            notes.append(f"{path.name}: pypdf: {'; '.join(shown)}{tail}")
+
+
+def _count_pdf_pages(reader: object, limit: int) -> int:
+    """Count the leaves of the page tree, stopping past ``limit`` (returns ``limit + 1`` then).
+
+    pypdf flattens the whole tree first; a tree whose nodes list the same child many times holds
+    exponentially many pages in a few bytes, so it is counted here, with a stop, before that.
+    """
+    root = reader.trailer["/Root"].get_object()["/Pages"].get_object()  # type: ignore[attr-defined]
+    stack = [root]
+    pages = nodes = 0
+    while stack:
+        node = stack.pop()
+        nodes += 1
+        kids = node.get("/Kids") if hasattr(node, "get") else None
+        if kids is None:
+            pages += 1
+        else:
+            stack.extend(kid.get_object() for kid in kids.get_object())
+        if pages > limit or nodes > 4 * limit + 16:  # (a looping tree never ends either)
+            return limit + 1
+    return pages
+
+
+def _read_pdf(
+    path: Path, data: bytes, notes: list[str], budget: _Budget | None = None
+) -> list[Document]:
+    budget = budget or _Budget()
+    with _pypdf_log(path, notes):
+        return _read_pdf_pages(path, data, notes, budget)
+
+
+def _read_pdf_pages(path: Path, data: bytes, notes: list[str], budget: _Budget) -> list[Document]:
     from pypdf import PdfReader
     from pypdf.errors import DependencyError
 
     if b"%PDF-" not in data[:1024]:  # the header may follow a little junk
         raise _SkipFileError("not a PDF (no %PDF header)")
+    start = time.monotonic()
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise _SkipFileError("encrypted PDF (needs a password)")
+        if budget.max_pages is not None:
+            try:
+                counted = _count_pdf_pages(reader, budget.max_pages)
+            except Exception:  # a damaged tree: pypdf says what is wrong below
+                counted = 0
+            if counted > budget.max_pages:
+                raise _SkipFileError(
+                    f"over the page budget: more than {budget.max_pages} pages (a PDF made to be "
+                    "slow?); split it, or raise max_pdf_pages to read it"
+                )
         pages = list(reader.pages)
     except _SkipFileError:
         raise
@@ -327,7 +480,15 @@ def _read_pdf(path: Path, data: bytes, notes: list[str]) -> list[Document]:
     documents: list[Document] = []
     blank: list[int] = []
     failed: list[int] = []
+    seconds = budget.seconds_for(len(data))
     for number, page in enumerate(pages, start=1):
+        elapsed = time.monotonic() - start
+        if elapsed > seconds:  # checked between pages: pages left, time spent
+            raise _SkipFileError(
+                f"over the time budget: {number - 1} of {len(pages)} pages read in "
+                f"{elapsed:.3g} s, budget {seconds:g} s (a PDF made to be slow?); split it, "
+                "or raise max_seconds_per_file to read it"
+            )
         try:
             text = _clean_pdf_text(page.extract_text() or "")
         except Exception:  # one broken page should not lose the rest of the file
@@ -345,7 +506,7 @@ def _read_pdf(path: Path, data: bytes, notes: list[str]) -> list[Document]:
         raise _SkipFileError("no text layer (image-only PDF?): run OCR first")
     if blank:
         notes.append(
-            f"{path.name}: {_plural(len(blank), 'page')} without text skipped "
+            f"{path.name}: {plural(len(blank), 'page')} without text skipped "
             f"(image-only? run OCR to include them): {_page_list(blank)}"
         )
     if failed:
@@ -381,7 +542,9 @@ def _read(path: Path, limit: int | None = None) -> bytes:
         raise _SkipFileError(msg) from exc
 
 
-def _load_file(path: Path, explicit: bool, notes: list[str]) -> list[Document]:
+def _load_file(
+    path: Path, explicit: bool, notes: list[str], budget: _Budget | None = None
+) -> list[Document]:
     """Documents of one file; raises ``_SkipFileError`` with the reason when it cannot be loaded."""
     if not path.is_file():  # a named pipe or socket would block or fail on read
         raise _SkipFileError("not a regular file")
@@ -399,12 +562,12 @@ def _load_file(path: Path, explicit: bool, notes: list[str]) -> list[Document]:
     if not data:
         raise _SkipFileError("empty file")
     if file_type == "pdf":
-        return _read_pdf(path, data, notes)
+        return _read_pdf(path, data, notes, budget)
     return _read_text(path, data, file_type, notes)
 
 
 def _progress(files: list[tuple[Path, bool]], show: bool) -> Iterator[tuple[Path, bool]]:
-    if not show:
+    if not show or not files:  # no bar for nothing: it would run into the error line that follows
         yield from files
         return
     from tqdm import tqdm
@@ -429,6 +592,8 @@ def load_documents(
     recursive: bool = True,
     glob: str | None = None,
     show_progress: bool = True,
+    max_pdf_pages: int | None = DEFAULT_MAX_PDF_PAGES,
+    max_seconds_per_file: float | None = None,
 ) -> LoadResult:
     r"""Load PDF, text, Markdown and reStructuredText files, or folders of them, as Documents.
 
@@ -438,7 +603,14 @@ def load_documents(
     cannot be loaded do not stop the run: they are reported in :attr:`LoadResult.skipped` with a
     reason such as ``"encrypted PDF (needs a password)"``, ``"no text layer (image-only PDF?): run
     OCR first"``, ``"binary file"``, ``"empty file"``, ``"unreadable: permission denied"`` or
-    ``"unsupported extension .docx: save it as PDF first"``.
+    ``"unsupported extension .docx: save it as PDF first"``. Symbolic links that loop or lead
+    nowhere are skipped too, and so is text that decodes to binary garbage (NUL bytes after the
+    first 8 KB, random bytes, a UTF-16 byte-order mark followed by random bytes).
+
+    Each PDF has a page budget and a time budget: a few kilobytes can describe thousands of
+    pages that share one large content stream (hours of extraction). Past ``max_pdf_pages``
+    pages, or ``max_seconds_per_file`` of extraction (checked between pages), the file is
+    skipped with the reason.
 
     Supported extensions: ``.pdf`` (pypdf), ``.txt``/``.text``, ``.md``/``.markdown`` and ``.rst``.
     A file named explicitly (not found in a folder) with another extension is read as plain
@@ -466,14 +638,19 @@ def load_documents(
             ``/`` is matched against the path relative to the folder. Files named explicitly are
             always taken.
         show_progress: Show a tqdm progress bar over files on stderr.
+        max_pdf_pages: Skip a PDF with more pages (counted before any is read); ``None``: no
+            limit.
+        max_seconds_per_file: Skip a PDF whose text extraction takes longer; default (``None``)
+            30 s plus 60 s per MB of file, which a normal PDF never comes near.
 
     Returns:
         The documents, the skipped files and the loaded files.
 
     Raises:
         FileNotFoundError: If a path does not exist (the message names every missing path).
-        ValueError: If ``paths`` is empty, or nothing could be loaded (an empty folder, or only
-            skipped files: the message lists what was found and why it was skipped).
+        ValueError: If ``paths`` is empty, nothing could be loaded (an empty folder, or only
+            skipped files: the message lists what was found and why it was skipped), or a budget
+            is not positive.
         TypeError: If ``paths`` is not a path or a sequence of paths.
 
     Example:
@@ -493,16 +670,28 @@ def load_documents(
     if glob is not None and (not isinstance(glob, str) or not glob):
         msg = f"glob must be a non-empty pattern such as '*.pdf' or None, got {glob!r}"
         raise ValueError(msg)
+    if max_pdf_pages is not None and (
+        isinstance(max_pdf_pages, bool) or not isinstance(max_pdf_pages, int) or max_pdf_pages < 1
+    ):
+        msg = f"max_pdf_pages must be an integer >= 1 or None, got {max_pdf_pages!r}"
+        raise ValueError(msg)
+    if max_seconds_per_file is not None and (
+        isinstance(max_seconds_per_file, bool)
+        or not isinstance(max_seconds_per_file, (int, float))
+        or not max_seconds_per_file > 0
+    ):
+        msg = f"max_seconds_per_file must be a number > 0 or None, got {max_seconds_per_file!r}"
+        raise ValueError(msg)
+    budget = _Budget(max_pdf_pages, max_seconds_per_file)
     path_list = _as_path_list(paths)
-    files, folders = _collect_files(path_list, recursive=recursive, glob=glob)
+    files, folders, skipped = _collect_files(path_list, recursive=recursive, glob=glob)
 
     documents: list[Document] = []
-    skipped: list[SkippedFile] = []
     loaded: list[Path] = []
     notes: list[str] = []
     for file, explicit in _progress(files, show_progress):
         try:
-            file_documents = _load_file(file, explicit, notes)
+            file_documents = _load_file(file, explicit, notes, budget)
         except _SkipFileError as skip:
             skipped.append(SkippedFile(file, str(skip)))
             continue
@@ -511,14 +700,15 @@ def load_documents(
 
     if not documents:
         given = ", ".join(repr(str(p)) for p in path_list)
-        if not files:
+        found = len({s.path for s in skipped} | {f for f, _ in files})
+        if not found:
             where = "folder" if len(folders) == 1 and len(path_list) == 1 else "paths"
             pattern = f" matching {glob!r}" if glob else ""
             msg = f"no files{pattern} found in {where} {given}"
         else:
             msg = (
-                f"nothing could be loaded from {given}: found {_plural(len(files), 'file')}"
-                f"{_skipped_tail(skipped)}"
+                f"nothing could be loaded from {given}: found {plural(found, 'file')}"
+                f"{skipped_tail(skipped)}"
             )
         raise ValueError(msg)
     return LoadResult(documents=documents, skipped=skipped, files=loaded, notes=notes)

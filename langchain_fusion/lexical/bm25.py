@@ -24,11 +24,9 @@ Scores agree with bm25s (Lucene variant by default; see :mod:`langchain_fusion.l
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from langchain_fusion.feedback import rm3_terms
+from langchain_fusion.lexical._storage import (
+    Buffer,
+    Encoded,
+    Segment,
+    atomic_write,
+    build_segment,
+    empty_result,
+    ranges,
+    segment_from_encoded,
+    segment_from_postings,
+)
 from langchain_fusion.lexical.scoring import (
     idf,
     tf_component,
@@ -55,212 +65,6 @@ _ADD_CHUNK = 20_000
 # With fewer than n_slots / _DENSE_RATIO postings to sum, accumulate into a persistent scratch
 # buffer (O(postings)); with more, np.bincount over all slots is faster.
 _DENSE_RATIO = 4
-
-_EMPTY_SLOTS: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
-_EMPTY_SCORES: NDArray[np.float64] = np.zeros(0, dtype=np.float64)
-
-
-def _empty_result() -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    return _EMPTY_SLOTS.copy(), _EMPTY_SCORES.copy()
-
-
-def _ranges(starts: NDArray[np.int64], ends: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Concatenate ``arange(s, e)`` for every pair, vectorised."""
-    lengths = ends - starts
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    offsets = np.cumsum(lengths) - lengths
-    return np.repeat(starts - offsets, lengths) + np.arange(total, dtype=np.int64)
-
-
-class _Buffer:
-    """A 1-D numpy array that grows by amortised doubling (append-only)."""
-
-    def __init__(self, data: NDArray[Any]) -> None:
-        self._data = data
-        self._size = len(data)
-
-    @property
-    def view(self) -> NDArray[Any]:
-        return self._data[: self._size]
-
-    def extend(self, values: NDArray[Any]) -> None:
-        need = self._size + len(values)
-        if need > len(self._data) or not self._data.flags.writeable:
-            capacity = max(need, 2 * len(self._data), 16)
-            grown = np.zeros(capacity, dtype=self._data.dtype)
-            grown[: self._size] = self._data[: self._size]
-            self._data = grown
-        self._data[self._size : need] = values
-        self._size = need
-
-    def replace(self, data: NDArray[Any]) -> None:
-        self._data = data
-        self._size = len(data)
-
-    def reserve(self, capacity: int) -> None:
-        """Make room for ``capacity`` values in total (one allocation, no doubling)."""
-        if capacity > len(self._data):
-            grown = np.zeros(capacity, dtype=self._data.dtype)
-            grown[: self._size] = self._data[: self._size]
-            self._data = grown
-
-
-@dataclass(frozen=True)
-class _Segment:
-    """Postings of the documents in slots ``[start, start + n_docs)``."""
-
-    start: int
-    n_docs: int
-    term_ptr: NDArray[np.int64]  # (n_terms + 1,) postings of term t: [term_ptr[t], term_ptr[t+1])
-    post_docs: NDArray[np.int32]  # local document offsets, ascending within a term
-    post_tfs: NDArray[np.int32]  # term counts
-    doc_ptr: NDArray[np.int64]  # (n_docs + 1,) terms of document d: [doc_ptr[d], doc_ptr[d+1])
-    doc_terms: NDArray[np.int32]  # distinct term ids per document
-
-    @property
-    def n_terms(self) -> int:
-        return len(self.term_ptr) - 1
-
-    @property
-    def stop(self) -> int:
-        return self.start + self.n_docs
-
-    def postings_terms(self) -> NDArray[np.int64]:
-        """Return the term id of every posting."""
-        counts = np.diff(self.term_ptr)
-        return np.repeat(np.arange(self.n_terms, dtype=np.int64), counts)
-
-
-def _build_segment(
-    start: int, n_docs: int, terms: NDArray[np.int64], docs: NDArray[np.int64], n_terms: int
-) -> _Segment:
-    """Build a segment from (term, local doc) pairs, one pair per token occurrence."""
-    if len(terms):
-        key = terms * max(n_docs, 1) + docs
-        uniq, tfs = np.unique(key, return_counts=True)
-        p_terms = uniq // max(n_docs, 1)
-        p_docs = uniq - p_terms * max(n_docs, 1)
-    else:
-        p_terms = p_docs = tfs = np.zeros(0, dtype=np.int64)
-    return _segment_from_postings(start, n_docs, p_terms, p_docs, tfs, n_terms)
-
-
-def _segment_from_postings(
-    start: int,
-    n_docs: int,
-    p_terms: NDArray[np.int64],
-    p_docs: NDArray[np.int64],
-    p_tfs: NDArray[Any],
-    n_terms: int,
-) -> _Segment:
-    """Build a segment from postings already sorted by (term, doc)."""
-    term_ptr = np.zeros(n_terms + 1, dtype=np.int64)
-    np.cumsum(np.bincount(p_terms, minlength=n_terms), out=term_ptr[1:])
-    doc_ptr = np.zeros(n_docs + 1, dtype=np.int64)
-    np.cumsum(np.bincount(p_docs, minlength=n_docs), out=doc_ptr[1:])
-    by_doc = np.argsort(p_docs, kind="stable")
-    return _Segment(
-        start=start,
-        n_docs=n_docs,
-        term_ptr=term_ptr,
-        post_docs=p_docs.astype(np.int32),
-        post_tfs=p_tfs.astype(np.int32),
-        doc_ptr=doc_ptr,
-        doc_terms=p_terms[by_doc].astype(np.int32),
-    )
-
-
-class _Encoded:
-    """The postings of one :meth:`BM25Index.add` call, appended chunk after chunk.
-
-    Postings are over call-local term ids, sorted by (term, document) within each chunk, in
-    three flat int32 arrays: a few large allocations (sized from the first chunk) rather than
-    many small ones, so that their memory goes back to the system when the call ends.
-    """
-
-    def __init__(self, n_docs: int) -> None:
-        self.n_docs = n_docs
-        self.lids = _Buffer(np.zeros(0, dtype=np.int32))  # call-local term id of each posting
-        self.docs = _Buffer(np.zeros(0, dtype=np.int32))  # call-local document of each posting
-        self.tfs = _Buffer(np.zeros(0, dtype=np.int32))  # term counts
-        self.lengths = np.zeros(n_docs, dtype=np.int32)  # kept tokens per document
-        self.bounds: list[tuple[int, int]] = [(0, 0)]  # (postings, documents) after each chunk
-
-    def append(
-        self,
-        lids: NDArray[np.int64],
-        docs: NDArray[np.int64],
-        tfs: NDArray[np.int64],
-        lengths: NDArray[np.int64],
-    ) -> None:
-        """Append a chunk's postings (``docs`` local to the chunk) and document lengths."""
-        n_post, n_done = self.bounds[-1]
-        if len(self.bounds) == 1 and len(lengths) < self.n_docs:
-            # Reserve for the whole call, extrapolated from the first chunk (+25%).
-            estimate = int(len(lids) / max(len(lengths), 1) * self.n_docs * 1.25) + 16
-            for buffer in (self.lids, self.docs, self.tfs):
-                buffer.reserve(estimate)
-        self.lids.extend(lids.astype(np.int32))
-        self.docs.extend((docs + n_done).astype(np.int32))
-        self.tfs.extend(tfs.astype(np.int32))
-        self.lengths[n_done : n_done + len(lengths)] = lengths
-        self.bounds.append((n_post + len(lids), n_done + len(lengths)))
-
-
-def _segment_from_encoded(
-    start: int, enc: _Encoded, to_global: NDArray[np.int64], n_terms: int
-) -> _Segment:
-    """Assemble an add call's postings into one segment, equal to :func:`_build_segment`'s.
-
-    A counting sort: each term's postings are written at its cursor, chunk after chunk (chunks
-    hold consecutive documents), so the documents of a term stay ascending without sorting all
-    postings at once; temporaries are one chunk's.
-    """
-    n_docs = enc.n_docs
-    lids_all, docs_all, tfs_all = enc.lids.view, enc.docs.view, enc.tfs.view
-    chunks = list(zip(enc.bounds, enc.bounds[1:]))
-    n_local = len(to_global)
-    local_counts = np.zeros(n_local, dtype=np.int64)
-    for (p0, _), (p1, _) in chunks:
-        local_counts += np.bincount(lids_all[p0:p1], minlength=n_local)
-    counts = np.zeros(n_terms, dtype=np.int64)
-    counts[to_global] = local_counts
-    term_ptr = np.zeros(n_terms + 1, dtype=np.int64)
-    np.cumsum(counts, out=term_ptr[1:])
-    n_post = int(term_ptr[-1])
-    post_docs = np.empty(n_post, dtype=np.int32)
-    post_tfs = np.empty(n_post, dtype=np.int32)
-    doc_terms = np.empty(n_post, dtype=np.int32)
-    doc_ptr = np.zeros(n_docs + 1, dtype=np.int64)
-    cursor = term_ptr[:-1][to_global]  # next free position of each call-local term
-    for (p0, d0), (p1, d1) in chunks:
-        m = p1 - p0
-        if m == 0:
-            continue
-        lids, docs = lids_all[p0:p1], docs_all[p0:p1]
-        run_starts = np.flatnonzero(np.concatenate(([True], lids[1:] != lids[:-1])))
-        run_lens = np.diff(np.append(run_starts, m))
-        run_lids = lids[run_starts]
-        where = np.repeat(cursor[run_lids] - run_starts, run_lens)
-        where += np.arange(m, dtype=np.int64)
-        post_docs[where] = docs
-        post_tfs[where] = tfs_all[p0:p1]
-        cursor[run_lids] += run_lens
-        terms = to_global[lids]
-        doc_terms[p0:p1] = terms[np.lexsort((terms, docs))]
-        doc_ptr[d0 + 1 : d1 + 1] = np.bincount(docs - d0, minlength=d1 - d0)
-    np.cumsum(doc_ptr, out=doc_ptr)
-    return _Segment(
-        start=start,
-        n_docs=n_docs,
-        term_ptr=term_ptr,
-        post_docs=post_docs,
-        post_tfs=post_tfs,
-        doc_ptr=doc_ptr,
-        doc_terms=doc_terms,
-    )
 
 
 class BM25Index:
@@ -316,10 +120,10 @@ class BM25Index:
 
         self._vocab: dict[str, int] = {}
         self._terms: list[str] = []
-        self._df = _Buffer(np.zeros(0, dtype=np.int64))
-        self._doc_len = _Buffer(np.zeros(0, dtype=np.int32))
-        self._live = _Buffer(np.zeros(0, dtype=np.bool_))
-        self._segments: list[_Segment] = []
+        self._df = Buffer(np.zeros(0, dtype=np.int64))
+        self._doc_len = Buffer(np.zeros(0, dtype=np.int32))
+        self._live = Buffer(np.zeros(0, dtype=np.bool_))
+        self._segments: list[Segment] = []
         self._n_live = 0
         self._total_len = 0
         self._lock = threading.RLock()
@@ -460,7 +264,7 @@ class BM25Index:
         texts = list(texts)
         n = len(texts)
         local: dict[str, int] = {}  # term -> id local to this call, in order of first occurrence
-        encoded = _Encoded(n)
+        encoded = Encoded(n)
         bar: Any = None
         if show_progress:
             from tqdm.auto import tqdm
@@ -527,7 +331,7 @@ class BM25Index:
         lids = uniq // n
         return lids, uniq - lids * n, tfs, lengths
 
-    def _add_encoded(self, encoded: _Encoded, local_terms: list[str]) -> NDArray[np.int64]:
+    def _add_encoded(self, encoded: Encoded, local_terms: list[str]) -> NDArray[np.int64]:
         """Append the postings of one add call as one segment (caller holds the lock)."""
         n = encoded.n_docs
         start = self.n_slots
@@ -546,7 +350,7 @@ class BM25Index:
             to_global[i] = tid
         n_terms = first + len(new_terms)
         lengths = encoded.lengths
-        segment = _segment_from_encoded(start, encoded, to_global, n_terms)
+        segment = segment_from_encoded(start, encoded, to_global, n_terms)
         # Nothing has changed so far; now update everything.
         if new_terms:
             self._vocab.update(zip(new_terms, range(first, n_terms), strict=True))
@@ -569,7 +373,7 @@ class BM25Index:
             merged = self._merge(segs[-2:])
             segs[-2:] = [merged]
 
-    def _merge(self, segments: Sequence[_Segment]) -> _Segment:
+    def _merge(self, segments: Sequence[Segment]) -> Segment:
         """One segment with the postings of ``segments`` (adjacent), minus removed documents."""
         start = segments[0].start
         n_docs = segments[-1].stop - start
@@ -584,7 +388,7 @@ class BM25Index:
             tfs_parts.append(seg.post_tfs[keep])
         p_terms = np.concatenate(terms_parts)
         order = np.argsort(p_terms, kind="stable")  # runs are already sorted by (term, doc)
-        return _segment_from_postings(
+        return segment_from_postings(
             start,
             n_docs,
             p_terms[order],
@@ -626,7 +430,7 @@ class BM25Index:
                 if lo == hi:
                     continue
                 local = idx[lo:hi] - seg.start
-                pos = _ranges(seg.doc_ptr[local], seg.doc_ptr[local + 1])
+                pos = ranges(seg.doc_ptr[local], seg.doc_ptr[local + 1])
                 gone = seg.doc_terms[pos]
                 if len(gone) > len(df) // 8:
                     df -= np.bincount(gone, minlength=len(df))
@@ -684,7 +488,7 @@ class BM25Index:
                 merged = self._merge(self._segments)
                 p_terms = term_map[merged.postings_terms()]
                 p_docs = mapping[merged.post_docs.astype(np.int64) + merged.start]
-                segment = _segment_from_postings(
+                segment = segment_from_postings(
                     0, n_live, p_terms, p_docs, merged.post_tfs, int(kept_terms.sum())
                 )
                 self._segments = [segment] if n_live else []
@@ -778,14 +582,14 @@ class BM25Index:
                 docs = seg.post_docs[lo:hi]
                 tfs = seg.post_tfs[lo:hi]
             else:
-                pos = _ranges(starts, ends)
+                pos = ranges(starts, ends)
                 docs = seg.post_docs[pos]
                 tfs = seg.post_tfs[pos]
             slot_parts.append(docs.astype(np.int64) + seg.start)
             tf_parts.append(tfs)
             w_parts.append(np.repeat(weights[valid], lengths))
         if not slot_parts:
-            return _empty_result()
+            return empty_result()
         slots = np.concatenate(slot_parts) if len(slot_parts) > 1 else slot_parts[0]
         tfs_all = np.concatenate(tf_parts) if len(tf_parts) > 1 else tf_parts[0]
         w_all = np.concatenate(w_parts) if len(w_parts) > 1 else w_parts[0]
@@ -813,11 +617,11 @@ class BM25Index:
     ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
         ids, qtf = self._query_terms(terms)
         if len(ids) == 0:
-            return _empty_result()
+            return empty_result()
         weights, base = self._term_weights(ids, qtf)
         slots, values = self._gather(ids, weights)
         if len(slots) == 0:
-            return _empty_result()
+            return empty_result()
         n = self.n_slots
         # Sum the contributions per slot, then read each posting's slot total back.
         if len(slots) * _DENSE_RATIO < n:
@@ -995,8 +799,6 @@ class BM25Index:
             [0, 1]
 
         """
-        from langchain_fusion.feedback import rm3_terms
-
         if isinstance(feedback, str):
             raise TypeError("feedback must be a sequence of texts, got a single str")
         tokens = self._tokenizer(query)
@@ -1073,7 +875,7 @@ class BM25Index:
             if self._segments:
                 seg = self._segments[0]
             else:
-                seg = _build_segment(
+                seg = build_segment(
                     0, self.n_slots, np.zeros(0, np.int64), np.zeros(0, np.int64), len(self._terms)
                 )
             arrays = {
@@ -1087,11 +889,11 @@ class BM25Index:
                 "doc_terms": seg.doc_terms,
             }
             for name, array in arrays.items():
-                _atomic_write(
+                atomic_write(
                     directory / f"{name}.npy", lambda f, a=array: np.save(f, a, allow_pickle=False)
                 )
             meta = json.dumps(self._config(), ensure_ascii=False).encode("utf-8")
-            _atomic_write(directory / _META_FILE, lambda f: f.write(meta))
+            atomic_write(directory / _META_FILE, lambda f: f.write(meta))
 
     @classmethod
     def load(cls, path: str | Path, *, mmap: bool = True) -> BM25Index:
@@ -1160,14 +962,14 @@ class BM25Index:
         index._vocab = {t: i for i, t in enumerate(terms)}
         # Small per-slot/per-term arrays are copied (they change on add/remove); postings stay
         # mapped and are never written: merges and compaction build new arrays.
-        index._df = _Buffer(np.array(arrays["df"], dtype=np.int64))
-        index._doc_len = _Buffer(np.array(arrays["doc_len"], dtype=np.int32))
-        index._live = _Buffer(np.array(arrays["live"], dtype=np.bool_))
+        index._df = Buffer(np.array(arrays["df"], dtype=np.int64))
+        index._doc_len = Buffer(np.array(arrays["doc_len"], dtype=np.int32))
+        index._live = Buffer(np.array(arrays["live"], dtype=np.bool_))
         index._n_live = int(meta["n_live"])
         index._total_len = int(meta["total_len"])
         if n_slots:
             index._segments = [
-                _Segment(
+                Segment(
                     start=0,
                     n_docs=n_slots,
                     term_ptr=arrays["term_ptr"],
@@ -1190,14 +992,3 @@ class BM25Index:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.RLock()
-
-
-def _atomic_write(target: Path, write: Any) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

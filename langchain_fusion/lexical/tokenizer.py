@@ -54,6 +54,8 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+import Stemmer
+
 from langchain_fusion.lexical.stopwords import get_stopwords
 
 __all__ = ["DEFAULT_TOKEN_PATTERN", "Tokenizer"]
@@ -108,8 +110,6 @@ def _normalizer(form: _Form) -> Callable[[str], str]:
 
 
 def _available_stemmers() -> list[str]:
-    import Stemmer
-
     return sorted(Stemmer.algorithms())
 
 
@@ -224,8 +224,6 @@ class Tokenizer:
         self._stemmer_name = stemmer
         self._stemmer: Any = None
         if stemmer is not None:
-            import Stemmer
-
             try:
                 self._stemmer = Stemmer.Stemmer(stemmer)
             except (KeyError, ValueError):

@@ -159,7 +159,8 @@ def test_unusable_chat_model_fails_first_in_one_line(
     pytest.importorskip("langchain_openai")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setattr(
-        "langchain_fusion.cli._open", lambda args: pytest.fail("indexed before the model check")
+        "langchain_fusion.cli.search._open",
+        lambda args: pytest.fail("indexed before the model check"),
     )
     msg = one_line_error(capsys, ["ask", "--sample", "q", "--llm", "openai:gpt-4o-mini"])
     assert "cannot create the chat model 'openai:gpt-4o-mini'" in msg and "OPENAI_API_KEY" in msg
@@ -179,8 +180,10 @@ def test_failing_chat_model_is_one_line_in_ask_and_chat_goes_on(
 
     index = HybridIndex(BagOfWordsEmbedding())
     index.add_texts(["Error P-404 means the pump lost prime."], ids=["a"])
-    monkeypatch.setattr("langchain_fusion.cli._open", lambda args: index)
-    monkeypatch.setattr("langchain_fusion.cli._chat_model", lambda args: Down(responses=["unused"]))
+    monkeypatch.setattr("langchain_fusion.cli.search._open", lambda args: index)
+    monkeypatch.setattr(
+        "langchain_fusion.cli.search._chat_model", lambda args: Down(responses=["unused"])
+    )
     msg = one_line_error(capsys, ["ask", "--sample", "What is P-404?", "--no-stream"])
     assert "ConnectionError: connection refused" in msg and "drop --llm" in msg
 
@@ -353,7 +356,7 @@ def test_warnings_are_one_line_like_errors(
 ) -> None:
     import warnings
 
-    import langchain_fusion.evaluation.cli as eval_cli
+    import langchain_fusion.cli.evaluate as eval_cli
     from langchain_fusion.cli import _show_warning
 
     def warns(args: object, embeddings: object = None) -> int:

@@ -5,7 +5,8 @@
 * ``docs/cli.md`` has a section for every subcommand of the ``langchain-fusion`` CLI;
 * every ```` ```python ```` block preceded by ``<!-- test -->`` in ``docs/getting-started.md`` and
   ``docs/how-to/*.md`` runs, offline: the blocks of one page run in order in one namespace, in a
-  temporary directory holding a small ``manual.pdf``, with the local embedding model replaced by a
+  temporary directory holding ``manual.pdf`` (the sample manual, as ``write_sample_pdf`` writes
+  it for a newcomer), with the local embedding model replaced by a
   fast hashing embedding (same class, same 384 dimensions, so saved indexes load as usual) and no
   ``OPENAI_API_KEY``.
 """
@@ -30,6 +31,7 @@ import pytest
 
 from langchain_fusion.cli import build_parser
 from langchain_fusion.dense.embeddings import LocalEmbeddings
+from langchain_fusion.ingest import write_sample_pdf
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -296,7 +298,7 @@ def docs_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "manual.pdf").write_bytes(_make_pdf(MANUAL_PDF_PAGES))
+    write_sample_pdf(tmp_path / "manual.pdf")  # what the examples' first line does
     try:
         import pytest_socket
     except ImportError:
@@ -313,10 +315,11 @@ def _tested_blocks(page: Path) -> list[str]:
     return [m["code"] for m in _TESTED_BLOCK.finditer(page.read_text(encoding="utf-8"))]
 
 
-def test_make_pdf_is_readable(docs_sandbox: Path) -> None:
+def test_make_pdf_is_readable(tmp_path: Path) -> None:
     from langchain_fusion.ingest import ingest
 
-    result = ingest(["manual.pdf"], show_progress=False)
+    (tmp_path / "small.pdf").write_bytes(_make_pdf(MANUAL_PDF_PAGES))
+    result = ingest([tmp_path / "small.pdf"], show_progress=False)
     assert [c.metadata["page"] for c in result.chunks] == [1, 2]
     assert "E-217" in result.chunks[1].page_content
 

@@ -280,7 +280,7 @@ def test_tune_feedback_reports_the_feedback_choice_on_test(
 
 
 def test_search_options_take_feedback_docs() -> None:
-    from langchain_fusion.cli import _retriever_options
+    from langchain_fusion.cli.search import _retriever_options
 
     args = build_parser().parse_args(["search", "--sample", "q", "--feedback-docs", "2"])
     assert _retriever_options(args) == {"feedback_docs": 2}
@@ -485,7 +485,7 @@ def test_tune_prints_a_search_command(
 
 
 def test_search_line_maps_settings_to_flags() -> None:
-    from langchain_fusion.evaluation.cli import _search_line
+    from langchain_fusion.cli.evaluate import _search_line
 
     defaults = {"rrf_k": 60.0, "feedback_weight": 0.5}
     convex = {"method": "convex", "normalization": "dbsf", "alpha": 0.35, "fetch_k": 50}

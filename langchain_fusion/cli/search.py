@@ -1,67 +1,26 @@
-"""The ``langchain-fusion`` command line: index documents, search, ask, chat.
-
-Run ``langchain-fusion --help`` or ``langchain-fusion COMMAND --help``. User mistakes end with a
-one-line ``error: ...`` on stderr and exit code 1 (2 for bad usage), never a traceback.
-"""
+"""``index``, ``search``, ``ask`` and ``chat``: build an index, search it, answer from it."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-__all__ = ["main"]
+from langchain_fusion.cli._common import (
+    add_model_arg,
+    fail,
+    int_at_least,
+    model_embeddings,
+    saved_index,
+    unit_interval,
+)
 
-EPILOG = """examples:
-  langchain-fusion ask --sample "What does error E-217 mean?"
-  langchain-fusion index docs/ --out my-index
-  langchain-fusion search my-index "read_csv encoding error" --k 5 --explain
-  langchain-fusion ask my-index "How do I reset the battery?" --llm openai:gpt-4o-mini
-  langchain-fusion chat my-index
-"""
-
-
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit code 1."""
-
-
-def _fail(message: str) -> NoReturn:
-    raise CLIError(message)
-
-
-# ------------------------------------------------------------------------------------ helpers
-
-
-def _int_at_least(low: int) -> Callable[[str], int]:
-    """Return an argparse ``type`` for integers >= ``low`` (bad values exit 2, one line)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
-        return value
-
-    return parse
-
-
-def _unit_interval(text: str) -> float:
-    """Parse a number in [0, 1] (``--alpha``) for argparse."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:  # also refuses NaN
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text}")
-    return value
+__all__ = ["add_commands", "cmd_ask", "cmd_chat", "cmd_index", "cmd_sample_pdf", "cmd_search"]
 
 
 def _parse_filter(text: str | None) -> dict[str, Any] | None:
@@ -70,24 +29,22 @@ def _parse_filter(text: str | None) -> dict[str, Any] | None:
         return None
     from langchain_fusion.filters import compile_filter
 
-    flt = json.loads(text)
+    try:
+        flt = json.loads(text)
+    except RecursionError:  # the JSON parser's own nesting limit
+        from langchain_fusion.filters import MAX_FILTER_DEPTH
+
+        fail(f"--filter is nested too deep (the limit is {MAX_FILTER_DEPTH} levels); flatten it")
     if not isinstance(flt, dict):
-        _fail(
+        fail(
             '--filter must be a JSON object such as \'{"file_name": "a.pdf"}\', '
             f"got {type(flt).__name__} {text}"
         )
     try:
         compile_filter(flt)
     except (TypeError, ValueError) as exc:
-        _fail(f"--filter: {exc}")
+        fail(f"--filter: {exc}")
     return flt
-
-
-def _saved_index(path: Path) -> bool:
-    """Tell whether ``path`` holds something to load (a missing or empty directory is new)."""
-    if not path.exists():
-        return False
-    return not path.is_dir() or any(path.iterdir())
 
 
 def _retriever_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -99,28 +56,12 @@ def _retriever_options(args: argparse.Namespace) -> dict[str, Any]:
     return opts
 
 
-def _model(args: argparse.Namespace) -> Any:
-    """Return the embeddings of ``--model DIR`` (a local sentence-transformers model), or None."""
-    path = getattr(args, "model", None)
-    if path is None:
-        return None
-    directory = Path(path).expanduser()
-    if not (directory / "config.json").is_file():
-        _fail(
-            f"--model {directory} is not a sentence-transformers model directory (no "
-            "config.json); give the directory that fine_tune_embeddings wrote"
-        )
-    from langchain_fusion.dense import LocalEmbeddings
-
-    return LocalEmbeddings(model_path=directory)
-
-
 def _load_index(path: str, embeddings: Any = None) -> Any:
     from langchain_fusion.index import HybridIndex
 
     p = Path(path)
     if not p.exists():
-        _fail(f"index not found: {p} (create it with: langchain-fusion index FILES... --out {p})")
+        fail(f"index not found: {p} (create it with: langchain-fusion index FILES... --out {p})")
     return HybridIndex.load(p, embeddings)
 
 
@@ -137,13 +78,11 @@ def _sample_index(show_progress: bool, embeddings: Any = None) -> Any:
 def _open(args: argparse.Namespace) -> Any:
     if getattr(args, "sample", False):
         if args.index:
-            _fail(
-                f"give an index directory or --sample, not both (got {args.index!r} and --sample)"
-            )
-        return _sample_index(show_progress=False, embeddings=_model(args))
+            fail(f"give an index directory or --sample, not both (got {args.index!r} and --sample)")
+        return _sample_index(show_progress=False, embeddings=model_embeddings(args))
     if not args.index:
-        _fail("give an index directory, or --sample to use the bundled sample document")
-    return _load_index(args.index, _model(args))
+        fail("give an index directory, or --sample to use the bundled sample document")
+    return _load_index(args.index, model_embeddings(args))
 
 
 def _source_label(meta: dict[str, Any]) -> str:
@@ -154,26 +93,40 @@ def _source_label(meta: dict[str, Any]) -> str:
     return f"{label} / {section}" if section else label
 
 
+def _labels(docs: Sequence[Any]) -> list[str]:
+    """Source labels; files of the same name from different paths show their paths."""
+    paths: dict[Any, set[Any]] = {}
+    for doc in docs:
+        paths.setdefault(doc.metadata.get("file_name"), set()).add(doc.metadata.get("source"))
+    labels = []
+    for doc in docs:
+        meta = doc.metadata
+        if len(paths[meta.get("file_name")]) > 1 and meta.get("source"):
+            meta = {**meta, "file_name": str(meta["source"])}
+        labels.append(_source_label(meta))
+    return labels
+
+
 def _print_sources(docs: Sequence[Any], out: Any = None) -> None:
     out = out or sys.stdout
     print("\nSources:", file=out)
+    labels = _labels(docs)
     for i, doc in enumerate(docs, 1):
         info = doc.metadata.get("fusion") or {}
         parts = []
         for name, b in (info.get("retrievers") or {}).items():
             if b is None:
                 parts.append(f"{name} -")
+            elif b.get("raw") == 0 and not b.get("rank"):
+                parts.append(f"{name} no keyword match")
             else:
                 rank = f"#{b['rank']}" if b.get("rank") else "unranked"
                 raw = "-" if b.get("raw") is None else f"{b['raw']:.3f}"
                 parts.append(f"{name} {raw} ({rank})")
         score = f"score {info['score']:.3f}: " if "score" in info else ""
         text = " ".join(doc.page_content.split())
-        print(f"  [{i}] {_source_label(doc.metadata)}  ({score}{', '.join(parts)})", file=out)
+        print(f"  [{i}] {labels[i - 1]}  ({score}{', '.join(parts)})", file=out)
         print(f"      {text[:160]}{'…' if len(text) > 160 else ''}", file=out)
-
-
-# ------------------------------------------------------------------------------------ commands
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -184,9 +137,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     out = Path(args.out)
     show = not args.quiet
     if not args.paths and not args.prune:
-        _fail("give files or folders to index (or --prune alone to drop deleted files' chunks)")
+        fail("give files or folders to index (or --prune alone to drop deleted files' chunks)")
     if args.chunk_overlap >= args.chunk_size:
-        _fail(
+        fail(
             f"--chunk-overlap ({args.chunk_overlap}) must be smaller than --chunk-size "
             f"({args.chunk_size})"
         )
@@ -202,27 +155,31 @@ def cmd_index(args: argparse.Namespace) -> int:
         )
         print(result.summary(), file=sys.stderr)
         if not result.chunks:
-            _fail("nothing to index: " + result.summary())
+            fail("nothing to index: " + result.summary())
         chunks, files = result.chunks, len(result.files)
-    existing = _saved_index(out)
+    existing = saved_index(out)
     if not existing and not chunks:
-        _fail(f"index not found: {out} (nothing to prune)")
-    embeddings = _model(args)
+        fail(f"index not found: {out} (nothing to prune)")
+    embeddings = model_embeddings(args)
     index = HybridIndex.load(out, embeddings) if existing else HybridIndex(embeddings)
     new_ids = {d.id for d in chunks}
     sources = {d.metadata.get("source") for d in chunks}
     stale, pruned = [], []
     stored = {}  # the chunks being indexed again, as the index holds them
+    others = []  # the chunks of files not indexed again now (a copy of one may be)
     for doc in index.documents(index.ids):
         source = doc.metadata.get("source")
         if doc.id is None:
             continue
+        if source not in sources:
+            others.append(doc)
         if doc.id in new_ids:
             stored[doc.id] = doc
         elif source in sources:  # a re-indexed file no longer has this chunk
             stale.append(doc.id)
         elif args.prune and _deleted_file(source):
             pruned.append(doc.id)
+    _warn_copies(chunks, others, out)
     # Chunks whose id, text and metadata are already in the index are not embedded again.
     changed = [d for d in chunks if not _same_chunk(stored.get(d.id), d)]
     before = len(index)
@@ -246,6 +203,26 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_copies(chunks: Sequence[Any], others: Sequence[Any], out: Path) -> None:
+    """Warn about files indexed again under another path (chunk ids depend on the path)."""
+    from langchain_fusion.ingest import find_copies
+
+    for source, copy_of in find_copies(chunks, others):
+        if _deleted_file(copy_of):
+            fix = f"it moved: run 'langchain-fusion index --prune --out {out}' to drop the old copy"
+        else:
+            fix = (
+                f"index one path only; to drop the other: HybridIndex.load({str(out)!r}) then "
+                f".delete(filter={{'source': {copy_of!r}}}) and .save({str(out)!r})"
+            )
+        warnings.warn(
+            f"{source} has the same content as {copy_of}, in the index too: its chunks are added "
+            f"again (chunk ids depend on the path) and search will show both copies; {fix}",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
 def _deleted_file(source: Any) -> bool:
     """Whether ``source`` names a file that is gone (only absolute paths, as ingestion writes)."""
     if not isinstance(source, str) or not source:
@@ -264,7 +241,8 @@ def _same_chunk(stored: Any, chunk: Any) -> bool:
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Fused search with a score breakdown."""
-    from langchain_fusion.retriever import FusionRetriever, format_breakdown
+    from langchain_fusion.formatting import format_breakdown
+    from langchain_fusion.retriever import FusionRetriever
 
     flt = _parse_filter(args.filter)  # checked before the slow part
     index = _open(args)
@@ -285,10 +263,26 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.explain:
         print(format_breakdown(docs, retriever.names, width=70))
         return 0
+    labels = _labels(docs)
     for i, d in enumerate(docs, 1):
         text = " ".join(d.page_content.split())
-        print(f"[{i}] {d.metadata['fusion']['score']:.3f}  {_source_label(d.metadata)}")
+        print(f"[{i}] {d.metadata['fusion']['score']:.3f}  {labels[i - 1]}")
         print(f"    {text[:200]}{'…' if len(text) > 200 else ''}")
+    return 0
+
+
+def cmd_sample_pdf(args: argparse.Namespace) -> int:
+    """Write the bundled sample manual as a PDF, to follow the documentation's examples."""
+    from langchain_fusion.ingest import write_sample_pdf
+
+    try:
+        path = write_sample_pdf(args.path)
+    except FileExistsError as exc:
+        fail(f"{exc}; from the shell: langchain-fusion sample-pdf OTHER.pdf")
+    print(
+        f"wrote {path}: the Lumen-7 sample manual, 7 pages; next: "
+        f"langchain-fusion index {path} --out my-index"
+    )
     return 0
 
 
@@ -304,7 +298,10 @@ def _chain(args: argparse.Namespace, index: Any, llm: Any) -> Any:
     from langchain_fusion.retriever import FusionRetriever
 
     retriever = FusionRetriever.from_index(index, **_retriever_options(args))
-    return build_qa_chain(retriever, llm=llm)
+    limit = getattr(args, "max_question_chars", None)
+    if limit is None:
+        return build_qa_chain(retriever, llm=llm)
+    return build_qa_chain(retriever, llm=llm, max_question_chars=limit)
 
 
 _OFFLINE_NOTICE = (
@@ -320,6 +317,12 @@ def _offline(chain: Any) -> bool:
 def _answer(chain: Any, question: str, stream: bool) -> None:
     from langchain_fusion.qa import NO_LLM_NOTICE
 
+    limit = getattr(chain, "max_question_chars", None)
+    if isinstance(limit, int) and len(question) > limit:
+        raise ValueError(
+            f"question is {len(question)} characters long; the limit is {limit}: shorten it, "
+            "or raise the limit with --max-question-chars N"
+        )
     if _offline(chain):  # extractive: instant, and its notice went to stderr once
         result = chain.invoke(question)
         print(result.answer.removeprefix(NO_LLM_NOTICE).lstrip("\n"))
@@ -367,14 +370,30 @@ def cmd_ask(args: argparse.Namespace) -> int:
     try:
         _answer(chain, args.question, stream=not args.no_stream)
     except LLMError as exc:
-        _fail(_llm_failed(exc))
+        fail(_llm_failed(exc))
     return 0
+
+
+def _line_editing() -> bool:
+    """Give ``input()`` line editing and history (arrow keys) through ``readline`` if present.
+
+    Example:
+        >>> _line_editing() in (True, False)
+        True
+
+    """
+    try:
+        import readline  # noqa: F401  (importing it is what switches input() to it)
+    except ImportError:  # e.g. Windows without pyreadline3: plain input() still works
+        return False
+    return True
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
     """Interactive questions; the index and model stay loaded between questions."""
     from langchain_fusion.qa import LLMError
 
+    _line_editing()
     llm = _chat_model(args)
     index = _open(args)
     chain = _chain(args, index, llm)
@@ -399,13 +418,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------------ parser
-
-
 def _add_fusion_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--k", type=_int_at_least(1), help="number of results (default 4)")
+    p.add_argument("--k", type=int_at_least(1), help="number of results (default 4)")
     p.add_argument(
-        "--alpha", type=_unit_interval, help="0 = keyword only, 1 = vector only (default 0.5)"
+        "--alpha", type=unit_interval, help="0 = keyword only, 1 = vector only (default 0.5)"
     )
     p.add_argument(
         "--method",
@@ -414,28 +430,17 @@ def _add_fusion_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--normalization", choices=["minmax", "zscore", "dbsf", "none"])
     p.add_argument(
-        "--rrf-k", dest="rrf_k", type=_int_at_least(1), help="RRF constant k (default 60)"
+        "--rrf-k", dest="rrf_k", type=int_at_least(1), help="RRF constant k (default 60)"
     )
     p.add_argument(
-        "--fetch-k", dest="fetch_k", type=_int_at_least(1), help="candidates per retriever"
+        "--fetch-k", dest="fetch_k", type=int_at_least(1), help="candidates per retriever"
     )
     p.add_argument(
         "--feedback-docs",
         dest="feedback_docs",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         metavar="N",
         help="expand the query with the top N fused results and search again (default 0 = off)",
-    )
-
-
-def _add_model_arg(p: argparse.ArgumentParser) -> None:
-    """Add ``--model DIR``: the embedding model, when it is not the bundled one."""
-    p.add_argument(
-        "--model",
-        metavar="DIR",
-        help="local sentence-transformers model directory, e.g. one written by "
-        "fine_tune_embeddings (default: the bundled all-MiniLM-L6-v2); an index needs the "
-        "model it was built with",
     )
 
 
@@ -444,28 +449,20 @@ def _add_source(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--sample", action="store_true", help="use the bundled sample document (no index needed)"
     )
-    _add_model_arg(p)
+    add_model_arg(p)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser (exposed for docs and tests).
+def add_commands(sub: Any) -> None:
+    """Add the ``index``, ``search``, ``ask`` and ``chat`` subcommands to the parser.
 
     Example:
-        >>> build_parser().prog
-        'langchain-fusion'
+        >>> import argparse
+        >>> parser = argparse.ArgumentParser()
+        >>> add_commands(parser.add_subparsers(dest="command"))
+        >>> parser.parse_args(["search", "idx", "battery", "--k", "3"]).k
+        3
 
     """
-    parser = argparse.ArgumentParser(
-        prog="langchain-fusion",
-        description="Hybrid (dense + BM25) search and question answering over your documents.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    from langchain_fusion import __version__
-
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
     p = sub.add_parser(
         "index",
         help="ingest PDFs, text and Markdown into an index directory",
@@ -474,10 +471,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="files or folders")
     p.add_argument("--out", required=True, help="index directory (created or updated)")
     p.add_argument(
-        "--chunk-size", type=_int_at_least(1), default=600, help="chunk size (default 600)"
+        "--chunk-size", type=int_at_least(1), default=600, help="chunk size (default 600)"
     )
     p.add_argument(
-        "--chunk-overlap", type=_int_at_least(0), default=150, help="overlap (default 150)"
+        "--chunk-overlap", type=int_at_least(0), default=150, help="overlap (default 150)"
     )
     p.add_argument("--tokens", action="store_true", help="measure chunks in tokens (cl100k_base)")
     p.add_argument(
@@ -485,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also remove the chunks of files that no longer exist (alone: only that)",
     )
-    _add_model_arg(p)
+    add_model_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_index)
 
@@ -515,56 +512,19 @@ def build_parser() -> argparse.ArgumentParser:
             "(default: gpt-4o-mini when OPENAI_API_KEY is set, else offline extractive)",
         )
         p.add_argument("--no-stream", action="store_true", help="print the answer at the end")
+        p.add_argument(
+            "--max-question-chars",
+            dest="max_question_chars",
+            type=int_at_least(1),
+            metavar="N",
+            help="refuse longer questions (default 4000)",
+        )
         p.set_defaults(func=func)
 
-    from langchain_fusion.answer_eval import add_command as add_eval_answers
-
-    add_eval_answers(sub)  # eval-answers: the answer-quality gate
-    try:
-        from langchain_fusion.evaluation.cli import add_commands
-    except ImportError:
-        pass
-    else:
-        add_commands(sub)
-    return parser
-
-
-def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
-    """Print a warning as one ``warning: ...`` line, like the errors (no source line)."""
-    print(f"warning: {message}", file=sys.stderr)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``langchain-fusion`` command.
-
-    Example:
-        >>> main(["--version"])  # doctest: +SKIP
-
-    """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help()
-        return 2
-    try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            return int(args.func(args))
-    except CLIError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-    except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-    except json.JSONDecodeError as exc:
-        print(f"error: --filter is not valid JSON: {exc}", file=sys.stderr)
-    except (ValueError, ImportError, KeyError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    p = sub.add_parser(
+        "sample-pdf",
+        help="write the sample manual as a PDF (manual.pdf) to try the examples on",
+        description=cmd_sample_pdf.__doc__,
+    )
+    p.add_argument("path", nargs="?", default="manual.pdf", help="where (default manual.pdf)")
+    p.set_defaults(func=cmd_sample_pdf)
