@@ -38,6 +38,7 @@ from langchain_core.callbacks import (
     CallbackManagerForChainRun,
 )
 from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import BasePromptTemplate, ChatPromptTemplate
@@ -55,7 +56,7 @@ from langchain_core.runnables.config import (
     patch_config,
 )
 
-from langchain_fusion.extractive import ExtractiveAnswer, extractive_answer
+from langchain_fusion.extractive import DEFAULT_MIN_SIMILARITY, ExtractiveAnswer, extractive_answer
 from langchain_fusion.formatting import format_sources, source_label
 from langchain_fusion.sources import accepts_call_option
 from langchain_fusion.verify import VerificationReport, verify_answer
@@ -387,6 +388,9 @@ class QAChain(Runnable[QAInput, QAResult]):
         prompt: BasePromptTemplate[Any] = QA_PROMPT,
         max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS,
         max_sentences: int = 3,
+        embeddings: Embeddings | Literal[False] | None = None,
+        min_similarity: float | Literal["auto"] | None = "auto",
+        banned_phrases: Sequence[str] = (),
     ) -> None:
         if not isinstance(retriever, Runnable):
             raise TypeError(
@@ -420,6 +424,10 @@ class QAChain(Runnable[QAInput, QAResult]):
         self.prompt = prompt
         self.max_question_chars = max_question_chars
         self.max_sentences = max_sentences
+        self.embeddings = _sentence_embeddings(retriever, embeddings)
+        self.min_similarity = _min_similarity(self.embeddings, min_similarity)
+        self.banned_phrases = list(banned_phrases)
+        verify_answer("", [], banned_phrases=self.banned_phrases)  # checks the phrases now
         self.answer_chain: Runnable[dict[str, Any], str] | None = (
             None if self.llm is None else prompt | self.llm | StrOutputParser()
         )
@@ -762,7 +770,13 @@ class QAChain(Runnable[QAInput, QAResult]):
         return docs if self.k is None else docs[: self.k]
 
     def _extractive(self, question: str, docs: list[Document]) -> QAResult:
-        extract = extractive_answer(question, docs, max_sentences=self.max_sentences)
+        extract = extractive_answer(
+            question,
+            docs,
+            max_sentences=self.max_sentences,
+            embeddings=self.embeddings,
+            min_similarity=self.min_similarity,
+        )
         answer = f"{NO_LLM_NOTICE}\n\n{extract.text}" if self.llm is None else extract.text
         return QAResult(
             question=question,
@@ -774,7 +788,9 @@ class QAChain(Runnable[QAInput, QAResult]):
         )
 
     def _generated(self, question: str, docs: list[Document], raw: str) -> QAResult:
-        report = verify_answer(raw, docs) if self.verify else None
+        report = (
+            verify_answer(raw, docs, banned_phrases=self.banned_phrases) if self.verify else None
+        )
         return QAResult(
             question=question,
             answer=report.text if report is not None else raw,
@@ -798,6 +814,9 @@ def build_qa_chain(
     prompt: BasePromptTemplate[Any] = QA_PROMPT,
     max_question_chars: int = DEFAULT_MAX_QUESTION_CHARS,
     max_sentences: int = 3,
+    embeddings: Embeddings | Literal[False] | None = None,
+    min_similarity: float | Literal["auto"] | None = "auto",
+    banned_phrases: Sequence[str] = (),
 ) -> QAChain:
     """Build a question-answering chain over ``retriever``.
 
@@ -816,6 +835,15 @@ def build_qa_chain(
         prompt: The prompt; must take ``sources`` and ``question``.
         max_question_chars: Longer questions are rejected with a ValueError.
         max_sentences: Sentences in an extractive answer.
+        embeddings: The embedding model that ranks sentences in extractive answers (together
+            with BM25, see [`extractive_answer`][langchain_fusion.extractive.extractive_answer]).
+            None: the retriever's own (a ``FusionRetriever``'s index or vector store), if any;
+            ``False``: rank by word coverage alone.
+        min_similarity: An extractive answer is also given when a sentence's cosine similarity
+            to the question reaches this. ``"auto"``: 0.7 with the bundled all-MiniLM-L6-v2
+            (``LocalEmbeddings()``), else None (word coverage decides alone).
+        banned_phrases: Phrases a generated answer must not contain; the verifier reports them
+            (see [`verify_answer`][langchain_fusion.verify.verify_answer]).
 
     Returns:
         A [`QAChain`][langchain_fusion.qa.QAChain].
@@ -848,7 +876,52 @@ def build_qa_chain(
         prompt=prompt,
         max_question_chars=max_question_chars,
         max_sentences=max_sentences,
+        embeddings=embeddings,
+        min_similarity=min_similarity,
+        banned_phrases=banned_phrases,
     )
+
+
+def _sentence_embeddings(
+    retriever: Runnable[str, list[Document]], embeddings: Embeddings | Literal[False] | None
+) -> Embeddings | None:
+    """Return the model that ranks extractive sentences: given, the retriever's, or None."""
+    if embeddings is False:
+        return None
+    if embeddings is not None:
+        if not isinstance(embeddings, Embeddings):
+            raise TypeError(
+                "embeddings must be a LangChain Embeddings model, False or None, got "
+                f"{type(embeddings).__name__}"
+            )
+        return embeddings
+    for attr in ("index", "vectorstore"):  # a FusionRetriever's HybridIndex or vector store
+        try:
+            found = getattr(getattr(retriever, attr, None), "embeddings", None)
+        except Exception:  # a store whose embeddings property raises: no model from it
+            continue
+        if isinstance(found, Embeddings):
+            return found
+    return None
+
+
+def _min_similarity(
+    embeddings: Embeddings | None, value: float | Literal["auto"] | None
+) -> float | None:
+    if value == "auto":
+        if embeddings is None:
+            return None
+        from langchain_fusion.dense.embeddings import LocalEmbeddings
+
+        bundled = isinstance(embeddings, LocalEmbeddings) and embeddings.model_path is None
+        return DEFAULT_MIN_SIMILARITY if bundled else None
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0
+    ):
+        raise ValueError(
+            f"min_similarity must be 'auto', None or a number in [0, 1], got {value!r}"
+        )
+    return None if value is None else float(value)
 
 
 def _retriever_kwargs(retriever: Runnable[str, list[Document]], k: int | None) -> dict[str, Any]:

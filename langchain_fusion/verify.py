@@ -1,11 +1,15 @@
 """Check a generated answer against the sources it was given.
 
-[`verify_answer`][langchain_fusion.verify.verify_answer] applies two rules that need no model:
+[`verify_answer`][langchain_fusion.verify.verify_answer] applies checks that need no model:
 
 * **Citations.** A citation ``[n]`` must point to one of the numbered sources (``1 <= n <=
   len(sources)``). Groups are understood: ``[1, 3]``, ``[1][2]``, ``[1-3]``, ``[Source 2]``.
   Invalid numbers are removed and the valid ones in the same group are kept, so ``[2, 9]``
   becomes ``[2]`` with three sources. Markdown links (``[1](url)``) and code are left alone.
+* **Banned phrases** (optional). Phrases an answer must never contain ("as an AI language
+  model", a competitor's name, "guaranteed"): each one found, whole words and case-insensitive,
+  is reported in ``banned_phrases``. The text is left as it is (cutting words out of a sentence
+  can change its meaning); the report is not ``ok``.
 * **Quotes.** A quoted passage (``"..."``, ``“...”``, ``«...»`` or a Markdown ``>`` blockquote)
   of at least ``min_quote_words`` words must appear in one source. Its *support* is
   ``1 - d / m`` where ``m`` is the number of words in the quote and ``d`` the smallest word-level
@@ -65,6 +69,8 @@ class VerificationReport:
             out-of-range end, ``9``).
         unverified_quotes: The quotations (without quote marks) that no source supports.
         cited: Valid source numbers cited in ``text``, in order of first appearance.
+        banned_phrases: The banned phrases found in the answer (as given in
+            ``banned_phrases``), in the order given.
 
     Example:
         >>> report = verify_answer("Paris [1][7].", ["Paris is the capital of France."])
@@ -77,17 +83,18 @@ class VerificationReport:
     removed_citations: list[int] = field(default_factory=list)
     unverified_quotes: list[str] = field(default_factory=list)
     cited: list[int] = field(default_factory=list)
+    banned_phrases: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when the answer passed unchanged: no citation removed and no quote replaced.
+        """True when nothing was found: no citation removed, no quote replaced, no banned phrase.
 
         Example:
             >>> verify_answer("Paris [1].", ["Paris is the capital of France."]).ok
             True
 
         """
-        return not self.unverified_quotes and not self.removed_citations
+        return not self.unverified_quotes and not self.removed_citations and not self.banned_phrases
 
 
 def verify_answer(
@@ -97,6 +104,7 @@ def verify_answer(
     quote_threshold: float = 0.9,
     min_quote_words: int = 4,
     marker: str = UNVERIFIED_QUOTE_MARKER,
+    banned_phrases: Sequence[str] = (),
 ) -> VerificationReport:
     r"""Remove citations to missing sources and quotations the sources do not contain.
 
@@ -107,13 +115,17 @@ def verify_answer(
             in ``(0, 1]``. The default 0.9 lets a 10-word quote differ by one word.
         min_quote_words: Quotations shorter than this (in words) are not checked.
         marker: Text that replaces an unsupported quotation.
+        banned_phrases: Phrases the answer must not contain; those found (whole words, case and
+            spacing ignored) are listed in the report's ``banned_phrases``.
 
     Returns:
         A [`VerificationReport`][langchain_fusion.verify.VerificationReport].
 
     Raises:
-        TypeError: If ``answer`` is not a string or a source is neither a Document nor a string.
-        ValueError: If ``quote_threshold`` or ``min_quote_words`` is out of range.
+        TypeError: If ``answer`` is not a string, a source is neither a Document nor a string,
+            or ``banned_phrases`` is not a sequence of strings.
+        ValueError: If ``quote_threshold`` or ``min_quote_words`` is out of range, or a banned
+            phrase is blank.
 
     Example:
         >>> sources = ["The Eiffel Tower was completed in 1889 for the World's Fair."]
@@ -125,6 +137,9 @@ def verify_answer(
         [3]
         >>> verify_answer('It "opened to the public in 1925" [1].', sources).text
         'It [unverified quote removed] [1].'
+        >>> verify_answer("As an AI model, I think Paris [1].", sources,
+        ...               banned_phrases=["as an AI model", "I believe"]).banned_phrases
+        ['as an AI model']
 
     """
     if not isinstance(answer, str):
@@ -136,6 +151,7 @@ def verify_answer(
     if min_quote_words < 1:
         raise ValueError(f"min_quote_words must be >= 1, got {min_quote_words}")
     texts = _source_texts(sources)
+    banned = _banned_patterns(banned_phrases)
 
     text, removed = _fix_citations(answer, len(texts))
     index = _SourceIndex(texts)
@@ -146,6 +162,7 @@ def verify_answer(
         removed_citations=removed,
         unverified_quotes=bad_blocks + bad_inline,
         cited=_cited_numbers(text),
+        banned_phrases=[phrase for phrase, pattern in banned if pattern.search(answer)],
     )
 
 
@@ -175,6 +192,24 @@ def quote_support(quote: str, source: str) -> float:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def _banned_patterns(phrases: Sequence[str]) -> list[tuple[str, re.Pattern[str]]]:
+    """Compile banned phrases: whole words, case-insensitive, any run of spaces between words."""
+    if isinstance(phrases, str) or not isinstance(phrases, Sequence):
+        raise TypeError(f"banned_phrases must be a list of strings, got {type(phrases).__name__}")
+    out: list[tuple[str, re.Pattern[str]]] = []
+    for i, phrase in enumerate(phrases):
+        if not isinstance(phrase, str):
+            raise TypeError(f"banned_phrases[{i}] must be a str, got {type(phrase).__name__}")
+        words = phrase.split()
+        if not words:
+            raise ValueError(f"banned_phrases[{i}] is blank; remove it or give a phrase")
+        body = r"\s+".join(re.escape(w) for w in words)
+        start = r"(?<!\w)" if re.match(r"\w", words[0]) else ""
+        end = r"(?!\w)" if re.search(r"\w$", words[-1]) else ""
+        out.append((phrase, re.compile(start + body + end, re.IGNORECASE)))
+    return out
 
 
 def _source_texts(sources: Sequence[Document] | Sequence[str]) -> list[str]:

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from langchain_fusion.cli import evaluate, finetune, search
+from langchain_fusion.cli import answers, evaluate, finetune, search
 from langchain_fusion.cli._common import CLIError
 
 __all__ = ["CLIError", "build_parser", "main"]
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    for group in (search, evaluate, finetune):
+    for group in (search, evaluate, finetune, answers):
         group.add_commands(sub)
     from langchain_fusion.cli.postgres import add_commands as add_postgres_commands
 

@@ -248,3 +248,22 @@ def test_long_sources_are_fast() -> None:
     elapsed = time.perf_counter() - start
     assert report.ok  # 30 words, one extra: support 30/31
     assert elapsed < 2.0
+
+
+def test_banned_phrases_are_reported_whole_words_case_and_spacing_ignored() -> None:
+    sources = ["Paris is the capital of France."]
+    report = verify_answer(
+        "As an  AI\nlanguage model, I GUARANTEE it is Paris [1].",
+        sources,
+        banned_phrases=["as an AI language model", "guarantee", "Paris is", "guaranteed"],
+    )
+    assert report.banned_phrases == ["as an AI language model", "guarantee"]
+    assert not report.ok
+    assert report.text == "As an  AI\nlanguage model, I GUARANTEE it is Paris [1]."  # unchanged
+    assert verify_answer("Guaranteed. [1]", sources, banned_phrases=["guarantee"]).ok
+    with pytest.raises(ValueError, match=r"banned_phrases\[0\] is blank"):
+        verify_answer("x", sources, banned_phrases=["  "])
+    with pytest.raises(TypeError, match="banned_phrases must be a list of strings"):
+        verify_answer("x", sources, banned_phrases="guarantee")
+    with pytest.raises(TypeError, match=r"banned_phrases\[1\] must be a str"):
+        verify_answer("x", sources, banned_phrases=["a", 3])  # type: ignore[list-item]
