@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import json
 import math
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
 import faiss as _faiss_module
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from langchain_fusion.dense._rwlock import _RWLock
 
 __all__ = ["DenseIndex"]
 
@@ -60,47 +59,6 @@ _MIN_POINTS_PER_LIST = 39
 _TRAIN_POINTS_PER_LIST = 64
 # Auto-nlist IVF indexes are retrained once the live count grows by this factor.
 _IVF_RETRAIN_GROWTH = 4.0
-
-
-class _RWLock:
-    """A writer-preferring readers-writer lock (searches share it, mutations are exclusive)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._readers = 0
-        self._writer = False
-        self._waiting_writers = 0
-
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer or self._waiting_writers:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
-
-    @contextmanager
-    def write(self) -> Iterator[None]:
-        with self._cond:
-            self._waiting_writers += 1
-            try:
-                while self._writer or self._readers:
-                    self._cond.wait()
-            finally:
-                self._waiting_writers -= 1
-            self._writer = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._writer = False
-                self._cond.notify_all()
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:
