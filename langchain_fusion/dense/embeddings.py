@@ -123,8 +123,9 @@ def _declared_dimension(model_path: Path) -> int | None:
     """Return the vector length a model directory declares (pooling config), unloaded."""
     try:
         config = json.loads((model_path / "1_Pooling" / "config.json").read_text("utf-8"))
-        value = config["word_embedding_dimension"]
-    except (OSError, ValueError, KeyError, TypeError):
+        # "embedding_dimension" in newer sentence-transformers, "word_embedding_dimension" before
+        value = config.get("embedding_dimension", config.get("word_embedding_dimension"))
+    except (OSError, ValueError, AttributeError):
         return None
     return value if isinstance(value, int) and value > 0 else None
 

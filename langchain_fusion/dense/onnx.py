@@ -167,7 +167,11 @@ def _check_pooling(model_path: Path) -> None:
     if not path.is_file():
         return
     config = json.loads(path.read_text("utf-8"))
-    modes = [key for key, value in config.items() if key.startswith("pooling_mode") and value]
+    mode = config.get("pooling_mode")
+    if isinstance(mode, str):  # newer sentence-transformers: "pooling_mode": "mean"
+        modes = [f"pooling_mode_{mode}_tokens" if mode in ("mean", "max") else mode]
+    else:  # older ones: one boolean per mode
+        modes = [k for k, v in config.items() if k.startswith("pooling_mode") and v is True]
     if modes != ["pooling_mode_mean_tokens"]:
         raise OnnxModelError(
             f"{str(model_path)!r} pools with {', '.join(modes) or 'nothing'}; the ONNX engine "
