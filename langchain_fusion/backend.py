@@ -55,7 +55,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -72,6 +72,7 @@ __all__ = [
     "JointHits",
     "KeywordQuery",
     "SupportsJointSearch",
+    "combine_hits",
     "joint_search",
     "union_ids",
 ]
@@ -327,18 +328,49 @@ def joint_search(
         return backend.search_joint(
             query, query_vector, k_dense, k_keyword, filter=filter, complete=complete
         )
-    dense = backend.search_dense(query_vector, k_dense, filter=filter)
-    keyword = backend.search_keyword(query, k_keyword, filter=filter)
+    return combine_hits(
+        backend.search_dense(query_vector, k_dense, filter=filter),
+        backend.search_keyword(query, k_keyword, filter=filter),
+        lambda ids: backend.score_dense(query_vector, ids),
+        lambda ids: backend.score_keyword(query, ids),
+        complete=complete,
+    )
+
+
+def combine_hits(
+    dense: Hits,
+    keyword: Hits,
+    score_dense: Callable[[list[str]], NDArray[np.float64]],
+    score_keyword: Callable[[list[str]], NDArray[np.float64]],
+    *,
+    complete: bool = True,
+) -> JointHits:
+    """Join both sides' candidates: their union and, with ``complete``, its exact scores.
+
+    The shared second half of a joint search (see [`joint_search`][]): a back end finds each
+    side's candidates its own way, then passes the scorers of ids on each side.
+
+    Args:
+        dense: The dense side's candidates.
+        keyword: The keyword side's candidates.
+        score_dense: Exact dense scores of the given ids (called only with ``complete``).
+        score_keyword: Exact keyword scores of the given ids (called only with ``complete``).
+        complete: Also score the union of the candidates on both sides.
+
+    Example:
+        >>> dense, keyword = Hits(["a"], np.array([0.9])), Hits(["b"], np.array([1.2]))
+        >>> zeros = lambda ids: np.zeros(len(ids))
+        >>> j = combine_hits(dense, keyword, zeros, zeros)
+        >>> j.ids, j.keyword_scores.tolist()
+        (['a', 'b'], [0.0, 0.0])
+        >>> combine_hits(dense, keyword, zeros, zeros, complete=False).keyword_scores is None
+        True
+
+    """
     ids = union_ids(dense.ids, keyword.ids)
     if not complete:
         return JointHits(dense, keyword, ids)
-    return JointHits(
-        dense,
-        keyword,
-        ids,
-        backend.score_dense(query_vector, ids),
-        backend.score_keyword(query, ids),
-    )
+    return JointHits(dense, keyword, ids, score_dense(ids), score_keyword(ids))
 
 
 def union_ids(first: Sequence[str], second: Sequence[str]) -> list[str]:

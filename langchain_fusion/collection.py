@@ -49,7 +49,7 @@ import numpy as np
 from langchain_core.documents import Document
 from numpy.typing import ArrayLike, NDArray
 
-from langchain_fusion.backend import BackendStats, Hits, JointHits, KeywordQuery, union_ids
+from langchain_fusion.backend import BackendStats, Hits, JointHits, KeywordQuery, combine_hits
 from langchain_fusion.dense.index import DenseIndex
 from langchain_fusion.docstore import DocStore
 from langchain_fusion.embedding_checks import check_query_vector, describe
@@ -585,17 +585,12 @@ class Collection:
         with self.lock.read():
             d_slots, d_scores = self.dense_top(vector[None, :], k_dense, filter)[0]
             k_slots, k_scores = self.keyword_top(query, k_keyword, filter)
-            dense = Hits(self.docs.ids_of(d_slots.tolist()), d_scores)
-            keyword = Hits(self.docs.ids_of(k_slots.tolist()), k_scores)
-            ids = union_ids(dense.ids, keyword.ids)
-            if not complete:
-                return JointHits(dense, keyword, ids)
-            return JointHits(
-                dense,
-                keyword,
-                ids,
-                self._score_dense(vector, ids),
-                self._score_keyword(query, ids),
+            return combine_hits(
+                Hits(self.docs.ids_of(d_slots.tolist()), d_scores),
+                Hits(self.docs.ids_of(k_slots.tolist()), k_scores),
+                lambda ids: self._score_dense(vector, ids),
+                lambda ids: self._score_keyword(query, ids),
+                complete=complete,
             )
 
     # ------------------------------------------------------------------ persistence

@@ -104,12 +104,7 @@ class VectorStoreSearches:
         """
         k = check_k(k)
         query = self._as_query(embedding)
-        with self._collection.lock.read():
-            slots, scores = self._collection.dense_top(query[None, :], k, filter)[0]
-            return [
-                (self._collection.document(s), float(sc))
-                for s, sc in zip(slots.tolist(), scores.tolist(), strict=True)
-            ]
+        return self._top_documents(lambda: self._collection.dense_top(query[None, :], k, filter)[0])
 
     @staticmethod
     def _cosine_to_relevance(similarity: float) -> float:
@@ -215,8 +210,14 @@ class VectorStoreSearches:
 
         """
         k = check_k(k)
+        return self._top_documents(lambda: self._collection.keyword_top(query, k, filter))
+
+    def _top_documents(
+        self, top: Callable[[], tuple[NDArray[np.int64], NDArray[np.float64]]]
+    ) -> list[tuple[Document, float]]:
+        """Run ``top`` under the read lock; its slots as documents, with their scores."""
         with self._collection.lock.read():
-            slots, scores = self._collection.keyword_top(query, k, filter)
+            slots, scores = top()
             return [
                 (self._collection.document(s), float(sc))
                 for s, sc in zip(slots.tolist(), scores.tolist(), strict=True)

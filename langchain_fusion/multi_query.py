@@ -21,7 +21,6 @@ import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +39,7 @@ from numpy.typing import NDArray
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from langchain_fusion import fusion
-from langchain_fusion.retriever import CandidatePool, FusionRetriever
+from langchain_fusion.retriever import CandidatePool, FusionRetriever, _lazy_executor
 
 __all__ = [
     "DEFAULT_PROMPT",
@@ -66,17 +65,7 @@ DEFAULT_PROMPT = ChatPromptTemplate.from_messages(
 
 _MAX_VARIANT_CHARS = 500
 _BULLET = re.compile(r"^\s*(?:[-*\u2022]+|\(?\d{1,2}[.):]|q\d{1,2}[.):])\s*", re.IGNORECASE)
-_THREAD_PREFIX = "lcf-multi-query"
-_EXECUTOR: ThreadPoolExecutor | None = None
-_EXECUTOR_LOCK = threading.Lock()
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _EXECUTOR
-    with _EXECUTOR_LOCK:
-        if _EXECUTOR is None:
-            _EXECUTOR = ThreadPoolExecutor(max_workers=16, thread_name_prefix=_THREAD_PREFIX)
-        return _EXECUTOR
+_executor = _lazy_executor("lcf-multi-query")
 
 
 def _norm(text: str) -> str:

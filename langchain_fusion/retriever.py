@@ -841,18 +841,32 @@ class FusionRetriever(BaseRetriever):
         return format_breakdown(docs, self.names)
 
 
+def _lazy_executor(prefix: str) -> Callable[[], ThreadPoolExecutor]:
+    """Return a function giving one process-wide thread pool, created on first call.
+
+    The pool's threads are named ``prefix...`` (so a task can tell it already runs in it).
+
+    Example:
+        >>> executor = _lazy_executor("lcf-doctest")
+        >>> executor() is executor(), executor().submit(threading.current_thread).result().name
+        (True, 'lcf-doctest_0')
+
+    """
+    pool: list[ThreadPoolExecutor] = []
+    lock = threading.Lock()
+
+    def executor() -> ThreadPoolExecutor:
+        with lock:
+            if not pool:
+                pool.append(ThreadPoolExecutor(max_workers=16, thread_name_prefix=prefix))
+            return pool[0]
+
+    return executor
+
+
 _THREAD_PREFIX = "langchain-fusion"
-_EXECUTOR: ThreadPoolExecutor | None = None
-_EXECUTOR_LOCK = threading.Lock()
-
-
-def _executor() -> ThreadPoolExecutor:
-    """Return the process-wide pool that runs retrievers concurrently."""
-    global _EXECUTOR
-    with _EXECUTOR_LOCK:
-        if _EXECUTOR is None:
-            _EXECUTOR = ThreadPoolExecutor(max_workers=16, thread_name_prefix=_THREAD_PREFIX)
-        return _EXECUTOR
+_executor = _lazy_executor(_THREAD_PREFIX)
+"""Return the process-wide pool that runs retrievers concurrently."""
 
 
 _SPEC_OPTIONS = (*OPTION_NAMES, "complete_scoring")

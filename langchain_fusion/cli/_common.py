@@ -55,7 +55,7 @@ def int_at_least(low: int) -> Callable[[str], int]:
 
 
 def unit_interval(text: str) -> float:
-    """Parse a number in [0, 1] (``--alpha``) for argparse."""
+    """Parse a number in [0, 1] (``--alpha``, ``--min``) for argparse."""
     try:
         value = float(text)
     except ValueError:

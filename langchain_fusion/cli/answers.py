@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Any
@@ -23,7 +22,7 @@ from langchain_fusion.answer_eval import (
     load_banned_phrases,
     load_gold,
 )
-from langchain_fusion.cli._common import CLIError
+from langchain_fusion.cli._common import CLIError, unit_interval
 from langchain_fusion.cli.search import (
     _add_fusion_args,
     _add_source,
@@ -33,17 +32,6 @@ from langchain_fusion.cli.search import (
 )
 
 __all__ = ["add_commands", "cmd_eval_answers"]
-
-
-def _fraction(text: str) -> float:
-    """Parse a number in [0, 1] for argparse."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:  # also refuses NaN
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text}")
-    return value
 
 
 def add_commands(subparsers: Any) -> None:
@@ -76,7 +64,7 @@ def add_commands(subparsers: Any) -> None:
     )
     p.add_argument(
         "--min",
-        type=_fraction,
+        type=unit_interval,
         default=None,
         metavar="RATE",
         help="hard floor on the share of questions that pass: exit code 1 below it",
@@ -84,7 +72,7 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument(
         "--min-recall",
         dest="min_recall",
-        type=_fraction,
+        type=unit_interval,
         default=DEFAULT_MIN_RECALL,
         metavar="R",
         help="content recall an answer needs to contain the reference (default 0.5)",

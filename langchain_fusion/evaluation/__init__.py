@@ -46,32 +46,14 @@ from langchain_fusion.evaluation.metrics import (
 )
 
 # Tuning, adaptive fusion and plots build on the metrics above (langchain_fusion.tuning,
-# langchain_fusion.adaptive): they are re-exported here on first use, so that importing them
-# first does not run into this package half-initialized.
-_LATER = {
-    **dict.fromkeys(
-        (
-            "CrossValidation",
-            "Fold",
-            "PoolCache",
-            "TuningReport",
-            "cross_validate",
-            "gather_pools",
-            "kfold",
-            "score_settings",
-            "simplex_grid",
-            "tune",
-            "tune_bm25",
-            "tune_feedback",
-        ),
-        "langchain_fusion.tuning",
-    ),
-    **dict.fromkeys(
-        ("AdaptiveFusion", "AdaptiveFusionRetriever", "TermStats"), "langchain_fusion.adaptive"
-    ),
-    **dict.fromkeys(("AdaptiveComparison", "cross_validate_adaptive"), "langchain_fusion.adaptive"),
-    "plot_alpha_sweep": "langchain_fusion.evaluation.plot",
-}
+# langchain_fusion.adaptive): the names of ``__all__`` not imported above are taken from these
+# homes (each one's ``__all__``) on first use, so that importing them first does not run into this
+# package half-initialized.
+_LATER_HOMES = (
+    "langchain_fusion.tuning",
+    "langchain_fusion.adaptive",
+    "langchain_fusion.evaluation.plot",
+)
 
 if TYPE_CHECKING:
     from langchain_fusion.adaptive import (
@@ -105,12 +87,14 @@ del globals()["tune"]
 
 
 def __getattr__(name: str) -> Any:
-    module = _LATER.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    if name in __all__:
+        for home in _LATER_HOMES:
+            module = importlib.import_module(home)
+            if name in module.__all__:
+                value = getattr(module, name)
+                globals()[name] = value
+                return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -12,28 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from langchain_fusion.adaptive import (
-    ADAPTIVE_ALPHAS,
-    FEATURES,
-    AdaptiveComparison,
-    AdaptiveFusion,
-    AdaptiveFusionRetriever,
-    TermStats,
-    cross_validate_adaptive,
-    pool_features,
-    query_features,
-    query_text_features,
-)
+from langchain_fusion.adaptive import *  # noqa: F403
+from langchain_fusion.adaptive import __all__ as _adaptive_all
 
-__all__ = [
-    "ADAPTIVE_ALPHAS",
-    "FEATURES",
-    "AdaptiveComparison",
-    "AdaptiveFusion",
-    "AdaptiveFusionRetriever",
-    "TermStats",
-    "cross_validate_adaptive",
-    "pool_features",
-    "query_features",
-    "query_text_features",
-]
+__all__ = list(_adaptive_all)

@@ -13,61 +13,22 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from langchain_fusion.tuning import (
-        BM25_KEYS,
-        DEFAULT_ALPHAS,
-        DEFAULT_BM25_GRID,
-        DEFAULT_FEEDBACK_GRID,
-        DEFAULT_NORMALIZATIONS,
-        DEFAULT_RRF_K,
-        FEEDBACK_KEYS,
-        GRID_KEYS,
-        CrossValidation,
-        Fold,
-        PoolCache,
-        TuningReport,
-        cross_validate,
-        gather_pools,
-        kfold,
-        score_settings,
-        simplex_grid,
-        tune,
-        tune_bm25,
-        tune_feedback,
-        window,
-    )
+    from langchain_fusion.tuning import *  # noqa: F403
+    from langchain_fusion.tuning import __all__ as __all__
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use: ``langchain_fusion.evaluation`` loads this module while
-    # ``langchain_fusion.tuning`` (which builds on evaluation's metrics) may still be loading.
-    if name not in __all__:
+    # Everything (``__all__`` too) is taken from ``langchain_fusion.tuning`` on first use:
+    # ``langchain_fusion.evaluation`` loads this module while ``langchain_fusion.tuning`` (which
+    # builds on evaluation's metrics) may still be loading.
+    if name.startswith("__") and name != "__all__":  # the import system's probes
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module("langchain_fusion.tuning"), name)
+    tuning = importlib.import_module("langchain_fusion.tuning")
+    if name == "__all__":
+        value: Any = list(tuning.__all__)
+    elif name in tuning.__all__:
+        value = getattr(tuning, name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value
     return value
-
-
-__all__ = [
-    "BM25_KEYS",
-    "DEFAULT_ALPHAS",
-    "DEFAULT_BM25_GRID",
-    "DEFAULT_FEEDBACK_GRID",
-    "DEFAULT_NORMALIZATIONS",
-    "DEFAULT_RRF_K",
-    "FEEDBACK_KEYS",
-    "GRID_KEYS",
-    "CrossValidation",
-    "Fold",
-    "PoolCache",
-    "TuningReport",
-    "cross_validate",
-    "gather_pools",
-    "kfold",
-    "score_settings",
-    "simplex_grid",
-    "tune",
-    "tune_bm25",
-    "tune_feedback",
-    "window",
-]
