@@ -18,13 +18,14 @@ Example:
 
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from langchain_fusion.bm25_retriever import BM25Retriever
 from langchain_fusion.dense import DenseIndex, LocalEmbeddings, default_embeddings
 from langchain_fusion.index import HybridIndex
 from langchain_fusion.lexical import BM25Index, Tokenizer
-from langchain_fusion.multi_query import MultiQueryFusionRetriever
 from langchain_fusion.retriever import (
     CandidatePool,
     FusionMethod,
@@ -32,8 +33,27 @@ from langchain_fusion.retriever import (
     Normalization,
 )
 from langchain_fusion.sources import Candidates, CommunitySunsetWarning, Source
-from langchain_fusion.synonyms import SynonymKeywordSource
-from langchain_fusion.tfidf import TfidfSource
+
+if TYPE_CHECKING:
+    from langchain_fusion.multi_query import MultiQueryFusionRetriever
+    from langchain_fusion.synonyms import SynonymKeywordSource
+    from langchain_fusion.tfidf import TfidfSource
+
+# Query-side options load on first use (prompts, scipy): the CLI's cold start skips them.
+_LAZY = {
+    "MultiQueryFusionRetriever": "langchain_fusion.multi_query",
+    "SynonymKeywordSource": "langchain_fusion.synonyms",
+    "TfidfSource": "langchain_fusion.tfidf",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'langchain_fusion' has no attribute {name!r}")
+
 
 try:
     __version__ = version("langchain-fusion")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
 import sys
 import time
 import warnings
@@ -66,13 +68,58 @@ def _load_index(path: str, embeddings: Any = None) -> Any:
     return HybridIndex.load(p, embeddings)
 
 
+def _sample_cache(embeddings: Any) -> Path | None:
+    """Where the bundled sample's index is kept for ``embeddings``, or None (not cacheable).
+
+    The key covers the sample's bytes, the package version (chunking), the model's content
+    fingerprint and the engine (onnx fp32/int8 or torch), so any change builds a new index.
+    """
+    from langchain_fusion import __version__
+    from langchain_fusion.dense import LocalEmbeddings
+    from langchain_fusion.dense.onnx import OnnxModelError, default_cache_dir, model_fingerprint
+    from langchain_fusion.ingest import sample_path
+
+    if type(embeddings) is not LocalEmbeddings:
+        return None
+    import xxhash
+
+    try:
+        engine = f"{embeddings.active_backend}\0{embeddings.precision}"
+        digest = xxhash.xxh3_128()
+        digest.update(f"{__version__}\0{engine}\0".encode())
+        digest.update(model_fingerprint(embeddings.resolved_model_path).encode())
+        digest.update(sample_path().read_bytes())
+    except (OSError, OnnxModelError):
+        return None
+    return default_cache_dir().parent / "sample-index" / str(digest.hexdigest())
+
+
 def _sample_index(show_progress: bool, embeddings: Any = None) -> Any:
+    """Index the bundled sample, or reopen the copy an earlier run saved in the cache.
+
+    The first ``--sample`` run embeds the sample (a few seconds) and saves the index atomically
+    under the cache root (``$LANGCHAIN_FUSION_ONNX_CACHE/..``); later runs load it, so a cold
+    ``ask --sample`` costs what ``ask INDEX_DIR`` costs. A damaged or unwritable cache is
+    bypassed: the sample is indexed in memory as before.
+    """
+    from langchain_fusion.dense import default_embeddings
     from langchain_fusion.index import HybridIndex
     from langchain_fusion.ingest import ingest, sample_path
+    from langchain_fusion.persistence import CorruptIndexError
 
+    emb = embeddings if embeddings is not None else default_embeddings()
+    cached = _sample_cache(emb)
+    if cached is not None and cached.is_dir():
+        try:
+            return HybridIndex.load(cached, emb)
+        except (CorruptIndexError, OSError, ValueError):  # damaged: our own entry, rebuilt
+            shutil.rmtree(cached, ignore_errors=True)
     result = ingest([sample_path()], show_progress=False)
-    index = HybridIndex(embeddings)
+    index = HybridIndex(emb)
     index.add_documents(result.chunks, show_progress=show_progress)
+    if cached is not None:
+        with contextlib.suppress(OSError, ValueError):  # read-only cache: the index still answers
+            index.save(cached, overwrite=True)
     return index
 
 

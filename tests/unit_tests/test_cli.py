@@ -5,6 +5,7 @@ User mistakes give one-line errors; the main flows work end to end.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -370,3 +371,42 @@ def test_warnings_are_one_line_like_errors(
         "warning: the dense model m was fine-tuned on 3 of these 3 queries\n"
     )
     assert warnings.showwarning is not _show_warning  # restored after the command
+
+
+@pytest.mark.slow
+def test_sample_index_is_cached_reopened_and_rebuilt_when_damaged(tmp_path: Path) -> None:
+    """``--sample`` embeds the sample once per model and engine, then reopens the saved index."""
+    import shutil
+
+    onnx = Path(os.environ["LANGCHAIN_FUSION_ONNX_CACHE"])  # the run's shared export
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    if onnx.is_dir():
+        shutil.copytree(onnx, cache / "onnx", ignore=shutil.ignore_patterns("*.lock"))
+    env = {**ENV, "LANGCHAIN_FUSION_ONNX_CACHE": str(cache / "onnx")}
+
+    def ask() -> subprocess.CompletedProcess[str]:
+        args = [*CLI, "ask", "--sample", "What does error E-217 mean?", "--no-stream"]
+        return subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+
+    first = ask()
+    assert first.returncode == 0, first.stderr
+    (entry,) = (cache / "sample-index").iterdir()
+    assert (entry / "manifest.json").is_file()
+    stamp = (entry / "manifest.json").stat().st_mtime_ns
+    second = ask()
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    assert (entry / "manifest.json").stat().st_mtime_ns == stamp  # reopened, not rebuilt
+
+    (entry / "manifest.json").write_text("{not json")  # damaged: rebuilt, same answer
+    third = ask()
+    assert third.returncode == 0, third.stderr
+    assert third.stdout == first.stdout and "Traceback" not in third.stderr
+    assert json.loads((entry / "manifest.json").read_text())
+
+    shutil.rmtree(cache / "sample-index")
+    (cache / "sample-index").write_text("not a directory")  # unwritable: still answers
+    fourth = ask()
+    assert fourth.returncode == 0, fourth.stderr
+    assert fourth.stdout == first.stdout and "Traceback" not in fourth.stderr
