@@ -315,7 +315,7 @@ class BM25Retriever(BaseRetriever):
         ids: Iterable[str] | None = None,
         bm25_params: dict[str, Any] | None = None,
         *,
-        k: int = 4,
+        k: int | None = None,
         tokenizer: Tokenizer | None = None,
         k1: float = 1.5,
         b: float = 0.75,
@@ -335,7 +335,9 @@ class BM25Retriever(BaseRetriever):
                 ``epsilon`` (``rank_bm25``'s floor for negative IDFs) is accepted and reported
                 by ``vectorizer.epsilon`` but changes nothing: this package's IDFs are never
                 negative (see [`BM25Vectorizer`][langchain_fusion.bm25_compat.BM25Vectorizer]).
-            k: Number of documents to return.
+            k: Number of documents to return (default 4). Given explicitly, it also caps what
+                this retriever contributes when a ``FusionRetriever`` wraps it, as in
+                ``EnsembleRetriever``; left out, the fusion's ``fetch_k`` sets the depth.
             tokenizer: The tokenizer (default: lowercase, English stopwords, Snowball stemming).
             k1: BM25 term-frequency saturation.
             b: BM25 length normalization.
@@ -404,7 +406,7 @@ class BM25Retriever(BaseRetriever):
         metas: list[dict[str, Any]],
         ids: list[str | None] | None,
         *,
-        k: int,
+        k: int | None,
         tokenizer: Tokenizer | None,
         params: dict[str, Any],
         show_progress: bool,
@@ -446,14 +448,16 @@ class BM25Retriever(BaseRetriever):
         state = _State(collection, epsilon)
         state.derived.update(zip(keys, derived, strict=True))
         state.rebuild()
-        return cls._prepared(state, k=k, **fields)
+        if k is not None:  # only a k its user gave counts as set (model_fields_set)
+            fields = {**fields, "k": k}
+        return cls._prepared(state, **fields)
 
     @classmethod
     def from_documents(
         cls,
         documents: Iterable[Document],
         *,
-        k: int = 4,
+        k: int | None = None,
         tokenizer: Tokenizer | None = None,
         k1: float = 1.5,
         b: float = 0.75,
@@ -777,6 +781,7 @@ class BM25Retriever(BaseRetriever):
         settings = {
             "face": _FACE,
             "k": self.k,
+            "k_set": "k" in self.model_fields_set,
             "filter": self.filter,
             "epsilon": self._state.epsilon,
         }
@@ -839,7 +844,8 @@ class BM25Retriever(BaseRetriever):
         try:
             state = _State(collection, _check_epsilon(settings.get("epsilon", _DEFAULT_EPSILON)))
             state.rebuild()
-            return cls._prepared(state, k=settings["k"], filter=settings["filter"])
+            k = {"k": settings["k"]} if settings.get("k_set", True) else {}
+            return cls._prepared(state, filter=settings["filter"], **k)
         except (KeyError, TypeError, ValueError) as exc:
             raise CorruptIndexError(
                 f"{snapshot.display(snapshot.manifest_file)} is damaged: the retriever settings "

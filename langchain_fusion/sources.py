@@ -401,8 +401,12 @@ class OwnBM25Source(Source):
     def __init__(self, retriever: BM25Retriever) -> None:
         self.retriever = retriever
 
+    def _own_k(self) -> int | None:  # read at each search: the user may set it later
+        return _user_k(self.retriever, "k") if self.max_k is None else self.max_k
+
     def search(self, query: str, k: int, *, filter: Any = None) -> Candidates:
-        """Search with BM25 scores."""
+        """Search with BM25 scores (at most the retriever's own ``k`` when its user set it)."""
+        k = self.depth(k)
         pairs = self.retriever.search_with_scores(query, k=k, filter=_checked_filter(filter))
         docs = [d for d, _ in pairs]
         return Candidates(

@@ -36,6 +36,7 @@ def test_layout_is_the_index_format(tmp_path: Path) -> None:
     assert manifest["parameters"]["retriever"] == {
         "face": "BM25Retriever",
         "k": 5,
+        "k_set": True,
         "filter": None,
         "epsilon": 0.25,
     }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -208,6 +209,25 @@ def test_own_k_caps_only_when_set(community: Any) -> None:
     later = community.BM25Retriever.from_texts(texts)
     later.k = 3  # set after construction: honoured too
     assert len(wrap([later]).sources[0].search("fox", 6).documents) == 3
+
+
+def test_own_bm25_retriever_k_caps_only_when_set(tmp_path: Path) -> None:
+    from langchain_fusion import BM25Retriever
+
+    texts = [f"fox number {i}" for i in range(8)]
+    unset = BM25Retriever.from_texts(texts)
+    assert unset.k == 4 and len(unset.invoke("fox")) == 4  # the default still returns 4
+    assert len(wrap([unset]).sources[0].search("fox", 6).documents) == 6
+    bm25 = BM25Retriever.from_texts(texts, k=2)
+    assert len(wrap([bm25]).sources[0].search("fox", 6).documents) == 2
+    assert len(wrap([bm25, bm25], method="rrf").invoke("fox", k=5)) == 2  # as EnsembleRetriever
+    later = BM25Retriever.from_documents([Document(t) for t in texts])
+    later.k = 3  # set after construction: honoured too
+    assert len(wrap([later]).sources[0].search("fox", 6).documents) == 3
+    for retriever, expected in ((unset, 6), (bm25, 2)):  # a save keeps whether k was set
+        path = retriever.save(tmp_path / str(expected))
+        loaded = BM25Retriever.load(path)
+        assert len(wrap([loaded]).sources[0].search("fox", 6).documents) == expected
 
 
 def test_vectorstore_retriever_k_is_honoured() -> None:
