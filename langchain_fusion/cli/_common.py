@@ -126,6 +126,8 @@ def check_sources(args: argparse.Namespace) -> None:
         raise cli_error("--qrels needs --queries (the queries.jsonl file whose queries it judges)")
     if beir:
         return
+    if getattr(args, "store", None):
+        index = index or "--store"  # the store holds the documents: only labels are needed
     if not index and not queries:
         raise cli_error(
             "give --beir PATH (a BEIR folder: corpus.jsonl, queries.jsonl, qrels/), "
@@ -141,6 +143,8 @@ def check_sources(args: argparse.Namespace) -> None:
             "--queries/--qrels give the labels but no documents: add --index DIR (an index "
             "saved by langchain-fusion) or --beir PATH (a BEIR folder whose corpus is indexed)"
         )
+    if getattr(args, "store", None):
+        return
     index_dir = Path(index).expanduser()
     if not saved_index(index_dir):
         state = "the directory is empty" if index_dir.is_dir() else "no such directory"

@@ -37,6 +37,7 @@ from langchain_fusion.cli._common import (
     cli_error,
     index_for,
     int_at_least,
+    model_embeddings,
     read_labels,
     unit_interval,
 )
@@ -101,11 +102,22 @@ def _check_plot(value: str) -> Path:
     return target
 
 
+def _documents(
+    args: argparse.Namespace, embeddings: Embeddings | None, show: bool
+) -> tuple[Any, Path | str | None]:
+    """Return the index (``--index``/``--beir``) or the PostgreSQL collection (``--store``)."""
+    if getattr(args, "store", None):
+        from langchain_fusion.cli.postgres import store_for_eval
+
+        return store_for_eval(args, embeddings or model_embeddings(args), show)
+    return index_for(args, embeddings, show)
+
+
 def _check_judged_docs(
     index: Any,
     qrels: Mapping[str, Mapping[str, int]],
     name: str,
-    reused: Path | None,
+    reused: Path | str | None,
     args: argparse.Namespace,
 ) -> None:
     """Fail when no document judged in ``qrels`` is in the index (labels of another corpus)."""
@@ -230,7 +242,7 @@ def cmd_eval(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
     metrics = list(args.metrics)
     fetch_k = _fetch_k(args, metrics)
     queries, qrels, name = read_labels(args, None if args.queries else args.split)
-    index, reused = index_for(args, embeddings, show)
+    index, reused = _documents(args, embeddings, show)
     _check_judged_docs(index, qrels, name, reused, args)
     retriever = FusionRetriever.from_index(index)
     _warm(index)
@@ -421,6 +433,11 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
             f"judged queries; {fix}"
         )
     folds = None
+    if getattr(args, "cross_fit", None) and getattr(args, "store", None):
+        raise cli_error(
+            "--cross-fit builds one local index per fold and cannot run on --store; tune a "
+            "local copy (--index DIR) or drop --cross-fit"
+        )
     if getattr(args, "cross_fit", None):  # checked before the index is built
         folds = _fold_groups(args, train_queries, train_qrels, train_name)
     test_split = args.test_split
@@ -431,7 +448,7 @@ def cmd_tune(args: argparse.Namespace, embeddings: Embeddings | None = None) -> 
     cv = args.cv
     if cv is None and test is None and len(train_queries) >= 10:
         cv = 5  # no held-out split: estimate generalization by cross-validation
-    index, reused = index_for(args, embeddings, show)
+    index, reused = _documents(args, embeddings, show)
     _check_judged_docs(index, train_qrels, train_name, reused, args)
     if test is not None:
         _check_judged_docs(index, test[1], test[2], reused, args)
@@ -632,6 +649,9 @@ def _common(p: argparse.ArgumentParser, methods_default: str) -> None:
         help="reuse this saved index (built from --beir and saved here if missing or empty)",
     )
     add_model_arg(p)
+    from langchain_fusion.cli.postgres import add_store_args
+
+    add_store_args(p)  # --store DSN|embedded: evaluate the PostgreSQL store (filled from --beir)
     p.add_argument("--queries", metavar="FILE", help="queries.jsonl of your own labels")
     p.add_argument("--qrels", metavar="FILE", help="qrels .tsv of your own labels")
     p.add_argument(

@@ -1,6 +1,7 @@
 """Command-line support for the PostgreSQL store: ``--store DSN|embedded`` and ``migrate``.
 
-``--store DSN`` makes ``index`` write into (and ``search``/``ask``/``chat`` read from) a
+``--store DSN`` makes ``index`` write into (and ``search``/``ask``/``chat``/``eval``/``tune``
+read from; ``eval``/``tune`` fill an empty collection from ``--beir``) a
 [`PostgresHybridStore`][langchain_fusion.postgres.PostgresHybridStore] instead of an index
 directory; ``--store embedded`` runs the embedded server on a persistent data directory
 (``$LANGCHAIN_FUSION_PGDATA``, default ``~/.local/share/langchain_fusion/pgdata``) for the
@@ -98,6 +99,45 @@ def _one_line() -> Any:
         yield
     except (PostgresStoreError, EmbeddedServerError) as exc:
         raise CLIError(str(exc)) from None
+
+
+def store_for_eval(args: argparse.Namespace, embeddings: Any, show: bool) -> tuple[Any, str | None]:
+    """``eval``/``tune --store``: the collection, loaded from ``--beir`` when it is empty.
+
+    Returns the store and its label when it already held documents (None when loaded now).
+
+    Example:
+        >>> store_for_eval.__name__
+        'store_for_eval'
+
+    """
+    from langchain_fusion.cli._common import CLIError
+
+    store = open_store(args, embeddings)
+    label = f"collection {store.collection!r} of --store"
+    with _one_line():
+        size = len(store)
+    if size:
+        print(f"using the {size} documents in {label}", file=sys.stderr)
+        return store, label
+    if not getattr(args, "beir", None):
+        raise CLIError(
+            f"{label} is empty: add --beir PATH to load a BEIR corpus into it, or fill it "
+            "first with: langchain-fusion index FILES --store ..."
+        )
+    from langchain_fusion.evaluation.beir import load_corpus
+
+    corpus = load_corpus(args.beir)
+    if not corpus:
+        raise CLIError(f"the corpus in {args.beir} is empty")
+    t0 = time.perf_counter()
+    with _one_line():
+        store.add_documents(corpus)
+    print(
+        f"loaded {len(corpus)} documents into {label} in {time.perf_counter() - t0:.1f} s",
+        file=sys.stderr,
+    )
+    return store, None
 
 
 def index_into_store(args: argparse.Namespace, chunks: list[Any], embeddings: Any) -> int:

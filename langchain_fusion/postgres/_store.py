@@ -189,6 +189,10 @@ class PostgresHybridStore(_StoreWrites, VectorStore):
         info = self._refresh()
         return 0 if info is None else info.n_docs
 
+    def __contains__(self, doc_id: object) -> bool:
+        """Whether a document with this id is stored (one query; ``HybridIndex`` has the same)."""
+        return isinstance(doc_id, str) and bool(self.get_by_ids([doc_id]))
+
     def __repr__(self) -> str:
         return f"PostgresHybridStore(collection={self.collection!r})"
 

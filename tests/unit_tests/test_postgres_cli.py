@@ -16,6 +16,10 @@ from langchain_fusion.cli import main
 from tests.postgres_server import new_collection, shared_dsn
 
 
+def _cell(row: str, column: int) -> float:
+    return float(row.split("|")[column + 1].strip(" *"))
+
+
 def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     code = main(argv)
     err = capsys.readouterr().err.strip()
@@ -75,3 +79,43 @@ def test_index_search_ask_and_migrate(capsys: pytest.CaptureFixture[str], tmp_pa
     np.testing.assert_allclose(stored, index.get_vectors(ids), atol=1e-6)
     assert main(["search", "--store", dsn, "--collection", target, "battery", "--json"]) == 0
     assert "battery" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_eval_and_tune_on_a_store_match_the_local_index(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``eval``/``tune --store`` load the collection from --beir once, then score as locally."""
+    from tests.fakes import BagOfWordsEmbedding
+    from tests.unit_tests.test_eval_cli import make_beir, run
+
+    beir = make_beir(tmp_path / "tiny")
+    dsn, name = shared_dsn(), new_collection()
+    store = ["--store", dsn, "--collection", name, "--quiet"]
+    emb = BagOfWordsEmbedding()
+
+    assert run(["eval", "--beir", str(beir), *store], emb) == 0
+    out = capsys.readouterr()
+    assert "loaded 40 documents" in out.err
+    on_store = [ln for ln in out.out.splitlines() if ln.startswith("|")]
+    assert run(["eval", "--beir", str(beir), "--quiet"], emb) == 0
+    local = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("|")]
+    assert len(on_store) == len(local) >= 6  # every system, every metric
+    for mine, theirs in zip(on_store, local, strict=True):
+        if "dense only" not in mine:
+            assert mine == theirs
+        else:  # bag-of-words vectors tie often; pgvector and FAISS break ties differently
+            assert abs(_cell(mine, 1) - _cell(theirs, 1)) < 0.01
+
+    assert run(["eval", "--beir", str(beir), *store], emb) == 0  # reused, not loaded again
+    assert "using the 40 documents" in capsys.readouterr().err
+    assert run(["tune", "--beir", str(beir), *store, "--methods", "convex"], emb) == 0
+    tuned = capsys.readouterr().out
+    assert "## Tuning on tiny train: 12 queries" in tuned and "tuned on tiny train" in tuned
+
+    empty = ["--store", dsn, "--collection", new_collection()]
+    labels = ["--queries", str(beir / "queries.jsonl"), "--qrels", str(beir / "qrels/test.tsv")]
+    msg = _one_line_error(capsys, ["eval", *empty, *labels])
+    assert "is empty" in msg and "--beir" in msg
+    msg = _one_line_error(capsys, ["tune", "--beir", str(beir), *store, "--cross-fit", "3"])
+    assert "--cross-fit" in msg and "--store" in msg
