@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -107,10 +108,32 @@ def _key(doc: Document) -> str:
     return f"id:{doc.id}" if doc.id is not None else content_key(doc.page_content)
 
 
+# Cross-encoders given by path, loaded once per process (per directory and its files' times,
+# so a model saved again to the same path is reloaded); the lock makes concurrent first
+# queries wait for one load instead of each loading a copy.
+_LOADED: dict[tuple[str, int], Any] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def _cross_encoder(path: str) -> Any:
+    """Return the cross-encoder saved at ``path``, loading it on first use."""
+    directory = Path(path)
+    try:
+        stamp = max(f.stat().st_mtime_ns for f in directory.iterdir() if f.is_file())
+    except (OSError, ValueError):
+        stamp = 0  # missing or empty: load_cross_encoder says what is wrong
+    key = (str(directory.resolve()), stamp)
+    with _LOAD_LOCK:
+        model = _LOADED.get(key)
+        if model is None:
+            model = _LOADED[key] = load_cross_encoder(path)
+        return model
+
+
 def _scores(reranker: Any, query: str, docs: Sequence[Document], callbacks: Any) -> list[Any]:
     """Return ``[(position in docs, score or None)]`` in the reranker's order."""
     if isinstance(reranker, (str, Path)):
-        reranker = load_cross_encoder(str(reranker))
+        reranker = _cross_encoder(str(reranker))
     if isinstance(reranker, BaseDocumentCompressor):
         out = reranker.compress_documents(list(docs), query, callbacks=callbacks)
         where: dict[str, int] = {}

@@ -294,6 +294,32 @@ def test_cross_encoder_from_a_local_path(index: HybridIndex, tmp_path: Path) -> 
     assert [d.id for d in r2.invoke(q)] == best
 
 
+@pytest.mark.slow
+def test_a_cross_encoder_path_loads_once_for_concurrent_queries(
+    index: HybridIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("sentence_transformers")
+    from concurrent.futures import ThreadPoolExecutor
+
+    import langchain_fusion.rerank as rerank_module
+
+    path = tiny_cross_encoder(tmp_path / "ce")
+    loads: list[str] = []
+    real = rerank_module.load_cross_encoder
+
+    def counted(p: str, *args: Any, **kwargs: Any) -> Any:
+        loads.append(p)
+        return real(p, *args, **kwargs)
+
+    monkeypatch.setattr(rerank_module, "load_cross_encoder", counted)
+    r = FusionRetriever.from_index(index, k=3, reranker=str(path), rerank_top_n=6)
+    with warnings.catch_warnings(), ThreadPoolExecutor(4) as pool:
+        warnings.simplefilter("ignore")
+        results = list(pool.map(r.invoke, ["flu shot", "income tax"] * 4))
+    assert len(loads) == 1 and all(len(docs) == 3 for docs in results)
+    assert [d.id for d in results[0]] == [d.id for d in results[2]]
+
+
 def test_reranker_object_with_predict(index: HybridIndex) -> None:
     class Predictor:
         def predict(self, pairs: list[tuple[str, str]], **kwargs: Any) -> np.ndarray:
