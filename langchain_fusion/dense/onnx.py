@@ -74,6 +74,8 @@ _FINGERPRINT_FILES = (
     "1_Pooling/config.json",
 )
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# model_fingerprint's results, keyed by directory and its files' (name, size, mtime)
+_FINGERPRINTS: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
 _READ_BLOCK = 1 << 22
 log = logging.getLogger(__name__)
 
@@ -141,14 +143,22 @@ def model_fingerprint(model_path: str | Path) -> str:
             f"{str(directory)!r} has no model.safetensors or pytorch_model.bin: not a "
             "sentence-transformers model directory"
         )
+    # Hashing the weights is the costly part: remember it per process for files unchanged
+    # since (same size and modification time), so the export lookup and other callers (the
+    # CLI's sample cache) hash a model once.
+    files = [directory / name for name in _FINGERPRINT_FILES if (directory / name).is_file()]
+    stamp = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    key = (str(directory.resolve()), stamp)
+    known = _FINGERPRINTS.get(key)
+    if known is not None:
+        return known
     digest = xxhash.xxh3_128()
     digest.update(f"langchain-fusion-onnx-{_FORMAT}-opset{_OPSET}".encode())
-    for name in _FINGERPRINT_FILES:
-        path = directory / name
-        if path.is_file():
-            digest.update(f"\0{name}\0".encode())
-            digest.update(_xxh3(path).encode())
-    return str(digest.hexdigest())
+    for path in files:
+        digest.update(f"\0{path.name}\0".encode())
+        digest.update(_xxh3(path).encode())
+    _FINGERPRINTS[key] = fingerprint = str(digest.hexdigest())
+    return fingerprint
 
 
 def _max_seq_length(model_path: Path) -> int:
