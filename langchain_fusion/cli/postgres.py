@@ -20,7 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_store_args", "add_commands", "open_store", "cmd_migrate", "default_data_dir"]
+__all__ = [
+    "add_store_args",
+    "add_commands",
+    "open_store",
+    "cmd_migrate",
+    "default_data_dir",
+    "store_for_eval",
+]
 
 _stack = contextlib.ExitStack()
 atexit.register(_stack.close)
