@@ -27,7 +27,6 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,7 @@ from langchain_fusion.lexical.scoring import (
     validate_params,
     zero_tf_component,
 )
-from langchain_fusion.lexical.tokenizer import Tokenizer
+from langchain_fusion.lexical.tokenizer import TermEncoder, Tokenizer
 
 __all__ = ["BM25Index"]
 
@@ -263,7 +262,7 @@ class BM25Index:
             )
         texts = list(texts)
         n = len(texts)
-        local: dict[str, int] = {}  # term -> id local to this call, in order of first occurrence
+        encoder = TermEncoder(self._tokenizer)  # term ids local to this call
         encoded = Encoded(n)
         bar: Any = None
         if show_progress:
@@ -273,7 +272,7 @@ class BM25Index:
         try:
             for start in range(0, n, _ADD_CHUNK):
                 chunk = texts[start : start + _ADD_CHUNK]
-                encoded.append(*self._encode_chunk(chunk, start, local))
+                encoded.append(*encoder.encode(chunk, offset=start))
                 if bar is not None:
                     bar.update(len(chunk))
         finally:
@@ -281,55 +280,7 @@ class BM25Index:
                 bar.close()
         with self._lock:
             # Under the lock: new term ids are numbered from the current vocabulary size.
-            return self._add_encoded(encoded, list(local))
-
-    def _encode_chunk(
-        self, texts: list[str], offset: int, local: dict[str, int]
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-        """Tokenize some texts into postings over call-local term ids; the index is unchanged.
-
-        Args:
-            texts: The chunk's texts (``texts[offset : offset + len(texts)]`` of the call).
-            offset: Position of the chunk in the call (for error messages).
-            local: Term -> call-local id, shared by the chunks of one call; new terms are
-                appended in order of first occurrence.
-
-        """
-        tokenizer = self._tokenizer
-        try:
-            raws = tokenizer._split_many(texts)  # the regex pass, the costly part of indexing
-        except TypeError:
-            for i, text in enumerate(texts):
-                if not isinstance(text, str):
-                    raise TypeError(
-                        f"texts[{offset + i}] must be a str, got {type(text).__name__}: "
-                        f"{text!r:.80}"
-                    ) from None
-            raise
-        n = len(raws)
-        lens = np.fromiter(map(len, raws), np.int64, n)
-        # One pass over the tokens in C: raw token -> raw id; then raw id -> term id in numpy.
-        flat = list(chain.from_iterable(raws))
-        del raws
-        raw_index = {t: i for i, t in enumerate(dict.fromkeys(flat))}
-        raw_ids = np.fromiter(map(raw_index.__getitem__, flat), dtype=np.int64, count=len(flat))
-        del flat
-        table = tokenizer._table(raw_index)
-        mapped = [
-            local.setdefault(term, len(local)) if (term := table[raw]) else -1  # -1: stopword
-            for raw in raw_index
-        ]
-        term_ids = np.array(mapped, dtype=np.int64)[raw_ids] if mapped else raw_ids
-        del raw_ids
-        docs = np.repeat(np.arange(n, dtype=np.int64), lens)
-        kept = term_ids >= 0
-        if not kept.all():
-            term_ids, docs = term_ids[kept], docs[kept]
-        lengths = np.bincount(docs, minlength=n)
-        # Postings sorted by (term, doc), with their counts.
-        uniq, tfs = np.unique(term_ids * n + docs, return_counts=True)
-        lids = uniq // n
-        return lids, uniq - lids * n, tfs, lengths
+            return self._add_encoded(encoded, list(encoder.vocabulary))
 
     def _add_encoded(self, encoded: Encoded, local_terms: list[str]) -> NDArray[np.int64]:
         """Append the postings of one add call as one segment (caller holds the lock)."""

@@ -52,13 +52,16 @@ import re
 import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Literal
+from itertools import chain, repeat
+from typing import Any, Literal, NamedTuple
 
+import numpy as np
 import Stemmer
+from numpy.typing import NDArray
 
 from langchain_fusion.lexical.stopwords import get_stopwords
 
-__all__ = ["DEFAULT_TOKEN_PATTERN", "Tokenizer"]
+__all__ = ["DEFAULT_TOKEN_PATTERN", "Encoding", "TermEncoder", "Tokenizer"]
 
 DEFAULT_TOKEN_PATTERN = (
     r"\w+(?:\+\+|#)?"  # words in any script, digits, identifiers; C++, C#, F#
@@ -111,6 +114,19 @@ def _normalizer(form: _Form) -> Callable[[str], str]:
 
 def _available_stemmers() -> list[str]:
     return sorted(Stemmer.algorithms())
+
+
+class Encoding(NamedTuple):
+    """Texts as BM25 postings (see :meth:`Tokenizer.encode_many`), sorted by (term, document)."""
+
+    terms: NDArray[np.int64]
+    """Term id of each posting."""
+    docs: NDArray[np.int64]
+    """Document (position in the texts) of each posting."""
+    tfs: NDArray[np.int64]
+    """How often the term occurs in the document."""
+    lengths: NDArray[np.int64]
+    """Each document's length in kept tokens."""
 
 
 class Tokenizer:
@@ -498,3 +514,89 @@ class Tokenizer:
 
 def _from_config(config: dict[str, Any]) -> Tokenizer:
     return Tokenizer.from_config(config)
+
+
+class TermEncoder:
+    """Tokenize texts straight into BM25 postings over a growing vocabulary (bulk indexing).
+
+    The same terms as :meth:`Tokenizer.tokenize_many`, counted per document without a token
+    list per text: one regex pass, then one dict lookup per token (raw token -> term id,
+    remembered across calls, so a raw token is stopword-checked and stemmed once), the rest
+    in numpy. Use one encoder per indexing job: its ids number its own vocabulary.
+
+    Args:
+        tokenizer: The tokenizer whose terms are counted.
+
+    Example:
+        >>> encoder = TermEncoder(Tokenizer())
+        >>> enc = encoder.encode(["Cats purr", "a cat"])
+        >>> encoder.vocabulary, enc.terms.tolist(), enc.docs.tolist(), enc.tfs.tolist()
+        ({'cat': 0, 'purr': 1}, [0, 0, 1], [0, 1, 0], [1, 1, 1])
+        >>> enc.lengths.tolist(), encoder.encode(["dogs purr"]).terms.tolist()
+        ([2, 1], [1, 2])
+
+    """
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.vocabulary: dict[str, int] = {}
+        """Term -> id, numbered in order of first occurrence."""
+        self._raw: dict[str, int] = {}  # raw token -> term id, -1 for a stopword
+
+    def encode(self, texts: Sequence[str], *, offset: int = 0) -> Encoding:
+        """Encode texts; terms new to the vocabulary get the next ids.
+
+        Args:
+            texts: The texts.
+            offset: Position of ``texts[0]`` in the caller's input, for error messages.
+
+        Returns:
+            The postings, sorted by (term id, document), and each document's length.
+
+        Raises:
+            TypeError: An item is not a str; the message gives its index (plus ``offset``).
+
+        """
+        tokenizer = self.tokenizer
+        try:
+            raws = tokenizer._split_many(texts)  # the regex pass, the costly part of indexing
+        except TypeError:
+            for i, text in enumerate(texts):
+                if not isinstance(text, str):
+                    raise TypeError(
+                        f"texts[{offset + i}] must be a str, got {type(text).__name__}: "
+                        f"{text!r:.80}"
+                    ) from None
+            raise
+        n = len(raws)
+        lens = np.fromiter(map(len, raws), np.int64, n)
+        flat = list(chain.from_iterable(raws))
+        del raws
+        known = self._raw
+        vocabulary = self.vocabulary
+
+        def learn(raws: Iterable[str]) -> None:
+            new = [t for t in dict.fromkeys(raws) if t not in known]
+            table = tokenizer._table(new)
+            for raw in new:
+                term = table[raw]
+                known[raw] = vocabulary.setdefault(term, len(vocabulary)) if term else -1
+
+        if len(known) < 1024:  # a first call: most raw tokens are new, learn them all first
+            learn(flat)
+        # -2: a raw token not seen before; those (few, after the first texts) are learnt next
+        term_ids = np.fromiter(map(known.get, flat, repeat(-2)), dtype=np.int64, count=len(flat))
+        unseen = np.flatnonzero(term_ids == -2)
+        if unseen.size:
+            positions = unseen.tolist()
+            learn([flat[i] for i in positions])
+            term_ids[unseen] = [known[flat[i]] for i in positions]
+        del flat
+        docs = np.repeat(np.arange(n, dtype=np.int64), lens)
+        kept = term_ids >= 0
+        if not kept.all():
+            term_ids, docs = term_ids[kept], docs[kept]
+        lengths = np.bincount(docs, minlength=n)
+        uniq, tfs = np.unique(term_ids * n + docs, return_counts=True)
+        terms = uniq // n
+        return Encoding(terms, uniq - terms * n, tfs, lengths)

@@ -52,6 +52,7 @@ class _StoreBase:
     _lock: threading.RLock
     _term_ids: dict[str, int]
     _term_uid: str | None
+    _stored_tokenizer: tuple[dict[str, Any], Tokenizer] | None
     _info: _Collection | None
     _vector_info: Any
     _dsn: str | None
@@ -350,7 +351,11 @@ class _StoreBase:
     def tokenizer(self) -> Tokenizer:
         """The BM25 tokenizer (the stored one for an existing collection)."""
         if self._info is not None:
-            return Tokenizer.from_config(self._info.config["tokenizer"])
+            config = self._info.config["tokenizer"]
+            memo = self._stored_tokenizer
+            if memo is None or memo[0] != config:  # one instance: its stemming cache stays warm
+                memo = self._stored_tokenizer = (config, Tokenizer.from_config(config))
+            return memo[1]
         return self._given_tokenizer or Tokenizer()
 
     @property

@@ -10,11 +10,6 @@ __all__: list[str] = []
 
 # ------------------------------------------------------------------------------ SQL
 
-_STAGING = """CREATE TEMP TABLE IF NOT EXISTS lf_staging (
-    ord int4, id text, content text, metadata jsonb, embedding vector,
-    terms int4[], tfs int4[], len int4
-) ON COMMIT DELETE ROWS"""
-
 _DELETE = """
 WITH gone AS (
     DELETE FROM {docs} WHERE id = ANY(%(ids)s) RETURNING rowid, terms, len
@@ -34,25 +29,15 @@ WITH gone AS (
 )
 SELECT count(*) FROM gone"""
 
-_INSERT = """
-WITH ins AS (
-    INSERT INTO {docs} (id, content, metadata, embedding, terms, tfs, len)
-    SELECT id, content, metadata, embedding, terms, tfs, len FROM lf_staging ORDER BY ord
-    RETURNING rowid, terms, tfs, len
-), p AS (
-    INSERT INTO {postings} (term, doc, tf, dl)
-    SELECT u.t, ins.rowid, u.f, ins.len FROM ins, unnest(ins.terms, ins.tfs) AS u(t, f)
-), d AS (
-    UPDATE {terms} t SET df = t.df + c.n FROM (
-        SELECT u.t, count(*) AS n FROM lf_staging s, unnest(s.terms) AS u(t) GROUP BY u.t
-    ) c WHERE t.id = c.t
-), s AS (
-    UPDATE {registry} SET
-        n_docs = n_docs + (SELECT count(*) FROM lf_staging),
-        total_len = total_len + (SELECT coalesce(sum(len), 0) FROM lf_staging)
-    WHERE name = %(collection)s
+# After the rows of an add are copied in: the added documents' term frequencies and the corpus
+# size and length, from counts the client computed over the batch (terms in id order).
+_ADD_STATISTICS = """
+WITH d AS (
+    UPDATE {terms} t SET df = t.df + u.n
+    FROM unnest(%(terms)s::text::int4[], %(df)s::text::int8[]) AS u(id, n) WHERE t.id = u.id
 )
-SELECT count(*) FROM ins"""
+UPDATE {registry} SET n_docs = n_docs + %(n_docs)s, total_len = total_len + %(total_len)s
+WHERE name = %(collection)s"""
 
 # The query terms with their weights qtf * idf (Lucene idf), from the stored statistics.
 _QUERY_TERMS = """

@@ -165,6 +165,7 @@ class PostgresHybridStore(_StoreWrites, VectorStore):
         self._lock = threading.RLock()
         self._term_ids: dict[str, int] = {}
         self._term_uid: str | None = None
+        self._stored_tokenizer: tuple[dict[str, Any], Tokenizer] | None = None
         self._info: _Collection | None = None
         self._vector_info: Any = None
         self._dsn: str | None = None

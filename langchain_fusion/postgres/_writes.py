@@ -8,29 +8,77 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import islice
 from typing import Any
 
 import numpy as np
 from langchain_core.documents import Document
 from numpy.typing import NDArray
 
-from langchain_fusion.lexical.tokenizer import Tokenizer
+from langchain_fusion.lexical.tokenizer import Encoding, TermEncoder, Tokenizer
 from langchain_fusion.postgres._base import _StoreBase
+from langchain_fusion.postgres._copy import Postings, documents_stream, postings_stream
 from langchain_fusion.postgres._schema import (
     _CREATE_TABLES,
     PostgresStoreError,
-    Vector,
-    _as_is,
-    _Collection,
     _friendly,
     _metadata_json,
     _no_nul,
 )
-from langchain_fusion.postgres._sql import _DELETE, _INSERT, _STAGING
+from langchain_fusion.postgres._sql import _ADD_STATISTICS, _DELETE
 
 __all__: list[str] = []
+
+_SLICE = 2_500
+"""Rows per COPY round of ``add_embeddings`` (the next slice is tokenized while one is written)."""
+
+
+def _int_array(values: list[int]) -> str:
+    """Write an int array parameter in PostgreSQL's text form (cast in SQL): cheaper to send."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+class _Batch:
+    """One ``add_embeddings`` call's rows, the term ids known so far and the counts written."""
+
+    def __init__(
+        self,
+        ids: list[str],
+        texts: list[str],
+        metas: list[str],
+        vectors: NDArray[np.float32],
+        term_ids: dict[str, int],
+    ) -> None:
+        self.ids, self.texts, self.metas, self.vectors = ids, texts, metas, vectors
+        self.term_ids = term_ids  # term -> id in the terms table (the writing thread's)
+        self.encoder: TermEncoder | None = None  # call-local term ids (the tokenizing thread's)
+        self.to_global: list[int] = []  # call-local id -> id in the terms table
+        self.total_len = 0
+        self._terms: list[NDArray[np.int64]] = []
+
+    def encode(self, tokenizer: Tokenizer, rows: list[int]) -> tuple[Encoding, list[str]]:
+        """Tokenize some rows; return their postings and the terms first seen in them."""
+        if self.encoder is None:
+            self.encoder = TermEncoder(tokenizer)
+        vocabulary = self.encoder.vocabulary
+        before = len(vocabulary)
+        encoding = self.encoder.encode(self.texts_of(rows))
+        return encoding, list(islice(vocabulary, before, None))
+
+    def texts_of(self, rows: list[int]) -> list[str]:
+        return [self.texts[i] for i in rows]
+
+    def count(self, postings: Postings) -> None:
+        self._terms.append(postings.term)
+        self.total_len += int(postings.lengths.sum())
+
+    def document_frequencies(self) -> tuple[list[int], list[int]]:
+        """Return the distinct term ids written (ascending) and how many documents hold each."""
+        if not self._terms:
+            return [], []
+        terms, df = np.unique(np.concatenate(self._terms), return_counts=True)
+        return terms.tolist(), df.tolist()
 
 
 class _StoreWrites(_StoreBase):
@@ -147,110 +195,179 @@ class _StoreWrites(_StoreBase):
         # Last occurrence of a repeated id wins (as an upsert would).
         last = {doc_id: i for i, doc_id in enumerate(ids_out)}
         keep = sorted(last.values())
-        tokenizer = self.tokenizer
-        token_lists = tokenizer.tokenize_many([texts_l[i] for i in keep])
         try:
             with self._conn() as conn, conn.transaction():
                 info = self._read_info(conn, lock=True)
                 if info is None:
                     info = self._create(conn, arr.shape[1])
-                elif tokenizer.to_config() != info.config["tokenizer"]:
-                    token_lists = Tokenizer.from_config(info.config["tokenizer"]).tokenize_many(
-                        [texts_l[i] for i in keep]
-                    )
                 dim = int(info.config["dim"])
                 if arr.shape[1] != dim:
                     raise ValueError(
                         f"embeddings have dimension {arr.shape[1]}, but collection "
                         f"{self.collection!r} holds vectors of dimension {dim}"
                     )
+                tokenizer = self.tokenizer
+                if tokenizer.to_config() != info.config["tokenizer"]:
+                    tokenizer = Tokenizer.from_config(info.config["tokenizer"])
                 self._delete_in(conn, [ids_out[i] for i in keep])
-                term_ids = self._term_ids_for(conn, info, token_lists)
+                if self._term_uid != info.uid:
+                    self._term_ids, self._term_uid = {}, info.uid
+                batch = _Batch(ids_out, texts_l, metas, arr, dict(self._term_ids))
                 uid = info.uid
-                self._stage(conn, keep, ids_out, texts_l, metas, arr, token_lists, term_ids)
-                n = self._names
-                from psycopg import sql
-
-                conn.execute(
-                    sql.SQL(_INSERT).format(
-                        docs=n.docs, postings=n.postings, terms=n.terms, registry=n.registry
-                    ),
-                    {"collection": self.collection},
-                )
+                self._write_rows(conn, tokenizer, keep, batch)
                 self._read_info(conn)
         except (ValueError, TypeError, PostgresStoreError):
             raise
         except psycopg.Error as exc:
             raise _friendly(exc) from None
+        # The cache takes the new term ids only after the commit (a rollback drops those rows).
         if self._term_uid == uid:
-            self._term_ids = term_ids
+            self._term_ids = batch.term_ids
         return ids_out
 
-    def _term_ids_for(
-        self, conn: Any, info: _Collection, token_lists: list[list[str]]
-    ) -> dict[str, int]:
+    def _write_rows(self, conn: Any, tokenizer: Tokenizer, keep: list[int], batch: _Batch) -> None:
+        """Copy the rows in slices, preparing the next slice while one is being copied.
+
+        For each slice: tokenize it (Python), reserve its new term ids and row ids (one short
+        round trip), encode its COPY streams (Python), copy them (PostgreSQL). A writer thread
+        runs the round trips and copies on the connection (it alone uses it while slices are in
+        flight); the caller's thread tokenizes and encodes the next slices meanwhile, so the
+        server is kept busy. The statistics are updated once, after the last slice.
+        """
         from psycopg import sql
 
-        if self._term_uid != info.uid:
-            self._term_ids = {}
-            self._term_uid = info.uid
-        cache = self._term_ids
-        vocab = {t for tokens in token_lists for t in tokens}
-        for t in vocab:
-            _no_nul(t, "a token")
-        missing = sorted(t for t in vocab if t not in cache)
-        if missing:
-            conn.execute(
-                sql.SQL(
-                    "INSERT INTO {} (term) SELECT unnest(%s::text[]) ON CONFLICT (term) DO NOTHING"
-                ).format(self._names.terms),
-                [missing],
-            )
-            rows = conn.execute(
-                sql.SQL("SELECT term, id FROM {} WHERE term = ANY(%s)").format(self._names.terms),
-                [missing],
-            ).fetchall()
-            fresh = dict(rows)
+        slices = [keep[a : a + _SLICE] for a in range(0, len(keep), _SLICE)]
+        encoding, new_terms = batch.encode(tokenizer, slices[0])
+        ready = self._encode_rows(
+            slices[0], encoding, self._reserve(conn, new_terms, len(slices[0]), batch), batch
+        )
+        if len(slices) == 1:
+            self._copy_rows(conn, ready)
         else:
-            fresh = {}
-        # The cache takes the new ids only after the commit (a rollback drops those rows).
-        merged = dict(cache)
-        merged.update(fresh)
-        return merged
+            from concurrent.futures import ThreadPoolExecutor
 
-    def _stage(
-        self,
-        conn: Any,
-        keep: list[int],
-        ids: list[str],
-        texts: list[str],
-        metas: list[str],
-        arr: NDArray[np.float32],
-        token_lists: list[list[str]],
-        term_ids: dict[str, int],
-    ) -> None:
-        from psycopg.types.json import Jsonb
+            with ThreadPoolExecutor(1, thread_name_prefix="langchain-fusion-pg-write") as pool:
+                upcoming = batch.encode(tokenizer, slices[1])
+                for j in range(len(slices)):
+                    last = j + 1 == len(slices)
+                    if not last:  # queued before the copy: a short round trip
+                        reserved = pool.submit(
+                            self._reserve, conn, upcoming[1], len(slices[j + 1]), batch
+                        )
+                    copying = pool.submit(self._copy_rows, conn, ready)
+                    if not last:
+                        ready = self._encode_rows(
+                            slices[j + 1], upcoming[0], reserved.result(), batch
+                        )
+                        if j + 2 < len(slices):
+                            upcoming = batch.encode(tokenizer, slices[j + 2])
+                    copying.result()
+                # leaving the pool waits for a copy still in flight (after an error, too)
+        terms, df = batch.document_frequencies()
+        n = self._names
+        conn.execute(
+            sql.SQL(_ADD_STATISTICS).format(terms=n.terms, registry=n.registry),
+            {
+                "terms": _int_array(terms),
+                "df": _int_array(df),
+                "n_docs": len(keep),
+                "total_len": batch.total_len,
+                "collection": self.collection,
+            },
+        )
 
-        conn.execute(_STAGING)
-        with conn.cursor().copy(
-            "COPY lf_staging (ord, id, content, metadata, embedding, terms, tfs, len) "
-            "FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(["int4", "text", "text", "jsonb", "vector", "int4[]", "int4[]", "int4"])
-            for ord_, (i, tokens) in enumerate(zip(keep, token_lists, strict=True)):
-                counts = Counter(tokens)
-                copy.write_row(
-                    (
-                        ord_,
-                        ids[i],
-                        texts[i],
-                        Jsonb(metas[i], dumps=_as_is),
-                        Vector(arr[i]),
-                        [term_ids[t] for t in counts],
-                        list(counts.values()),
-                        len(tokens),
-                    )
+    def _resolve_terms(self, conn: Any, new_terms: list[str], batch: _Batch) -> None:
+        """Give the call's new terms their ids in the terms table (adding those it lacks)."""
+        from psycopg import sql
+
+        known = batch.term_ids
+        missing = sorted(t for t in new_terms if t not in known)
+        for t in missing:
+            _no_nul(t, "a token")
+        if missing:
+            rows = conn.execute(
+                sql.SQL(
+                    "WITH new AS (INSERT INTO {terms} (term) SELECT unnest(%(t)s::text[]) "
+                    "ON CONFLICT (term) DO NOTHING RETURNING term, id) "
+                    "SELECT term, id FROM new UNION ALL "
+                    "SELECT term, id FROM {terms} WHERE term = ANY(%(t)s)"
+                ).format(terms=self._names.terms),
+                {"t": missing},
+            ).fetchall()
+            known.update(rows)
+            late = [t for t in missing if t not in known]  # committed after this statement began
+            if late:
+                known.update(
+                    conn.execute(
+                        sql.SQL("SELECT term, id FROM {} WHERE term = ANY(%s)").format(
+                            self._names.terms
+                        ),
+                        [late],
+                    ).fetchall()
                 )
+        batch.to_global.extend(map(known.__getitem__, new_terms))
+
+    def _reserve(
+        self, conn: Any, new_terms: list[str], n_rows: int, batch: _Batch
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Reserve a slice's ids: its new terms' (added to the terms table) and its rows'.
+
+        Returns:
+            The row ids and the call-local -> terms-table id map so far.
+
+        """
+        self._resolve_terms(conn, new_terms, batch)
+        # One block from the documents' sequence (contiguous unless another session drew from
+        # it meanwhile; then the values themselves come back).
+        lo, hi, spread = conn.execute(
+            "WITH v AS (SELECT nextval(pg_get_serial_sequence(%s, 'rowid')) AS v "
+            "FROM generate_series(1, %s)) SELECT min(v), max(v), "
+            "CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL ELSE array_agg(v ORDER BY v) END "
+            "FROM v",
+            [self._names.docs.as_string(conn), n_rows],
+        ).fetchone()
+        rowids = np.arange(lo, hi + 1, dtype=np.int64) if spread is None else np.array(spread)
+        return rowids, np.asarray(batch.to_global, dtype=np.int64)
+
+    @staticmethod
+    def _encode_rows(
+        rows: list[int],
+        encoding: Encoding,
+        reserved: tuple[NDArray[np.int64], NDArray[np.int64]],
+        batch: _Batch,
+    ) -> tuple[list[bytes], bytes]:
+        """Encode a slice's binary COPY streams: the documents' (in chunks) and the postings'."""
+        rowids, to_global = reserved
+        postings = Postings.from_encoding(encoding, to_global)
+        documents = documents_stream(
+            rowids,
+            [batch.ids[i] for i in rows],
+            batch.texts_of(rows),
+            [batch.metas[i] for i in rows],
+            batch.vectors[rows],
+            postings,
+        )
+        batch.count(postings)
+        return list(documents), postings_stream(postings, rowids)
+
+    def _copy_rows(self, conn: Any, streams: tuple[list[bytes], bytes]) -> None:
+        """Copy a slice into the documents and postings tables (binary COPY)."""
+        from psycopg import sql
+
+        n = self._names
+        documents, postings = streams
+        with conn.cursor().copy(
+            sql.SQL(
+                "COPY {} (rowid, id, content, metadata, embedding, terms, tfs, len) "
+                "FROM STDIN (FORMAT BINARY)"
+            ).format(n.docs)
+        ) as copy:
+            for chunk in documents:
+                copy.write(chunk)
+        with conn.cursor().copy(
+            sql.SQL("COPY {} (term, doc, tf, dl) FROM STDIN (FORMAT BINARY)").format(n.postings)
+        ) as copy:
+            copy.write(postings)
 
     def _delete_in(self, conn: Any, ids: list[str]) -> int:
         from psycopg import sql
