@@ -49,18 +49,17 @@ class _Batch:
         metas: list[str],
         vectors: NDArray[np.float32],
         term_ids: dict[str, int],
+        tokenizer: Tokenizer,
     ) -> None:
         self.ids, self.texts, self.metas, self.vectors = ids, texts, metas, vectors
         self.term_ids = term_ids  # term -> id in the terms table (the writing thread's)
-        self.encoder: TermEncoder | None = None  # call-local term ids (the tokenizing thread's)
+        self.encoder = TermEncoder(tokenizer)  # call-local term ids (the tokenizing thread's)
         self.to_global: list[int] = []  # call-local id -> id in the terms table
         self.total_len = 0
         self._terms: list[NDArray[np.int64]] = []
 
-    def encode(self, tokenizer: Tokenizer, rows: list[int]) -> tuple[Encoding, list[str]]:
+    def encode(self, rows: list[int]) -> tuple[Encoding, list[str]]:
         """Tokenize some rows; return their postings and the terms first seen in them."""
-        if self.encoder is None:
-            self.encoder = TermEncoder(tokenizer)
         vocabulary = self.encoder.vocabulary
         before = len(vocabulary)
         encoding = self.encoder.encode(self.texts_of(rows))
@@ -212,9 +211,9 @@ class _StoreWrites(_StoreBase):
                 self._delete_in(conn, [ids_out[i] for i in keep])
                 if self._term_uid != info.uid:
                     self._term_ids, self._term_uid = {}, info.uid
-                batch = _Batch(ids_out, texts_l, metas, arr, dict(self._term_ids))
+                batch = _Batch(ids_out, texts_l, metas, arr, dict(self._term_ids), tokenizer)
                 uid = info.uid
-                self._write_rows(conn, tokenizer, keep, batch)
+                self._write_rows(conn, keep, batch)
                 self._read_info(conn)
         except (ValueError, TypeError, PostgresStoreError):
             raise
@@ -225,7 +224,7 @@ class _StoreWrites(_StoreBase):
             self._term_ids = batch.term_ids
         return ids_out
 
-    def _write_rows(self, conn: Any, tokenizer: Tokenizer, keep: list[int], batch: _Batch) -> None:
+    def _write_rows(self, conn: Any, keep: list[int], batch: _Batch) -> None:
         """Copy the rows in slices, preparing the next slice while one is being copied.
 
         For each slice: tokenize it (Python), reserve its new term ids and row ids (one short
@@ -237,7 +236,7 @@ class _StoreWrites(_StoreBase):
         from psycopg import sql
 
         slices = [keep[a : a + _SLICE] for a in range(0, len(keep), _SLICE)]
-        encoding, new_terms = batch.encode(tokenizer, slices[0])
+        encoding, new_terms = batch.encode(slices[0])
         ready = self._encode_rows(
             slices[0], encoding, self._reserve(conn, new_terms, len(slices[0]), batch), batch
         )
@@ -247,7 +246,7 @@ class _StoreWrites(_StoreBase):
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(1, thread_name_prefix="langchain-fusion-pg-write") as pool:
-                upcoming = batch.encode(tokenizer, slices[1])
+                upcoming = batch.encode(slices[1])
                 for j in range(len(slices)):
                     last = j + 1 == len(slices)
                     if not last:  # queued before the copy: a short round trip
@@ -260,7 +259,7 @@ class _StoreWrites(_StoreBase):
                             slices[j + 1], upcoming[0], reserved.result(), batch
                         )
                         if j + 2 < len(slices):
-                            upcoming = batch.encode(tokenizer, slices[j + 2])
+                            upcoming = batch.encode(slices[j + 2])
                     copying.result()
                 # leaving the pool waits for a copy still in flight (after an error, too)
         terms, df = batch.document_frequencies()

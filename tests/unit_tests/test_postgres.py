@@ -325,6 +325,43 @@ def test_failed_batch_leaves_nothing(store: PostgresHybridStore) -> None:
     _stats_exact(store)
 
 
+def test_bulk_add_in_slices_matches_local_index(store: PostgresHybridStore) -> None:
+    """An add larger than one COPY slice (2,500 rows): same BM25 as the local index."""
+    texts = corpus(6_100, seed=11)
+    texts[10], texts[3_000] = "", "the of and"  # no terms at all: empty term arrays
+    texts[5_000] = "solar É́ naïve"  # non-ASCII text and terms
+    ids = [f"d{i}" for i in range(len(texts))]
+    ids[6_050] = ids[20]  # a repeated id across slices: the last occurrence wins
+    store.add_texts(texts, ids=ids)
+    local = BM25Index()
+    kept = [i for i in range(len(texts)) if i != 20]
+    local.add([texts[i] for i in kept])
+    for q in ["solar", "cat dog", "protein cell gene", "naïve", "zebra"]:
+        got = store.keyword_search(q, k=25)
+        slots, scores = local.search(q, k=25)
+        _same_ranking(got, [ids[kept[s]] for s in slots.tolist()], scores)
+    assert len(store) == len(texts) - 1
+    (doc,) = store.get_by_ids([ids[5_000]])
+    assert doc.page_content == texts[5_000]
+    _stats_exact(store)
+
+
+def test_failed_bulk_add_leaves_nothing(store: PostgresHybridStore) -> None:
+    """A bad row in the last slice, after earlier slices were copied: nothing is kept."""
+    store.add_texts(["keep me"], ids=["k"])
+    texts = corpus(5_200, seed=12)
+    texts[-1] = "lone \ud800 surrogate"
+    vectors = np.ones((len(texts), 16), dtype=np.float32)  # the fake embedder rejects it first
+    with pytest.raises(ValueError, match="lone surrogate") as info:
+        store.add_embeddings(texts, vectors, ids=[f"b{i}" for i in range(len(texts))])
+    assert "\n" not in str(info.value)
+    assert len(store) == 1 and store.get_by_ids(["b0", "b2600"]) == []
+    _stats_exact(store)
+    store.add_texts(texts[:-1], ids=[f"b{i}" for i in range(len(texts) - 1)])  # usable after
+    assert len(store) == len(texts)
+    _stats_exact(store)
+
+
 _WRITER = textwrap.dedent(
     """
     import sys
@@ -396,9 +433,10 @@ def test_killed_writer_leaves_nothing_half_written(store: PostgresHybridStore) -
     # wait until the writer's transaction is running on the server, then kill the writer
     with psycopg.connect(shared_dsn(), autocommit=True) as conn:
         for _ in range(600):
-            busy = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'COPY lf_staging%%' "
-                "OR (query ILIKE '%%lf_staging%%' AND state = 'active')"
+            busy = conn.execute(  # the writer copying rows into the collection's tables
+                "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE %s "
+                "AND pid <> pg_backend_pid() AND state = 'active'",
+                [f"COPY %lf_{store.collection}_%"],
             ).fetchone()[0]
             if busy:
                 break
@@ -407,6 +445,7 @@ def test_killed_writer_leaves_nothing_half_written(store: PostgresHybridStore) -
             import time
 
             time.sleep(0.05)
+    assert busy, "the writer never started copying"
     os.kill(p.pid, signal.SIGKILL)
     p.wait(timeout=30)
     import time
@@ -415,8 +454,9 @@ def test_killed_writer_leaves_nothing_half_written(store: PostgresHybridStore) -
     with psycopg.connect(shared_dsn(), autocommit=True) as conn:
         while time.time() < deadline:  # the server notices the dead client and rolls back
             left = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE '%%lf_staging%%' "
-                "AND pid <> pg_backend_pid() AND state <> 'idle'"
+                "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE %s "
+                "AND pid <> pg_backend_pid() AND state <> 'idle'",
+                [f"%lf_{store.collection}_%"],
             ).fetchone()[0]
             if not left:
                 break
