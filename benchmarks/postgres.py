@@ -138,7 +138,7 @@ def quality(root: Path) -> list[list[Any]]:
     return rows
 
 
-def scale(n_docs: int) -> list[list[Any]]:
+def scale(n_docs: int, maintenance_work_mem: str = "1GB") -> list[list[Any]]:
     from synthetic import LookupEmbeddings, make_corpus
 
     t0 = time.perf_counter()
@@ -165,7 +165,7 @@ def scale(n_docs: int) -> list[list[Any]]:
             store.add_embeddings(corpus.texts[sl], corpus.vectors[sl], ids=ids[sl])
         load_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        store.build_vector_index()
+        store.build_vector_index(maintenance_work_mem=maintenance_work_mem)
         hnsw_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         store.optimize()
@@ -234,6 +234,11 @@ def main() -> None:
     parser.add_argument("--data", help="shared data directory (with beir/)")
     parser.add_argument("--scale", type=int, nargs="*", default=[100_000])
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument(
+        "--maintenance-work-mem",
+        default="1GB",
+        help="for the HNSW build (at 1M the graph needs more than 1GB to be built in memory)",
+    )
     args = parser.parse_args()
     if not args.skip_quality:
         rows = quality(data_dir(args.data))
@@ -255,7 +260,7 @@ def main() -> None:
             )
         )
     for n in args.scale:
-        rows = scale(n)
+        rows = scale(n, args.maintenance_work_mem)
         print()
         print(
             markdown_table(
