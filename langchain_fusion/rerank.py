@@ -19,6 +19,7 @@ that says so (``on_error="raise"`` raises instead).
 from __future__ import annotations
 
 import functools
+import json
 import math
 import threading
 import warnings
@@ -48,8 +49,11 @@ class RerankError(RuntimeError):
 
 
 @functools.lru_cache(maxsize=4)
-def load_cross_encoder(path: str, max_length: int = 512) -> Any:
+def load_cross_encoder(path: str, max_length: int | None = None) -> Any:
     """Load a sentence-transformers ``CrossEncoder`` saved in a local directory (cached).
+
+    ``max_length`` defaults to the length the model was saved with (its tokenizer's
+    ``model_max_length``), so a model fine-tuned on 256-token pairs is not run on 512.
 
     Raises:
         FileNotFoundError: If ``path`` is not a directory.
@@ -72,7 +76,19 @@ def load_cross_encoder(path: str, max_length: int = 512) -> Any:
         raise ImportError(
             'a cross-encoder needs sentence-transformers: pip install "langchain-fusion[local]"'
         ) from exc
+    if max_length is None:
+        max_length = _saved_max_length(Path(path))
     return CrossEncoder(path, max_length=max_length, local_files_only=True)
+
+
+def _saved_max_length(path: Path, default: int = 512) -> int:
+    """Return the ``model_max_length`` a saved tokenizer declares (else ``default``)."""
+    try:
+        config = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+        value = int(config["model_max_length"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return default
+    return value if 0 < value <= 100_000 else default  # transformers writes 1e30 for "none"
 
 
 def check_reranker(reranker: Any) -> Any:

@@ -320,6 +320,24 @@ def test_a_cross_encoder_path_loads_once_for_concurrent_queries(
     assert [d.id for d in results[0]] == [d.id for d in results[2]]
 
 
+@pytest.mark.slow
+def test_a_cross_encoder_path_runs_at_its_saved_length(tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers")
+    from langchain_fusion.rerank import load_cross_encoder
+
+    path = tiny_cross_encoder(tmp_path / "ce")
+    config = json.loads((path / "tokenizer_config.json").read_text())
+    (path / "tokenizer_config.json").write_text(json.dumps({**config, "model_max_length": 48}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = load_cross_encoder(str(path))
+    assert model.max_seq_length == 48  # as fine-tuned, not the 512 of other models
+    (path / "tokenizer_config.json").write_text(json.dumps(config))  # no length saved: 512
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert load_cross_encoder.__wrapped__(str(path)).max_seq_length == 512
+
+
 def test_reranker_object_with_predict(index: HybridIndex) -> None:
     class Predictor:
         def predict(self, pairs: list[tuple[str, str]], **kwargs: Any) -> np.ndarray:
