@@ -18,7 +18,6 @@ that says so (``on_error="raise"`` raises instead).
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import threading
@@ -48,9 +47,10 @@ class RerankError(RuntimeError):
     """
 
 
-@functools.lru_cache(maxsize=4)
 def load_cross_encoder(path: str, max_length: int | None = None) -> Any:
-    """Load a sentence-transformers ``CrossEncoder`` saved in a local directory (cached).
+    """Load a sentence-transformers ``CrossEncoder`` saved in a local directory.
+
+    A reranker given to ``FusionRetriever`` by path is loaded through this once per process.
 
     ``max_length`` defaults to the length the model was saved with (its tokenizer's
     ``model_max_length``), so a model fine-tuned on 256-token pairs is not run on 512.
@@ -124,10 +124,10 @@ def _key(doc: Document) -> str:
     return f"id:{doc.id}" if doc.id is not None else content_key(doc.page_content)
 
 
-# Cross-encoders given by path, loaded once per process (per directory and its files' times,
-# so a model saved again to the same path is reloaded); the lock makes concurrent first
-# queries wait for one load instead of each loading a copy.
-_LOADED: dict[tuple[str, int], Any] = {}
+# Cross-encoders given by path, loaded once per process: directory -> (its files' newest
+# mtime, model), so a model saved again to the same path replaces the old one; the lock makes
+# concurrent first queries wait for one load instead of each loading a copy.
+_LOADED: dict[str, tuple[int, Any]] = {}
 _LOAD_LOCK = threading.Lock()
 
 
@@ -138,12 +138,12 @@ def _cross_encoder(path: str) -> Any:
         stamp = max(f.stat().st_mtime_ns for f in directory.iterdir() if f.is_file())
     except (OSError, ValueError):
         stamp = 0  # missing or empty: load_cross_encoder says what is wrong
-    key = (str(directory.resolve()), stamp)
+    key = str(directory.resolve())
     with _LOAD_LOCK:
-        model = _LOADED.get(key)
-        if model is None:
-            model = _LOADED[key] = load_cross_encoder(path)
-        return model
+        loaded = _LOADED.get(key)
+        if loaded is None or loaded[0] != stamp:
+            loaded = _LOADED[key] = (stamp, load_cross_encoder(path))
+        return loaded[1]
 
 
 def _scores(reranker: Any, query: str, docs: Sequence[Document], callbacks: Any) -> list[Any]:

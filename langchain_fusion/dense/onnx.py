@@ -147,7 +147,8 @@ def model_fingerprint(model_path: str | Path) -> str:
     # since (same size and modification time), so the export lookup and other callers (the
     # CLI's sample cache) hash a model once.
     files = [directory / name for name in _FINGERPRINT_FILES if (directory / name).is_file()]
-    stamp = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    stats = [(f.name, f.stat()) for f in files]
+    stamp = tuple((name, st.st_size, st.st_mtime_ns) for name, st in stats)
     key = (str(directory.resolve()), stamp)
     known = _FINGERPRINTS.get(key)
     if known is not None:

@@ -14,6 +14,19 @@ from __future__ import annotations
 from langchain_fusion.lexical.bm25 import BM25Index
 from langchain_fusion.lexical.scoring import METHODS
 from langchain_fusion.lexical.stopwords import ENGLISH_STOPWORDS
-from langchain_fusion.lexical.tokenizer import DEFAULT_TOKEN_PATTERN, Tokenizer
+from langchain_fusion.lexical.tokenizer import (
+    DEFAULT_TOKEN_PATTERN,
+    Encoding,
+    TermEncoder,
+    Tokenizer,
+)
 
-__all__ = ["BM25Index", "DEFAULT_TOKEN_PATTERN", "ENGLISH_STOPWORDS", "METHODS", "Tokenizer"]
+__all__ = [
+    "BM25Index",
+    "DEFAULT_TOKEN_PATTERN",
+    "ENGLISH_STOPWORDS",
+    "Encoding",
+    "METHODS",
+    "TermEncoder",
+    "Tokenizer",
+]

@@ -117,7 +117,14 @@ def _available_stemmers() -> list[str]:
 
 
 class Encoding(NamedTuple):
-    """Texts as BM25 postings (see :meth:`Tokenizer.encode_many`), sorted by (term, document)."""
+    """Texts as BM25 postings (from :meth:`TermEncoder.encode`), sorted by (term, document).
+
+    Example:
+        >>> enc = TermEncoder(Tokenizer()).encode(["cats and cats"])
+        >>> enc.terms.tolist(), enc.docs.tolist(), enc.tfs.tolist(), enc.lengths.tolist()
+        ([0], [0], [2], [2])
+
+    """
 
     terms: NDArray[np.int64]
     """Term id of each posting."""
@@ -555,6 +562,15 @@ class TermEncoder:
 
         Raises:
             TypeError: An item is not a str; the message gives its index (plus ``offset``).
+
+        Example:
+            >>> encoder = TermEncoder(Tokenizer())
+            >>> encoder.encode(["solar panel"]).terms.tolist()
+            [0, 1]
+            >>> encoder.encode(["wind", 3], offset=10)
+            Traceback (most recent call last):
+            ...
+            TypeError: texts[11] must be a str, got int: 3
 
         """
         tokenizer = self.tokenizer

@@ -205,13 +205,11 @@ class _StoreWrites(_StoreBase):
                         f"embeddings have dimension {arr.shape[1]}, but collection "
                         f"{self.collection!r} holds vectors of dimension {dim}"
                     )
-                tokenizer = self.tokenizer
-                if tokenizer.to_config() != info.config["tokenizer"]:
-                    tokenizer = Tokenizer.from_config(info.config["tokenizer"])
                 self._delete_in(conn, [ids_out[i] for i in keep])
                 if self._term_uid != info.uid:
                     self._term_ids, self._term_uid = {}, info.uid
-                batch = _Batch(ids_out, texts_l, metas, arr, dict(self._term_ids), tokenizer)
+                # the collection's stored tokenizer (``_read_info`` just set what it reads)
+                batch = _Batch(ids_out, texts_l, metas, arr, dict(self._term_ids), self.tokenizer)
                 uid = info.uid
                 self._write_rows(conn, keep, batch)
                 self._read_info(conn)
@@ -293,17 +291,9 @@ class _StoreWrites(_StoreBase):
                 ).format(terms=self._names.terms),
                 {"t": missing},
             ).fetchall()
+            # Writers hold the collection's registry row lock, so a term this statement does
+            # not insert was committed before it began: the SELECT half sees it.
             known.update(rows)
-            late = [t for t in missing if t not in known]  # committed after this statement began
-            if late:
-                known.update(
-                    conn.execute(
-                        sql.SQL("SELECT term, id FROM {} WHERE term = ANY(%s)").format(
-                            self._names.terms
-                        ),
-                        [late],
-                    ).fetchall()
-                )
         batch.to_global.extend(map(known.__getitem__, new_terms))
 
     def _reserve(

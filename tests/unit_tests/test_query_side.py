@@ -335,7 +335,7 @@ def test_a_cross_encoder_path_runs_at_its_saved_length(tmp_path: Path) -> None:
     (path / "tokenizer_config.json").write_text(json.dumps(config))  # no length saved: 512
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert load_cross_encoder.__wrapped__(str(path)).max_seq_length == 512
+        assert load_cross_encoder(str(path)).max_seq_length == 512
 
 
 def test_reranker_object_with_predict(index: HybridIndex) -> None:
