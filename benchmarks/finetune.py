@@ -97,7 +97,7 @@ def tuned_model(
             overwrite=True,
         )
         log(f"  fine-tuned {name} in {time.perf_counter() - t0:.0f} s")
-    return LocalEmbeddings(model_path=out, batch_size=32)
+    return LocalEmbeddings(model_path=out, batch_size=32, quantize=False)  # as the base vectors
 
 
 def measure(retriever: Any, ds: Any) -> Any:

