@@ -104,7 +104,9 @@ def same_precision(saved: Mapping[str, Any], embedding: Embeddings) -> Embedding
     other embedding is returned as is.
 
     Example:
-        >>> same_precision({"precision": "fp32"}, LocalEmbeddings()).precision
+        >>> saved = {"class": "langchain_fusion.dense.embeddings.LocalEmbeddings",
+        ...          "precision": "fp32"}
+        >>> same_precision(saved, LocalEmbeddings()).precision
         'fp32'
 
     """
