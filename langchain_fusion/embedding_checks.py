@@ -32,6 +32,7 @@ __all__ = [
     "matching_embedding",
     "model_name",
     "same_model",
+    "same_precision",
 ]
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2"

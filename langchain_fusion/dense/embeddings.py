@@ -10,6 +10,7 @@ when first used and cached per process, keyed by model path: any number of
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
@@ -325,14 +326,10 @@ class LocalEmbeddings(Embeddings):
             return self
         if self.backend == "torch" or (precision == "int8") == _DEFAULT_QUANTIZE:
             return self
-        return LocalEmbeddings(
-            batch_size=self.batch_size,
-            show_progress=self.show_progress,
-            model_path=self.model_path,
-            backend=self.backend,
-            quantize=precision == "int8",
-            cache_dir=self.cache_dir,
-        )
+        pinned = copy.copy(self)  # the same settings; the engine is resolved again on use
+        pinned.quantize = precision == "int8"
+        pinned._engine_name = None
+        return pinned
 
     @property
     def resolved_model_path(self) -> str:
