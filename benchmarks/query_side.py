@@ -9,6 +9,9 @@ One run measures, over the same cached MiniLM vectors:
   * with ``--reranker PATH``: the defaults with a cross-encoder reranking the fused list (the
     top 100 every system returns here for recall@100; ``benchmarks/train_reranker.py`` trains
     one), on ``--heldout`` train queries the model never saw first, then on the test split;
+    from that same run, blends of the reranker with the fused list it reordered (weighted RRF
+    of the two ranks, and convex min-max of the two scores), their rerank weight chosen on the
+    held-out fold (every weight is printed there) and applied unchanged on test;
   * multi-query latency: ``MultiQueryFusionRetriever(num_queries=3)`` with a scripted chat
     model that answers instantly, against one retrieval round (median ms over queries), with
     the local index and with every source answering after 50 ms (a store over the network).
@@ -31,11 +34,18 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import Field
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_CACHE, beir_with_embeddings, data_dir, save_json
 
-from langchain_fusion import FusionRetriever, HybridIndex, Source
-from langchain_fusion.evaluation import compare, evaluate, load_beir
+from langchain_fusion import FusionRetriever, HybridIndex, Source, fusion
+from langchain_fusion.evaluation import compare, evaluate, evaluate_run, load_beir
+from langchain_fusion.evaluation.evaluate import paired_p_value
+from langchain_fusion.rerank import rerank_documents
 from langchain_fusion.sources import HybridDenseSource, HybridKeywordSource
 from langchain_fusion.tfidf import TfidfSource, tfidf_fusion
 
@@ -71,8 +81,9 @@ def systems(index: HybridIndex, reranker: str | None, top_n: int) -> dict[str, A
         ),
     }
     if reranker:
-        # the retriever rescores max(k, top_n) and returns k: k = top_n keeps the cost at top_n
-        # pairs per query, so its recall@100 is a recall@top_n
+        # the retriever rescores max(k, top_n) and returns k: measure() asks it for k = top_n
+        # (not the 100 of the other rows), so it rescores top_n pairs per query and its
+        # recall@100 is a recall@top_n
         out[f"defaults + cross-encoder rerank (top {top_n}, returns {top_n})"] = (
             FusionRetriever.from_index(index, k=top_n, reranker=reranker, rerank_top_n=top_n)
         )
@@ -99,15 +110,116 @@ def lexical_systems(index: HybridIndex) -> dict[str, Any]:
     }
 
 
+class Recorded(BaseRetriever):
+    """Runs ``inner`` unchanged and keeps, per query, each returned document's rerank breakdown.
+
+    From one real reranked run this gives the reranker's order and the fused order of the same
+    top-N, so rank blends of the two can be scored without running the cross-encoder again.
+    """
+
+    inner: Any
+    k: int
+    log: dict[str, list[tuple[str, int, float, float]]] = Field(default_factory=dict)
+
+    def _get_relevant_documents(self, query: str, *, run_manager: Any, **kwargs: Any) -> Any:
+        # always its own k (= rerank_top_n): the k=100 evaluate asks for would make the
+        # reranker rescore 100 documents instead of the top_n it is configured for
+        docs = self.inner.invoke(query, k=self.k)
+        self.log[query] = [
+            (
+                str(d.id),
+                int(d.metadata["fusion"]["rerank"]["fused_rank"]),
+                float(d.metadata["fusion"]["score"]),
+                float(d.metadata["fusion"]["rerank"]["score"]),
+            )
+            for d in docs
+        ]
+        return docs
+
+
+BLEND_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def blend_runs(
+    log: dict[str, list[tuple[str, int, float, float]]], queries: dict[str, str], weight: float
+) -> dict[str, dict[str, list[str]]]:
+    """Runs that blend the reranker with the fused list it reordered, ``weight`` on the reranker.
+
+    ``convex``: the package's ``rerank_weight`` (``rerank_documents(..., weight=weight)``, fed
+    the recorded cross-encoder scores instead of running it again); ``rrf``: weighted Reciprocal
+    Rank Fusion of the two ranks (k = 60, ``fusion.rrf_fusion``), for comparison.
+    """
+    runs: dict[str, dict[str, list[str]]] = {"rrf": {}, "convex": {}}
+    w = np.array([weight, 1.0 - weight])
+    for qid, text in queries.items():
+        rows = sorted(log.get(text, []), key=lambda r: r[1])  # fused order, as reranked
+        if not rows:
+            runs["rrf"][qid] = runs["convex"][qid] = []
+            continue
+        by_id = {r[0]: r for r in rows}
+        reranked = sorted(rows, key=lambda r: -r[3])
+        rerank_rank = np.array([1 + [x[0] for x in reranked].index(r[0]) for r in rows])
+        by_rank = fusion.rrf_fusion(np.vstack([rerank_rank, [r[1] for r in rows]]), w)
+        runs["rrf"][qid] = [rows[i][0] for i in fusion.top_k(by_rank, len(rows))]
+        docs = [
+            Document(r[0], id=r[0], metadata={"fusion": {"score": r[2], "rank": r[1]}})
+            for r in rows
+        ]
+        recorded = [by_id[r[0]][3] for r in rows]
+        out = rerank_documents(lambda q, t, s=recorded: s, text, docs, len(docs), weight=weight)
+        runs["convex"][qid] = [str(d.id) for d in out]
+    return runs
+
+
+def blend_reports(
+    log: dict[str, list[tuple[str, int, float, float]]],
+    queries: dict[str, str],
+    qrels: Any,
+    weights: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Reports of the rerank blends: each weight of ``BLEND_WEIGHTS``, or the given one per kind."""
+    out: dict[str, Any] = {}
+    for w in BLEND_WEIGHTS:
+        runs = blend_runs(log, queries, w)
+        for kind, run in runs.items():
+            if weights is None or abs(weights[kind] - w) < 1e-9:
+                report = evaluate_run(run, qrels, metrics=METRICS)
+                out[f"rerank blended with fused ({kind}, rerank weight {w:.1f})"] = report
+    return out
+
+
+def best_blend_weights(reports: dict[str, Any]) -> dict[str, float]:
+    """The rerank weight with the best nDCG@10 per blend kind (ties: the smaller weight)."""
+    best: dict[str, tuple[float, float]] = {}
+    for name, rep in reports.items():
+        kind = "rrf" if "(rrf," in name else "convex"
+        w = float(name.rsplit(" ", 1)[1].rstrip(")"))
+        value = rep.metrics["ndcg@10"]
+        if kind not in best or value > best[kind][0] + 1e-12:
+            best[kind] = (value, w)
+    return {kind: w for kind, (_, w) in best.items()}
+
+
 def measure(
     label: str,
     retrievers: dict[str, Any],
     queries: dict[str, str],
     qrels: Any,
     baseline: str = DEFAULTS,
-) -> tuple[str, dict[str, dict[str, float]]]:
-    reports = {}
+    blend: dict[str, float] | None = None,
+) -> tuple[str, dict[str, Any], dict[str, float]]:
+    """Score every retriever; a reranking one also gives its rank blends with the fused list.
+
+    ``blend`` fixes the blend weights (chosen on held-out queries); without it every weight in
+    ``BLEND_WEIGHTS`` is scored and the best per kind is returned as the third value.
+    """
+    reports: dict[str, Any] = {}
+    chosen: dict[str, float] = {}
+    recorder_logs: dict[str, Any] = {}
     for name, r in retrievers.items():
+        recorder = None
+        if "rerank" in name:
+            r = recorder = Recorded(inner=r, k=r.k)
         t0 = time.perf_counter()
         # a cross-encoder uses both cores per batch: one query at a time (no oversubscription)
         workers = 1 if "rerank" in name else None
@@ -119,12 +231,32 @@ def measure(
             f"({time.perf_counter() - t0:.0f} s)",
             flush=True,
         )
+        if recorder is not None:
+            blends = blend_reports(recorder.log, queries, qrels, blend)
+            chosen = blend or best_blend_weights(blends)
+            if blend is None:  # the sweep is printed; the table keeps the best of each kind
+                for bname, rep in blends.items():
+                    print(f"  {label} | {bname}: nDCG@10 {rep.metrics['ndcg@10']:.4f}", flush=True)
+                blends = blend_reports(recorder.log, queries, qrels, chosen)
+            reports.update(blends)
+            recorder_logs.update(recorder.log)
     table = compare(reports, baseline=baseline)
-    results = {
-        name: {**rep.metrics, "ms_per_query": 1000 * rep.seconds / max(rep.n_queries, 1)}
-        for name, rep in reports.items()
-    }
-    return table, results
+    base = reports[baseline]
+    results: dict[str, dict[str, Any]] = {}
+    for name, rep in reports.items():
+        ms = 1000 * (rep.seconds or 0.0) / max(rep.n_queries, 1)
+        results[name] = {**rep.metrics, "ms_per_query": ms}
+        if "rerank" in name:  # the exact p-value, not only the dagger
+            common = [q for q in rep.per_query if q in base.per_query]
+            p = paired_p_value(
+                [rep.per_query[q]["ndcg@10"] for q in common],
+                [base.per_query[q]["ndcg@10"] for q in common],
+            )
+            results[name]["p_ndcg@10_vs_baseline"] = p
+            print(f"  {label} | {name}: p = {p:.4f} against {baseline}", flush=True)
+    if recorder_logs:
+        results["rerank_log"] = recorder_logs  # per query (id, fused rank, fused, rerank score)
+    return table, results, chosen
 
 
 class Remote(Source):
@@ -240,7 +372,9 @@ def main() -> None:
             index.add_documents(ds.corpus)
             label = f"{name} {split} ({len(ds.queries)} queries), lexical only"
             print(f"\n## {label}", flush=True)
-            table, results = measure(label, lexical_systems(index), ds.queries, ds.qrels, LEXICAL)
+            table, results, _ = measure(
+                label, lexical_systems(index), ds.queries, ds.qrels, LEXICAL
+            )
             tables.append(f"### {label}\n\n{table}")
             payload[f"{name}/{split}/lexical"] = results
             continue
@@ -248,7 +382,9 @@ def main() -> None:
         ds = data[split]
         index = HybridIndex(emb)
         index.add_documents(ds.corpus)
-        # first: the held-out fold decides before any test query is scored
+        # first: the held-out fold decides before any test query is scored, and fixes the weights
+        # of the rerank blends scored on test
+        blend: dict[str, float] | None = None
         if args.reranker and (args.heldout or args.heldout_only):
             from train_reranker import FOLDS, folds
 
@@ -263,15 +399,17 @@ def main() -> None:
             }
             hl = f"{name} train, held-out fold ({len(queries)} queries)"
             print(f"\n## {hl}", flush=True)
-            table, results = measure(hl, subset, queries, qrels)
+            table, results, blend = measure(hl, subset, queries, qrels)
+            print(f"  blend weights chosen on the held-out fold: {blend}", flush=True)
+            payload[f"{name}/blend_weights"] = blend
             tables.append(f"### {hl}\n\n{table}")
             payload[f"{name}/train-heldout"] = results
             if args.heldout_only:
                 continue
         label = f"{name} {split} ({len(ds.queries)} queries)"
         print(f"\n## {label}", flush=True)
-        table, results = measure(
-            label, systems(index, args.reranker, args.top_n), ds.queries, ds.qrels
+        table, results, _ = measure(
+            label, systems(index, args.reranker, args.top_n), ds.queries, ds.qrels, blend=blend
         )
         tables.append(f"### {label}\n\n{table}")
         payload[f"{name}/{split}"] = results
@@ -289,8 +427,14 @@ def main() -> None:
     if args.out:
         save_json(args.out, payload)
         print(f"\nwrote {args.out}")
-    else:
-        print(json.dumps(payload, indent=1))
+    else:  # the per-query rerank logs only go to --out
+        brief = {
+            key: {n: v for n, v in val.items() if n != "rerank_log"}
+            if isinstance(val, dict)
+            else val
+            for key, val in payload.items()
+        }
+        print(json.dumps(brief, indent=1))
 
 
 if __name__ == "__main__":

@@ -496,7 +496,8 @@ class MultiQueryFusionRetriever(BaseRetriever):
         if reranker is not None:
             from langchain_fusion.rerank import rerank_documents
 
-            out = rerank_documents(reranker, query, out, k)
+            weight = float(getattr(self.retriever, "rerank_weight", 1.0))
+            out = rerank_documents(reranker, query, out, k, weight=weight)
         return out
 
     def _decorate(

@@ -10,8 +10,16 @@ reranker's score. The reranker can be
   ``metadata["relevance_score"]`` is used as the score when it sets one;
 * a function ``(query, texts) -> scores``.
 
+``rerank_weight`` below 1 blends instead of replacing: each candidate's reranker score and its
+fused score, both min-max normalised over the candidates, are mixed ``rerank_weight`` to
+``1 - rerank_weight``, so a reranker that knows the domain less well than the fused list moves
+it without overruling it. (A cross-encoder fine-tuned here on 648 SciFact claims scores 0.680
+nDCG@10 on SciFact test alone against the fused list's 0.733, and 0.749 blended at 0.4; see the
+benchmarks.)
+
 Each document keeps its fusion breakdown and gains ``metadata["fusion"]["rerank"]``:
-``{"score", "fused_rank"}`` (``rank`` becomes the reranked position). A reranker that fails or
+``{"score", "fused_rank"}``, plus ``"blended"`` when ``rerank_weight < 1`` (``rank`` becomes the
+reranked position). A reranker that fails or
 returns documents it was not given is not trusted: the fused order is returned with a warning
 that says so (``on_error="raise"`` raises instead).
 """
@@ -29,9 +37,16 @@ from typing import Any
 import numpy as np
 from langchain_core.documents import BaseDocumentCompressor, Document
 
+from langchain_fusion.fusion import convex_fusion, minmax
 from langchain_fusion.sources import content_key
 
-__all__ = ["RerankError", "check_reranker", "load_cross_encoder", "rerank_documents"]
+__all__ = [
+    "RerankError",
+    "check_rerank_weight",
+    "check_reranker",
+    "load_cross_encoder",
+    "rerank_documents",
+]
 
 DEFAULT_TOP_N = 50
 """Fused candidates the reranker rescores by default."""
@@ -195,11 +210,16 @@ def rerank_documents(
     *,
     callbacks: Any = None,
     on_error: str = "warn",
+    weight: float = 1.0,
 ) -> list[Document]:
     """Rescore fused documents with ``reranker`` and return the best ``k``.
 
     Documents a compressor drops come after the ones it kept (in fused order, without a rerank
     score), so ``k`` documents come back whenever ``k`` were given.
+
+    With ``weight < 1`` the order is by ``weight * minmax(rerank score) + (1 - weight) *
+    minmax(fused score)`` over the scored documents; the fused score is
+    ``metadata["fusion"]["score"]`` (the fused position when a document has none).
 
     Args:
         reranker: A ``CrossEncoder`` (or its local path), a ``BaseDocumentCompressor`` or a
@@ -209,6 +229,8 @@ def rerank_documents(
         k: How many to return.
         callbacks: LangChain callbacks for a compressor.
         on_error: ``"warn"`` (fused order with a warning) or ``"raise"`` (`RerankError`).
+        weight: The reranker's share of the order, in [0, 1]: 1 (the default) orders by the
+            reranker alone, 0 keeps the fused order.
 
     Returns:
         The reranked documents with ``metadata["fusion"]["rerank"]`` set.
@@ -222,8 +244,12 @@ def rerank_documents(
         >>> top = rerank_documents(by_overlap, "why is the sky blue", docs, 1)
         >>> top[0].page_content, top[0].metadata["fusion"]["rerank"]
         ('the sky is blue', {'score': 4.0, 'fused_rank': 2})
+        >>> half = rerank_documents(by_overlap, "why is the sky blue", docs, 2, weight=0.5)
+        >>> [d.metadata["fusion"]["rerank"]["blended"] for d in half]  # a tie: fused order first
+        [0.5, 0.5]
 
     """
+    weight = check_rerank_weight(weight)
     docs = list(documents)
     if not docs:
         return []
@@ -239,6 +265,9 @@ def rerank_documents(
             f"{message}; returned the fused order without reranking", UserWarning, stacklevel=3
         )
         return docs[:k]
+    blended: dict[int, float] = {}
+    if weight < 1.0:
+        ranked, blended = _blend(ranked, docs, weight)
     kept = {i for i, _ in ranked}
     ranked += [(i, None) for i in range(len(docs)) if i not in kept]
     out = []
@@ -247,7 +276,59 @@ def rerank_documents(
         meta = dict(doc.metadata)
         info = dict(meta.get("fusion") or {})
         info["rerank"] = {"score": score, "fused_rank": int(info.get("rank", i + 1))}
+        if i in blended:
+            info["rerank"]["blended"] = blended[i]
         info["rank"] = new_rank
         meta["fusion"] = info
         out.append(Document(page_content=doc.page_content, metadata=meta, id=doc.id))
     return out
+
+
+def check_rerank_weight(weight: Any) -> float:
+    """Return ``weight`` as a float if it is a number in [0, 1], else raise ValueError.
+
+    Example:
+        >>> check_rerank_weight(0.4)
+        0.4
+        >>> check_rerank_weight(2)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: rerank_weight must be a number in [0, 1] (1 = the reranker alone, ...
+
+    """
+    ok = isinstance(weight, (int, float)) and not isinstance(weight, bool)
+    if not ok or not 0.0 <= float(weight) <= 1.0:
+        raise ValueError(
+            "rerank_weight must be a number in [0, 1] (1 = the reranker alone, 0 = the fused "
+            f"order); got {weight!r}"
+        )
+    return float(weight)
+
+
+def _blend(
+    ranked: list[tuple[int, float | None]], docs: Sequence[Document], weight: float
+) -> tuple[list[tuple[int, float | None]], dict[int, float]]:
+    """Reorder the scored documents by the weighted min-max blend of rerank and fused scores.
+
+    Documents without a rerank score (a compressor gave none) keep the reranker's order after
+    the blended ones. Ties keep the fused order.
+    """
+    rerank_score = {i: score for i, score in ranked if score is not None}
+    if not rerank_score:
+        return ranked, {}
+    scored = sorted(rerank_score)
+    fused: list[float] = []
+    for i in scored:
+        value = (docs[i].metadata.get("fusion") or {}).get("score")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            fused.append(float(value))
+        else:
+            fused.append(math.nan)
+    if not all(math.isfinite(f) for f in fused):  # no usable fused score: the fused position
+        fused = [-float(i) for i in scored]
+    scores = np.vstack([minmax([rerank_score[i] for i in scored]), minmax(fused)])
+    mixed = convex_fusion(scores, np.array([weight, 1.0 - weight]))
+    order = np.argsort(-mixed, kind="stable")  # scored is in fused order: ties keep it
+    blended = {scored[j]: round(float(mixed[j]), 6) for j in order}
+    out: list[tuple[int, float | None]] = [(scored[j], rerank_score[scored[j]]) for j in order]
+    return out + [(i, s) for i, s in ranked if s is None], blended

@@ -213,6 +213,11 @@ class FusionRetriever(BaseRetriever):
     ``BaseDocumentCompressor``, or a function ``(query, texts) -> scores``. Off by default."""
     rerank_top_n: int = 50
     """Fused candidates the ``reranker`` rescores (default 50); ``k`` of them are returned."""
+    rerank_weight: float = 1.0
+    """The reranker's share of the final order, in [0, 1]: 1 (default) orders by its score
+    alone; below 1, by ``rerank_weight`` times its min-max normalised score plus the rest times
+    the min-max normalised fused score. Lower it for a reranker that knows your domain less
+    well than the fused list does."""
 
     @model_validator(mode="before")
     @classmethod
@@ -244,6 +249,10 @@ class FusionRetriever(BaseRetriever):
             data["names"] = _default_names(sources)
         # the fusion options as given (before pydantic coerces, e.g. alpha=True to 1.0)
         FusionSpec().with_overrides(**{k: data[k] for k in _SPEC_OPTIONS if k in data})
+        if "rerank_weight" in data:  # as given, too (pydantic would take True or "0.5")
+            from langchain_fusion.rerank import check_rerank_weight
+
+            check_rerank_weight(data["rerank_weight"])
         return data
 
     @model_validator(mode="after")
@@ -259,9 +268,10 @@ class FusionRetriever(BaseRetriever):
                 f"got {self.names!r}"
             )
         self.fusion_spec()  # validates every fusion option against these retrievers
-        if self.reranker is not None:
-            from langchain_fusion.rerank import check_reranker
+        from langchain_fusion.rerank import check_rerank_weight, check_reranker
 
+        check_rerank_weight(self.rerank_weight)
+        if self.reranker is not None:
             check_reranker(self.reranker)
             n = self.rerank_top_n
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -825,7 +835,14 @@ class FusionRetriever(BaseRetriever):
         from langchain_fusion.rerank import rerank_documents
 
         docs = self._finish(pool, s.with_overrides(k=max(s.k, self.rerank_top_n)))
-        return rerank_documents(self.reranker, query, docs, s.k, callbacks=run_manager.get_child())
+        return rerank_documents(
+            self.reranker,
+            query,
+            docs,
+            s.k,
+            callbacks=run_manager.get_child(),
+            weight=self.rerank_weight,
+        )
 
     def explain(self, query: str, **kwargs: Any) -> str:
         """Return a readable table of the fused results and each retriever's contribution.

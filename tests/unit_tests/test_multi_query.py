@@ -234,6 +234,16 @@ def test_with_a_reranker_on_the_wrapped_retriever() -> None:
     assert len(docs) == 2 and docs[0].id == "tax"
     assert docs[0].metadata["fusion"]["rerank"]["score"] == 1.0
     assert "rerank" in r.explain(QUESTION).splitlines()[1]
+    plain = MultiQueryFusionRetriever(
+        retriever=base(k=2), llm=scripted("chest pain"), num_queries=1
+    )
+    kept = MultiQueryFusionRetriever(
+        retriever=base(k=2, reranker=prefer_tax, rerank_weight=0.0),
+        llm=scripted("chest pain"),
+        num_queries=1,
+    )
+    assert [d.id for d in kept.invoke(QUESTION)] == [d.id for d in plain.invoke(QUESTION)]
+    assert all("blended" in d.metadata["fusion"]["rerank"] for d in kept.invoke(QUESTION))
 
 
 def test_synonym_notes_and_max_per_source() -> None:

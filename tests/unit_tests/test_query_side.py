@@ -190,6 +190,50 @@ def test_function_reranker_rescores_the_fused_top_n(index: HybridIndex) -> None:
     assert header.split()[:3] == ["#", "fused", "rerank"]
 
 
+def test_rerank_weight_blends_the_reranker_with_the_fused_order(index: HybridIndex) -> None:
+    query = "flu shot influenza cough"
+    fused = FusionRetriever.from_index(index, k=6).invoke(query)
+    by_fused = {d.id: d.metadata["fusion"]["score"] for d in fused}
+    reverse = lambda q, texts: [float(i) for i in range(len(texts))]  # noqa: E731 - last first
+    alone = FusionRetriever.from_index(index, k=6, reranker=reverse, rerank_top_n=6)
+    assert [d.id for d in alone.invoke(query)] == [d.id for d in fused][::-1]
+    none = FusionRetriever.from_index(index, k=6, reranker=reverse, rerank_weight=0.0)
+    assert [d.id for d in none.invoke(query)] == [d.id for d in fused]
+    half = FusionRetriever.from_index(index, k=6, reranker=reverse, rerank_weight=0.3)
+    docs = half.invoke(query)
+    # the blend by hand: 0.3 * minmax(rerank) + 0.7 * minmax(fused score) over the six
+    rerank = {d.id: float(i) for i, d in enumerate(fused)}
+    lo_r, hi_r = min(rerank.values()), max(rerank.values())
+    lo_f, hi_f = min(by_fused.values()), max(by_fused.values())
+    expected = {
+        i: 0.3 * (rerank[i] - lo_r) / (hi_r - lo_r) + 0.7 * (by_fused[i] - lo_f) / (hi_f - lo_f)
+        for i in rerank
+    }
+    got = {d.id: d.metadata["fusion"]["rerank"]["blended"] for d in docs}
+    assert got == pytest.approx(expected, abs=1e-6)
+    assert [d.id for d in docs] == sorted(expected, key=lambda i: -expected[i])
+    assert all(d.metadata["fusion"]["rerank"]["score"] == rerank[d.id] for d in docs)
+    assert [d.metadata["fusion"]["rank"] for d in docs] == [1, 2, 3, 4, 5, 6]
+
+
+def test_rerank_weight_keeps_documents_a_compressor_dropped_last(index: HybridIndex) -> None:
+    r = FusionRetriever.from_index(
+        index, k=4, reranker=KeepWord(word="influenza"), rerank_weight=0.5
+    )
+    docs = r.invoke("flu shot")
+    rr = [d.metadata["fusion"]["rerank"] for d in docs]
+    assert [x["score"] for x in rr] == [0.9, 0.9, None, None]
+    assert all("blended" in x for x in rr[:2]) and not any("blended" in x for x in rr[2:])
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), True, "0.5", None])
+def test_bad_rerank_weight(index: HybridIndex, bad: Any) -> None:
+    with pytest.raises(ValueError, match=r"rerank_weight must be a number in \[0, 1\]"):
+        FusionRetriever.from_index(index, reranker=overlap, rerank_weight=bad)
+    with pytest.raises(ValueError, match="rerank_weight must be a number"):
+        rerank_documents(overlap, "q", [Document("a")], 1, weight=bad)
+
+
 class KeepWord(BaseDocumentCompressor):
     """A LangChain compressor: keeps documents with a word, scores them, optionally lies."""
 
