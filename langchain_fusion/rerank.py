@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from langchain_core.documents import BaseDocumentCompressor, Document
 
-from langchain_fusion.fusion import convex_fusion, minmax
+from langchain_fusion.fusion import FusionSpec, Pool, fuse
 from langchain_fusion.sources import content_key
 
 __all__ = [
@@ -310,25 +310,25 @@ def _blend(
 ) -> tuple[list[tuple[int, float | None]], dict[int, float]]:
     """Reorder the scored documents by the weighted min-max blend of rerank and fused scores.
 
-    Documents without a rerank score (a compressor gave none) keep the reranker's order after
-    the blended ones. Ties keep the fused order.
+    The package's fusion operation does the blend: a two-row pool (the reranker, the fused
+    list) fused with ``FusionSpec(alpha=weight)``. Documents without a rerank score (a
+    compressor gave none) keep the reranker's order after the blended ones.
     """
-    rerank_score = {i: score for i, score in ranked if score is not None}
-    if not rerank_score:
+    scored = [(i, score) for i, score in ranked if score is not None]
+    if not scored:
         return ranked, {}
-    scored = sorted(rerank_score)
-    fused: list[float] = []
-    for i in scored:
-        value = (docs[i].metadata.get("fusion") or {}).get("score")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            fused.append(float(value))
-        else:
-            fused.append(math.nan)
-    if not all(math.isfinite(f) for f in fused):  # no usable fused score: the fused position
-        fused = [-float(i) for i in scored]
-    scores = np.vstack([minmax([rerank_score[i] for i in scored]), minmax(fused)])
-    mixed = convex_fusion(scores, np.array([weight, 1.0 - weight]))
-    order = np.argsort(-mixed, kind="stable")  # scored is in fused order: ties keep it
-    blended = {scored[j]: round(float(mixed[j]), 6) for j in order}
-    out: list[tuple[int, float | None]] = [(scored[j], rerank_score[scored[j]]) for j in order]
+    positions = [i for i, _ in scored]
+    fused = [(docs[i].metadata.get("fusion") or {}).get("score") for i in positions]
+    usable = (isinstance(f, (int, float)) and not isinstance(f, bool) for f in fused)
+    if not all(usable) or not np.isfinite(np.asarray(fused, dtype=np.float64)).all():
+        fused = [-float(i) for i in positions]  # no usable fused score: the fused position
+    n = len(scored)
+    pool = Pool(
+        raw=np.array([[float(s) for _, s in scored], fused], dtype=np.float64),
+        found_rank=np.vstack([np.arange(1, n + 1), np.argsort(np.argsort(positions)) + 1]),
+        has_scores=np.array([True, True]),
+    )
+    result = fuse(pool, FusionSpec(alpha=weight))
+    blended = {positions[j]: round(float(result.fused[j]), 6) for j in result.order}
+    out: list[tuple[int, float | None]] = [scored[j] for j in result.order]
     return out + [(i, s) for i, s in ranked if s is None], blended

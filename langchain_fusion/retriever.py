@@ -268,10 +268,9 @@ class FusionRetriever(BaseRetriever):
                 f"got {self.names!r}"
             )
         self.fusion_spec()  # validates every fusion option against these retrievers
-        from langchain_fusion.rerank import check_rerank_weight, check_reranker
-
-        check_rerank_weight(self.rerank_weight)
         if self.reranker is not None:
+            from langchain_fusion.rerank import check_reranker
+
             check_reranker(self.reranker)
             n = self.rerank_top_n
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
