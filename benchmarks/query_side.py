@@ -31,6 +31,7 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,9 @@ class Recorded(BaseRetriever):
 BLEND_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
+Blend = tuple[str, float]  # (kind, rerank weight)
+
+
 def blend_runs(
     log: dict[str, list[tuple[str, int, float, float]]], queries: dict[str, str], weight: float
 ) -> dict[str, dict[str, list[str]]]:
@@ -147,25 +151,21 @@ def blend_runs(
 
     ``convex``: the package's ``rerank_weight`` (``rerank_documents(..., weight=weight)``, fed
     the recorded cross-encoder scores instead of running it again); ``rrf``: weighted Reciprocal
-    Rank Fusion of the two ranks (k = 60, ``fusion.rrf_fusion``), for comparison.
+    Rank Fusion of the two ranks (the package's ``fuse``, ``method="rrf"``), for comparison.
     """
     runs: dict[str, dict[str, list[str]]] = {"rrf": {}, "convex": {}}
-    w = np.array([weight, 1.0 - weight])
     for qid, text in queries.items():
-        rows = sorted(log.get(text, []), key=lambda r: r[1])  # fused order, as reranked
-        if not rows:
-            runs["rrf"][qid] = runs["convex"][qid] = []
-            continue
-        by_id = {r[0]: r for r in rows}
-        reranked = sorted(rows, key=lambda r: -r[3])
-        rerank_rank = np.array([1 + [x[0] for x in reranked].index(r[0]) for r in rows])
-        by_rank = fusion.rrf_fusion(np.vstack([rerank_rank, [r[1] for r in rows]]), w)
-        runs["rrf"][qid] = [rows[i][0] for i in fusion.top_k(by_rank, len(rows))]
+        rows = log.get(text, [])  # in the reranker's order
+        ranks = np.array([[i + 1 for i in range(len(rows))], [r[1] for r in rows]])
+        pool = fusion.Pool(np.ones(ranks.shape), ranks, np.array([True, True]))
+        by_rank = fusion.fuse(pool, fusion.FusionSpec(method="rrf", alpha=weight)).order
+        runs["rrf"][qid] = [rows[j][0] for j in by_rank]
+        in_fused_order = sorted(rows, key=lambda r: r[1])
         docs = [
             Document(r[0], id=r[0], metadata={"fusion": {"score": r[2], "rank": r[1]}})
-            for r in rows
+            for r in in_fused_order
         ]
-        recorded = [by_id[r[0]][3] for r in rows]
+        recorded = [r[3] for r in in_fused_order]
         out = rerank_documents(lambda q, t, s=recorded: s, text, docs, len(docs), weight=weight)
         runs["convex"][qid] = [str(d.id) for d in out]
     return runs
@@ -175,29 +175,18 @@ def blend_reports(
     log: dict[str, list[tuple[str, int, float, float]]],
     queries: dict[str, str],
     qrels: Any,
-    weights: dict[str, float] | None = None,
-) -> dict[str, Any]:
-    """Reports of the rerank blends: each weight of ``BLEND_WEIGHTS``, or the given one per kind."""
-    out: dict[str, Any] = {}
-    for w in BLEND_WEIGHTS:
-        runs = blend_runs(log, queries, w)
-        for kind, run in runs.items():
-            if weights is None or abs(weights[kind] - w) < 1e-9:
-                report = evaluate_run(run, qrels, metrics=METRICS)
-                out[f"rerank blended with fused ({kind}, rerank weight {w:.1f})"] = report
+    weights: Iterable[float],
+) -> dict[Blend, Any]:
+    """Evaluation reports of both blend kinds at each of ``weights``."""
+    out: dict[Blend, Any] = {}
+    for w in weights:
+        for kind, run in blend_runs(log, queries, w).items():
+            out[kind, w] = evaluate_run(run, qrels, metrics=METRICS)
     return out
 
 
-def best_blend_weights(reports: dict[str, Any]) -> dict[str, float]:
-    """The rerank weight with the best nDCG@10 per blend kind (ties: the smaller weight)."""
-    best: dict[str, tuple[float, float]] = {}
-    for name, rep in reports.items():
-        kind = "rrf" if "(rrf," in name else "convex"
-        w = float(name.rsplit(" ", 1)[1].rstrip(")"))
-        value = rep.metrics["ndcg@10"]
-        if kind not in best or value > best[kind][0] + 1e-12:
-            best[kind] = (value, w)
-    return {kind: w for kind, (_, w) in best.items()}
+def blend_name(kind: str, weight: float) -> str:
+    return f"rerank blended with fused ({kind}, rerank weight {weight:.1f})"
 
 
 def measure(
@@ -232,13 +221,17 @@ def measure(
             flush=True,
         )
         if recorder is not None:
-            blends = blend_reports(recorder.log, queries, qrels, blend)
-            chosen = blend or best_blend_weights(blends)
+            weights = BLEND_WEIGHTS if blend is None else sorted(set(blend.values()))
+            blends = blend_reports(recorder.log, queries, qrels, weights)
+            chosen = blend or {}
             if blend is None:  # the sweep is printed; the table keeps the best of each kind
-                for bname, rep in blends.items():
-                    print(f"  {label} | {bname}: nDCG@10 {rep.metrics['ndcg@10']:.4f}", flush=True)
-                blends = blend_reports(recorder.log, queries, qrels, chosen)
-            reports.update(blends)
+                for (kind, w), rep in blends.items():
+                    ndcg = rep.metrics["ndcg@10"]
+                    print(f"  {label} | {blend_name(kind, w)}: nDCG@10 {ndcg:.4f}", flush=True)
+                    if kind not in chosen or ndcg > blends[kind, chosen[kind]].metrics["ndcg@10"]:
+                        chosen[kind] = w  # ties: the smaller weight
+            for kind, w in chosen.items():
+                reports[blend_name(kind, w)] = blends[kind, w]
             recorder_logs.update(recorder.log)
     table = compare(reports, baseline=baseline)
     base = reports[baseline]
